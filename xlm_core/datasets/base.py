@@ -1,0 +1,101 @@
+"""The dataset contract every loader returns.
+
+A loader reads one dataset root (real layout or a synthetic phantom written in
+that layout) and returns a :class:`LandmarkSet`: the usable samples with float
+landmarks in original-image pixels, the physical-scale rule, the paper's split
+and every problem found along the way (nothing is silently dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset root. ``fatal``: the image cannot be used."""
+
+    file: str
+    problem: str
+    fatal: bool = True
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a radial error in original-image pixels becomes the dataset's unit.
+
+    - fixed spacing (head): ``unit="mm", mm_per_px=0.1``
+    - wrist rule (hand): ``unit="mm", wrist_pair=(1, 5)`` (0-based landmark indices),
+      ``mm_per_px = wrist_mm / |p[a] - p[b]|`` per image, from the ground truth
+    - pixels (chest): ``unit="px"``
+    """
+
+    unit: str = "px"
+    mm_per_px: float | None = None
+    wrist_pair: tuple[int, int] | None = None
+    wrist_mm: float = 50.0
+
+    def factors(self, gt_landmarks_px: np.ndarray) -> np.ndarray:
+        """Unit per pixel for each image. ``gt_landmarks_px``: ``(N, L, 2)`` (x, y). Returns ``(N,)``."""
+        gt = np.asarray(gt_landmarks_px, dtype=np.float64)
+        n = gt.shape[0]
+        if self.wrist_pair is not None:
+            a, b = self.wrist_pair
+            width_px = np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+            return self.wrist_mm / width_px
+        if self.mm_per_px is not None:
+            return np.full(n, float(self.mm_per_px))
+        return np.ones(n)
+
+    def describe(self) -> str:
+        if self.wrist_pair is not None:
+            a, b = self.wrist_pair
+            return f"mm: {self.wrist_mm:g} mm / distance between landmarks {a + 1} and {b + 1} (1-based)"
+        if self.mm_per_px is not None:
+            return f"mm: {self.mm_per_px:g} mm per original pixel"
+        return "px: original-image pixels"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One annotated image. ``landmarks``: ``(L, 2)`` float64, (x, y) in original pixels."""
+
+    id: str
+    image: Path
+    landmarks: np.ndarray
+
+
+@dataclass
+class LandmarkSet:
+    """A loaded dataset: usable samples (sorted by id), its rules and its problems."""
+
+    name: str
+    root: Path
+    samples: list[Sample]
+    landmark_names: list[str]
+    scale: Scale
+    thresholds: tuple[float, ...]
+    train_size: tuple[int, int]  # (H, W) the paper trains at
+    test_size: tuple[int, int]  # (H, W) the paper evaluates at
+    train_ids: list[str]
+    test_ids: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    synthetic: bool = False
+
+    @property
+    def n_landmarks(self) -> int:
+        return len(self.landmark_names)
+
+    @property
+    def data_source(self) -> str:
+        return "synthetic" if self.synthetic else "real"
+
+    def by_id(self) -> dict[str, Sample]:
+        return {s.id: s for s in self.samples}
+
+    def subset(self, ids: list[str]) -> list[Sample]:
+        index = self.by_id()
+        return [index[i] for i in ids]
