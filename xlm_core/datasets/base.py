@@ -61,11 +61,15 @@ class Scale:
 
 @dataclass(frozen=True)
 class Sample:
-    """One annotated image. ``landmarks``: ``(L, 2)`` float64, (x, y) in original pixels."""
+    """One annotated image. ``landmarks``: ``(L, 2)`` float64, (x, y) in original pixels.
+
+    ``size_wh``: the image's ``(W, H)`` in pixels as read by the loader (``None`` if unknown).
+    """
 
     id: str
     image: Path
     landmarks: np.ndarray
+    size_wh: tuple[int, int] | None = None
 
 
 @dataclass
@@ -84,6 +88,11 @@ class LandmarkSet:
     test_ids: list[str]
     problems: list[Problem] = field(default_factory=list)
     synthetic: bool = False
+    options: dict = field(default_factory=dict)  # the loader options that produced this set
+
+    @property
+    def fatal_problems(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
 
     @property
     def n_landmarks(self) -> int:

@@ -1,0 +1,97 @@
+"""The preprocessing cache: each image decoded and resized once per target size.
+
+Entries are keyed by the image file's *content* hash (not its path or time stamp), the
+target size and the resize method, stored as ``.npy`` files written atomically, so two
+processes filling the same cache never see half a file. A decode error raises
+:class:`XLMError` and writes nothing.
+
+Layout: ``CACHE_DIR/images/<hash[:2]>/<hash>_<H>x<W>_<method>.npy``. Default
+``CACHE_DIR``: ``$XLM_CACHE``, else ``~/.cache/xlm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from xlm_core import XLMError
+from xlm_core.imageio import read_image, resize_image
+from xlm_core.io import atomic_path
+
+#: Changes whenever read_image/resize_image would give different arrays: old entries are then ignored.
+RESIZE_METHOD = "pilbilinear1"
+_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XLM_CACHE") or Path.home() / ".cache" / "xlm")
+
+
+class PreprocessCache:
+    """Decoded, resized images on disk. ``load(path, (H, W))`` -> float32 ``(H, W)`` in [0, 1]."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._hashes: dict[tuple[str, int, int], str] = {}
+
+    def content_hash(self, path: str | os.PathLike) -> str:
+        """SHA-256 of the file's bytes (remembered per path, size and modification time)."""
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise XLMError(f"{path}: image file not found ({exc.strerror or exc})") from None
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        known = self._hashes.get(key)
+        if known is not None:
+            return known
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                while block := fh.read(_CHUNK):
+                    digest.update(block)
+        except OSError as exc:
+            raise XLMError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+        value = digest.hexdigest()
+        self._hashes[key] = value
+        return value
+
+    def entry_path(self, path: str | os.PathLike, size_hw: tuple[int, int]) -> Path:
+        """Where the resized array of ``path`` at ``size_hw`` = (H, W) is (or would be) stored."""
+        height, width = (int(v) for v in size_hw)
+        digest = self.content_hash(path)
+        return self.cache_dir / "images" / digest[:2] / f"{digest}_{height}x{width}_{RESIZE_METHOD}.npy"
+
+    def load(self, path: str | os.PathLike, size_hw: tuple[int, int]) -> np.ndarray:
+        """``read_image(path)`` resized to ``size_hw`` = (H, W): float32 ``(H, W)``.
+
+        Decodes only on a cache miss; a damaged cache entry is rebuilt.
+        """
+        height, width = (int(v) for v in size_hw)
+        entry = self.entry_path(path, (height, width))
+        if entry.is_file():
+            try:
+                array = np.load(entry, allow_pickle=False)
+                if array.shape == (height, width) and array.dtype == np.float32:
+                    return array
+            except (OSError, ValueError):
+                pass  # damaged entry: decode again and overwrite it
+        array = resize_image(read_image(path), (height, width))  # raises before any write
+        try:
+            with atomic_path(entry) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+        except OSError:
+            pass  # a read-only or full cache must not stop training; the array is still right
+        return array
+
+    def fingerprint(self, paths: Iterable[str | os.PathLike]) -> str:
+        """Content hash of a list of files (in the given order, with their base names)."""
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(Path(path).name.encode() + b"\0")
+            digest.update(self.content_hash(path).encode() + b"\n")
+        return digest.hexdigest()[:16]

@@ -1,0 +1,328 @@
+"""Bring your own dataset: LabelMe point files or one landmark CSV, no loader to write.
+
+**LabelMe** (``load_dataset("labelme", ROOT)``): one ``NAME.json`` per image anywhere
+under ROOT, each with ``shapes: [{"label": ..., "points": [[x, y]], "shape_type": "point"}]``.
+A label names its landmark by a 1-based number (``"7"``, ``"l7"``, ``"L7"``,
+``"landmark 7"``) or, when ``landmark_names`` is given, by name. The image is the JSON's
+``imagePath`` (relative to the JSON), else the image file with the same stem beside it.
+
+**Landmark CSV** (``load_dataset("landmark_csv", ROOT)``): ``ROOT/landmarks.csv`` (option
+``csv``) with header ``image_id,landmark,x,y`` (landmark 1-based, x, y in pixels of the
+original image); ``image_id`` is an image's file stem (or its path relative to ROOT)
+among the files matched by ``images`` (a glob under ROOT, default every image file).
+
+Options common to both: ``n_landmarks`` (default: the largest index found),
+``spacing`` (mm per original pixel; ``None``: errors in px), ``thresholds`` (default
+2, 2.5, 3, 4 mm or 3, 6, 9 px), ``train_size``/``test_size`` ((H, W), default 512x512),
+``train`` (count or fraction, default 80 %; the first ids in natural order train).
+Coordinates are taken as written: ``(x, y)`` pixels with pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+import csv as csv_module
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from xlm_core import XLMError
+from xlm_core.datasets.base import Sample, Scale
+from xlm_core.datasets.check import (
+    SYNTHETIC_MARKER,
+    ProblemLog,
+    find_duplicates,
+    parse_number,
+    read_synthetic_marker,
+    report_duplicates,
+    require_file,
+    require_root,
+    validate_sample,
+)
+from xlm_core.imageio import is_image_file
+
+THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
+THRESHOLDS_PX = (3.0, 6.0, 9.0)
+_NUMBERED = re.compile(r"^\s*(?:[A-Za-z]+[\s_\-]*)?0*(\d+)\s*$")
+
+
+def label_index(label: str, names: list[str] | None) -> int | None:
+    """0-based landmark index of a label (by name when ``names`` given, else by number)."""
+    text = str(label).strip()
+    if names:
+        lowered = [n.lower() for n in names]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+    match = _NUMBERED.match(text)
+    if match and int(match.group(1)) >= 1:
+        return int(match.group(1)) - 1
+    return None
+
+
+def _images_under(root: Path, pattern: str | None) -> list[Path]:
+    paths = root.glob(pattern) if pattern else root.rglob("*")
+    return sorted(p for p in paths if p.is_file() and is_image_file(p))
+
+
+def _settings(name_options: dict, n_landmarks: int, landmark_names, spacing, thresholds,
+              train_size, test_size, root: Path) -> dict:
+    names = list(landmark_names) if landmark_names else [f"L{i}" for i in range(1, n_landmarks + 1)]
+    if len(names) != n_landmarks:
+        raise XLMError(f"{len(names)} landmark_names given for {n_landmarks} landmarks")
+    if spacing is not None:
+        spacing = float(spacing)
+        if not spacing > 0:
+            raise XLMError(f"spacing must be a positive mm per pixel, got {spacing}")
+        scale = Scale(unit="mm", mm_per_px=spacing)
+    else:
+        scale = Scale(unit="px")
+    default_thresholds = THRESHOLDS_MM if spacing is not None else THRESHOLDS_PX
+    test_size = tuple(test_size) if test_size is not None else tuple(train_size)
+    return {
+        "landmark_names": names,
+        "scale": scale,
+        "thresholds": tuple(float(t) for t in (thresholds or default_thresholds)),
+        "train_size": tuple(int(v) for v in train_size),
+        "test_size": tuple(int(v) for v in test_size),
+        "paper_split": (None, None),
+        "synthetic": read_synthetic_marker(root) is not None,
+        "options": name_options,
+    }
+
+
+def _complete(
+    log: ProblemLog, where: Path, points: dict[int, list[tuple[float, float]]], n_landmarks: int,
+    context: str = "",
+) -> np.ndarray | None:
+    """Check that landmarks 1..n each occur exactly once; return ``(L, 2)`` or ``None``."""
+    usable = True
+    missing = [i + 1 for i in range(n_landmarks) if i not in points]
+    if missing:
+        log.add(where, f"{context}{n_landmarks - len(missing)} of {n_landmarks} landmarks; missing {missing}")
+        usable = False
+    repeated = sorted(i + 1 for i, v in points.items() if len(v) > 1)
+    if repeated:
+        log.add(where, f"{context}landmarks given more than once: {repeated}")
+        usable = False
+    extra = sorted(i + 1 for i in points if i >= n_landmarks)
+    if extra:
+        log.add(where, f"{context}landmark numbers beyond {n_landmarks}: {extra}")
+        usable = False
+    bad = sorted(i + 1 for i, v in points.items() if any(not np.isfinite(c).all() for c in v))
+    if bad:
+        log.add(where, f"{context}NaN or infinite coordinates for landmarks {bad}")
+        usable = False
+    if not usable:
+        return None
+    return np.asarray([points[i][0] for i in range(n_landmarks)], dtype=np.float64)
+
+
+def _labelme_points(
+    log: ProblemLog, json_path: Path, landmark_names: list[str] | None
+) -> tuple[dict | None, dict[int, list[tuple[float, float]]]]:
+    try:
+        doc = json.loads(json_path.read_text(errors="replace"))
+    except (OSError, ValueError) as exc:
+        log.add(json_path, f"unreadable LabelMe JSON ({exc})")
+        return None, {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+        log.add(json_path, "not a LabelMe file (no 'shapes' list)")
+        return None, {}
+    points: dict[int, list[tuple[float, float]]] = {}
+    ok = True
+    for k, shape in enumerate(doc["shapes"]):
+        label = str(shape.get("label", "")) if isinstance(shape, dict) else ""
+        index = label_index(label, landmark_names)
+        if index is None:
+            log.add(json_path, f"shape {k}: label {label!r} is neither a landmark name nor a number")
+            ok = False
+            continue
+        pts = shape.get("points")
+        if not isinstance(pts, list) or len(pts) != 1 or not isinstance(pts[0], list) or len(pts[0]) != 2:
+            log.add(json_path, f"shape {k} ({label!r}): expected one [x, y] point, got {pts!r}")
+            ok = False
+            continue
+        values = [v if isinstance(v, (int, float)) else parse_number(str(v)) for v in pts[0]]
+        if any(v is None for v in values):
+            log.add(json_path, f"shape {k} ({label!r}): non-numeric coordinates {pts[0]!r}")
+            ok = False
+            continue
+        points.setdefault(index, []).append((float(values[0]), float(values[1])))
+    return (doc if ok else None), points
+
+
+def load_labelme(
+    root: str | os.PathLike,
+    images: str | None = None,
+    n_landmarks: int | None = None,
+    landmark_names: list[str] | None = None,
+    spacing: float | None = None,
+    thresholds: tuple[float, ...] | None = None,
+    train_size: tuple[int, int] = (512, 512),
+    test_size: tuple[int, int] | None = None,
+    verify_images: bool = False,
+    log: ProblemLog | None = None,
+) -> tuple[list[Sample], ProblemLog, dict]:
+    """Read LabelMe point files under ``root``. Returns ``(samples, problems, settings)``."""
+    root = require_root(root)
+    log = log or ProblemLog(root)
+    json_paths = sorted(p for p in root.rglob("*.json") if p.name != SYNTHETIC_MARKER)
+    if not json_paths:
+        raise XLMError(f"LabelMe dataset: no .json files under {root} (wrong dataset root?)")
+    duplicates = find_duplicates((p.stem, p) for p in json_paths)
+    report_duplicates(log, duplicates, "LabelMe files")
+
+    parsed: list[tuple[Path, Path, dict[int, list]]] = []
+    used_images: set[Path] = set()
+    for json_path in json_paths:
+        if json_path.stem in duplicates:
+            continue
+        doc, points = _labelme_points(log, json_path, landmark_names)
+        image_path = _labelme_image(json_path, doc)
+        if image_path is None:
+            log.add(json_path, "annotation without image (no imagePath and no image with this name)",
+                    fatal=False)
+            continue
+        used_images.add(image_path.resolve())
+        if doc is not None:
+            parsed.append((json_path, image_path, points))
+
+    if n_landmarks is None:
+        n_landmarks = len(landmark_names) if landmark_names else max(
+            (max(pts) + 1 for _, _, pts in parsed if pts), default=0
+        )
+    if n_landmarks < 1:
+        raise XLMError(f"LabelMe dataset {root}: no landmark found in any file")
+
+    samples: list[Sample] = []
+    for json_path, image_path, points in parsed:
+        xy = _complete(log, json_path, points, n_landmarks)
+        if xy is None:
+            continue
+        size_wh = validate_sample(log, image_path, xy, verify_images, annotation=json_path)
+        if size_wh is not None:
+            samples.append(Sample(id=json_path.stem, image=image_path, landmarks=xy, size_wh=size_wh))
+    for image_path in _images_under(root, images):
+        if image_path.resolve() not in used_images:
+            log.add(image_path, "image without annotation (no LabelMe JSON; skipped)", fatal=False)
+
+    options = {"images": images, "n_landmarks": n_landmarks, "spacing": spacing}
+    settings = _settings(options, n_landmarks, landmark_names, spacing, thresholds,
+                         train_size, test_size, root)
+    return samples, log, settings
+
+
+def _labelme_image(json_path: Path, doc: dict | None) -> Path | None:
+    if doc is not None and isinstance(doc.get("imagePath"), str) and doc["imagePath"]:
+        candidate = (json_path.parent / doc["imagePath"].replace("\\", "/"))
+        if candidate.is_file():
+            return candidate
+    for path in sorted(json_path.parent.glob(json_path.stem + ".*")):
+        if path.is_file() and is_image_file(path):
+            return path
+    return None
+
+
+def load_landmark_csv(
+    root: str | os.PathLike,
+    csv: str = "landmarks.csv",
+    images: str | None = None,
+    n_landmarks: int | None = None,
+    landmark_names: list[str] | None = None,
+    spacing: float | None = None,
+    thresholds: tuple[float, ...] | None = None,
+    train_size: tuple[int, int] = (512, 512),
+    test_size: tuple[int, int] | None = None,
+    verify_images: bool = False,
+    log: ProblemLog | None = None,
+) -> tuple[list[Sample], ProblemLog, dict]:
+    """Read ``image_id,landmark,x,y`` rows plus images. Returns ``(samples, problems, settings)``."""
+    root = require_root(root)
+    log = log or ProblemLog(root)
+    csv_path = Path(csv) if Path(csv).is_absolute() else root / csv
+    require_file(csv_path, "landmark CSV")
+    image_list = _images_under(root, images)
+    by_key: dict[str, list[Path]] = {}
+    for path in image_list:
+        by_key.setdefault(path.stem, []).append(path)
+        by_key.setdefault(path.relative_to(root).as_posix(), []).append(path)
+
+    points_by_id, rows_ok = _read_landmark_rows(log, csv_path)
+    if n_landmarks is None:
+        n_landmarks = len(landmark_names) if landmark_names else max(
+            (max(p) + 1 for p in points_by_id.values() if p), default=0
+        )
+    if n_landmarks < 1:
+        raise XLMError(f"{csv_path}: no landmark rows found")
+
+    samples: list[Sample] = []
+    used: set[Path] = set()
+    for image_id in points_by_id:
+        matches = by_key.get(image_id, [])
+        if len(matches) > 1:
+            for path in matches:
+                log.add(path, f"duplicate id {image_id!r}: {len(matches)} images match it; none used")
+            used.update(matches)
+            continue
+        if not matches:
+            log.add(csv_path, f"image_id {image_id!r}: annotation without image (skipped)", fatal=False)
+            continue
+        image_path = matches[0]
+        used.add(image_path)
+        if image_id not in rows_ok:
+            continue
+        xy = _complete(log, csv_path, points_by_id[image_id], n_landmarks, context=f"image_id {image_id!r}: ")
+        if xy is None:
+            continue
+        size_wh = validate_sample(log, image_path, xy, verify_images, annotation=csv_path,
+                                  context=f"image_id {image_id!r}: ")
+        if size_wh is not None:
+            samples.append(Sample(id=image_id, image=image_path, landmarks=xy, size_wh=size_wh))
+    for path in image_list:
+        if path not in used:
+            log.add(path, "image without annotation (no row in the landmark CSV; skipped)", fatal=False)
+
+    options = {"csv": str(csv), "images": images, "n_landmarks": n_landmarks, "spacing": spacing}
+    settings = _settings(options, n_landmarks, landmark_names, spacing, thresholds,
+                         train_size, test_size, root)
+    return samples, log, settings
+
+
+def _read_landmark_rows(
+    log: ProblemLog, csv_path: Path
+) -> tuple[dict[str, dict[int, list[tuple[float, float]]]], set[str]]:
+    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``."""
+    points: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    broken: set[str] = set()
+    try:
+        with open(csv_path, newline="", errors="replace") as fh:
+            reader = csv_module.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            needed = {"image_id", "landmark", "x", "y"}
+            if not needed <= set(header):
+                raise XLMError(f"{csv_path}: header must contain image_id,landmark,x,y; got {header}")
+            for number, row in enumerate(reader, start=2):
+                row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
+                image_id = row["image_id"]
+                if not image_id:
+                    log.add(csv_path, f"row {number}: empty image_id")
+                    continue
+                points.setdefault(image_id, {})
+                index = parse_number(row["landmark"])
+                x, y = parse_number(row["x"]), parse_number(row["y"])
+                if index is None or not float(index).is_integer() or index < 1:
+                    log.add(csv_path, f"row {number} (image_id {image_id!r}): landmark must be a "
+                            f"1-based integer, got {row['landmark']!r}")
+                    broken.add(image_id)
+                    continue
+                if x is None or y is None:
+                    log.add(csv_path, f"row {number} (image_id {image_id!r}): non-numeric coordinates "
+                            f"x={row['x']!r} y={row['y']!r}")
+                    broken.add(image_id)
+                    continue
+                points[image_id].setdefault(int(index) - 1, []).append((x, y))
+    except OSError as exc:
+        raise XLMError(f"{csv_path}: cannot read landmark CSV ({exc.strerror or exc})") from None
+    return points, {i for i in points if i not in broken}

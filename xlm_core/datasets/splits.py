@@ -1,0 +1,129 @@
+"""Train/test splits, k-fold cross-validation and the early-stopping set.
+
+All functions are deterministic: the same ids (in any order), the same arguments and the
+same seed give the same lists. Ids are compared in natural order (``"9" < "10"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from xlm_core import XLMError
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders digit runs by value: ``"img9" < "img10"``."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def sorted_ids(ids: Iterable[str]) -> list[str]:
+    """Ids in natural order."""
+    return sorted(ids, key=natural_key)
+
+
+def resolve_train_count(
+    n_images: int,
+    train: float | None = None,
+    paper_train: int | None = None,
+    paper_total: int | None = None,
+) -> int:
+    """How many of ``n_images`` (sorted) go to the training part.
+
+    - ``train`` an int: that count; a float in (0, 1): that fraction (rounded);
+    - else, when the dataset has exactly ``paper_total`` images: ``paper_train``;
+    - else the paper's proportion ``paper_train / paper_total`` of ``n_images`` (so a small
+      synthetic demo keeps the paper's ratio), or 80 % when there is no paper split.
+
+    With two or more images both parts keep at least one image.
+    """
+    if n_images <= 0:
+        return 0
+    if train is not None:
+        if isinstance(train, bool):
+            raise XLMError(f"train split must be a count or a fraction, got {train!r}")
+        if isinstance(train, (int, np.integer)):
+            count = int(train)
+            if count < 0 or count > n_images:
+                raise XLMError(f"train count {count} is outside 0..{n_images} (images available)")
+            return count
+        fraction = float(train)
+        if not 0.0 < fraction < 1.0:
+            if fraction.is_integer():  # "150" parsed from YAML as 150.0
+                return resolve_train_count(n_images, int(fraction))
+            raise XLMError(f"train fraction must lie in (0, 1), got {train!r}")
+        count = round(fraction * n_images)
+    elif paper_train is not None and paper_total is not None and n_images == paper_total:
+        return paper_train
+    elif paper_train is not None and paper_total:
+        count = round(n_images * paper_train / paper_total)
+    else:
+        count = round(0.8 * n_images)
+    if n_images >= 2:
+        count = min(max(count, 1), n_images - 1)
+    else:
+        count = n_images
+    return count
+
+
+def ordered_split(
+    ids: Iterable[str],
+    train: float | None = None,
+    paper_train: int | None = None,
+    paper_total: int | None = None,
+) -> tuple[list[str], list[str]]:
+    """The paper's kind of split: the first ids (natural order) train, the rest test."""
+    ordered = sorted_ids(ids)
+    count = resolve_train_count(len(ordered), train, paper_train, paper_total)
+    return ordered[:count], ordered[count:]
+
+
+def _permuted(ids: Sequence[str], seed: int) -> list[str]:
+    ordered = sorted_ids(ids)
+    if len(set(ordered)) != len(ordered):
+        raise XLMError("ids for a split must be unique")
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    return [ordered[i] for i in order]
+
+
+def kfold_split(
+    ids: Sequence[str], folds: int, fold: int, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """``(train_ids, heldout_ids)`` for fold ``fold`` (0-based) of ``folds``.
+
+    The ids are shuffled once with ``seed`` and cut into ``folds`` near-equal parts; the
+    held-out parts of all folds are disjoint and together cover every id. Both lists are
+    returned in natural id order.
+    """
+    if folds < 2:
+        raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
+    if not 0 <= fold < folds:
+        raise XLMError(f"fold must lie in 0..{folds - 1}, got {fold}")
+    if len(ids) < folds:
+        raise XLMError(f"{folds}-fold split needs at least {folds} images, got {len(ids)}")
+    shuffled = _permuted(ids, seed)
+    parts = np.array_split(np.arange(len(shuffled)), folds)
+    heldout = {shuffled[i] for i in parts[fold]}
+    train = [i for i in shuffled if i not in heldout]
+    return sorted_ids(train), sorted_ids(heldout)
+
+
+def carve_validation(
+    ids: Sequence[str], fraction: float, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """``(fit_ids, val_ids)``: a random ``fraction`` of ``ids`` for early stopping.
+
+    The validation part is non-empty whenever there are at least two ids, and never takes
+    every id. Both lists are returned in natural id order.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise XLMError(f"validation fraction must lie in [0, 1), got {fraction}")
+    shuffled = _permuted(ids, seed)
+    n = len(shuffled)
+    if n < 2:
+        return sorted_ids(shuffled), []
+    n_val = min(max(round(fraction * n), 1), n - 1)
+    return sorted_ids(shuffled[n_val:]), sorted_ids(shuffled[:n_val])

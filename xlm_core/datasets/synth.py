@@ -1,0 +1,770 @@
+"""Synthetic phantom x-rays in each dataset's real on-disk layout (``xlm data synth``).
+
+The phantoms are drawn, not simulated: signed-distance shapes (bone shafts, joint gaps,
+cortical rims, lung fields, soft-tissue profiles) summed into an attenuation map, then
+rendered with blur, a low-frequency texture and noise. Every landmark is a vertex,
+tip, joint gap or centre of a drawn structure, so a network can learn it. Shapes vary
+per image (proportions, spread, pose, contrast); the same seed gives the same bytes.
+
+- head: lateral cephalogram facing right (cranium, frontal and nasal bone, sella,
+  orbit, ear rod, maxilla and palate, incisors, mandible, cervical vertebrae, soft-tissue
+  profile), 19 ISBI landmarks; 1935:2400 (W:H) like ISBI; the mm per pixel recorded in
+  ``SYNTHETIC.json`` is ``0.1 * 1935 / W``.
+- hand: PA left hand (radius, ulna, 7 carpals, metacarpals and phalanges with joint
+  gaps, soft tissue), Payer's 37-landmark order (wrist, carpals, metacarpal bases, thumb,
+  index, middle, ring, little finger joints and tips); portrait like the DHA.
+- chest: PA chest (body, two lung fields, heart, spine, ribs, clavicles), Zhu's 6
+  landmarks (each lung's apex, costophrenic and cardiophrenic angle); square.
+
+All geometry is in pixels of the output image, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from xlm_core import XLMError
+from xlm_core.datasets.check import SYNTHETIC_MARKER, read_synthetic_marker
+from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text
+
+GENERATOR_VERSION = 1
+ANATOMIES = ("head", "hand", "chest")
+FORMATS = ("native", "labelme")
+#: Default (W, H): head keeps ISBI's 1935:2400, hand a DHA-like portrait, chest square.
+DEFAULT_SIZES_WH = {"head": (194, 240), "hand": (184, 256), "chest": (256, 256)}
+N_LANDMARKS = {"head": 19, "hand": 37, "chest": 6}
+_LAYOUT_ENTRIES = ("RawImage", "AnnotationsByMD", "jpg", "mha", "all.csv", "pngs", "labels", "images")
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _segment_distance(xs: np.ndarray, ys: np.ndarray, a, b) -> np.ndarray:
+    """Distance from grid points to the segment a-b (pixels)."""
+    ax, ay = a
+    dx, dy = b[0] - ax, b[1] - ay
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return np.hypot(xs - ax, ys - ay)
+    t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0)
+    return np.hypot(xs - (ax + t * dx), ys - (ay + t * dy))
+
+
+def stroke_sdf(xs, ys, points, radius: float) -> np.ndarray:
+    """Signed distance to a thick polyline (negative inside)."""
+    pts = np.asarray(points, dtype=np.float64)
+    dist = np.full(xs.shape, np.inf)
+    for a, b in itertools.pairwise(pts):
+        dist = np.minimum(dist, _segment_distance(xs, ys, a, b))
+    if len(pts) == 1:
+        dist = np.hypot(xs - pts[0, 0], ys - pts[0, 1])
+    return dist - radius
+
+
+def polygon_sdf(xs, ys, points) -> np.ndarray:
+    """Signed distance to a closed polygon (negative inside, even-odd rule)."""
+    pts = np.asarray(points, dtype=np.float64)
+    dist = np.full(xs.shape, np.inf)
+    inside = np.zeros(xs.shape, dtype=bool)
+    for a, b in zip(pts, np.roll(pts, -1, axis=0)):
+        dist = np.minimum(dist, _segment_distance(xs, ys, a, b))
+        crosses = (a[1] > ys) != (b[1] > ys)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = a[0] + (ys - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
+        inside ^= crosses & (xs < x_cross)
+    return np.where(inside, -dist, dist)
+
+
+def ellipse_sdf(xs, ys, centre, radii, angle: float = 0.0) -> np.ndarray:
+    """Approximate signed distance to an ellipse (exact on circles)."""
+    c, s = math.cos(angle), math.sin(angle)
+    u = (xs - centre[0]) * c + (ys - centre[1]) * s
+    v = -(xs - centre[0]) * s + (ys - centre[1]) * c
+    ra, rb = radii
+    k0 = np.hypot(u / ra, v / rb)
+    k1 = np.hypot(u / (ra * ra), v / (rb * rb))
+    return np.where(k1 > 1e-12, k0 * (k0 - 1.0) / np.maximum(k1, 1e-12), -min(ra, rb))
+
+
+class Canvas:
+    """An attenuation map being drawn: ``density`` (H, W) plus a ``soft`` layer (union by max)."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.density = np.zeros((height, width))
+        self.soft = np.zeros((height, width))
+
+    def _window(self, points, margin: float):
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        x0 = max(math.floor(pts[:, 0].min() - margin), 0)
+        x1 = min(math.ceil(pts[:, 0].max() + margin) + 1, self.width)
+        y0 = max(math.floor(pts[:, 1].min() - margin), 0)
+        y1 = min(math.ceil(pts[:, 1].max() + margin) + 1, self.height)
+        if x0 >= x1 or y0 >= y1:
+            return None
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        return (slice(y0, y1), slice(x0, x1)), xs, ys
+
+    def draw(
+        self,
+        sdf: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        extent,
+        margin: float,
+        amount: float,
+        rim: float = 0.0,
+        rim_px: float = 1.5,
+        soft: bool = False,
+    ) -> None:
+        """Add ``amount`` inside the shape (1-px anti-aliased edge) and ``rim`` along its inner edge."""
+        window = self._window(extent, margin + 2)
+        if window is None:
+            return
+        region, xs, ys = window
+        d = sdf(xs, ys)
+        cover = np.clip(0.5 - d, 0.0, 1.0)
+        value = amount * cover
+        if rim:
+            value = value + rim * cover * np.clip(rim_px + 0.5 + d, 0.0, 1.0)
+        if soft:
+            self.soft[region] = np.maximum(self.soft[region], value)
+        else:
+            self.density[region] += value
+
+    # convenience shapes -----------------------------------------------------------
+    def polygon(self, pts, amount, rim=0.0, rim_px=1.5, soft=False):
+        pts = np.asarray(pts, dtype=np.float64)
+        self.draw(lambda x, y: polygon_sdf(x, y, pts), pts, 1, amount, rim, rim_px, soft)
+
+    def stroke(self, pts, radius, amount, rim=0.0, rim_px=1.5, soft=False):
+        pts = np.asarray(pts, dtype=np.float64)
+        self.draw(lambda x, y: stroke_sdf(x, y, pts, radius), pts, radius + 1, amount, rim, rim_px, soft)
+
+    def ellipse(self, centre, radii, amount, angle=0.0, rim=0.0, rim_px=1.5, soft=False):
+        r = max(radii)
+        ext = [(centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r)]
+        self.draw(lambda x, y: ellipse_sdf(x, y, centre, radii, angle), ext, 1, amount, rim, rim_px, soft)
+
+    def ring(self, centre, radii, thickness, amount, angle=0.0):
+        r = max(radii) + thickness
+        ext = [(centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r)]
+        self.draw(
+            lambda x, y: np.abs(ellipse_sdf(x, y, centre, radii, angle)) - thickness / 2,
+            ext, 1, amount,
+        )
+
+    def bone(self, a, b, radius, head_scale, amount, rim, rim_px=1.5):
+        """A long bone whose visible ends are exactly at ``a`` and ``b``: shaft plus wider heads."""
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        axis = b - a
+        length = float(np.hypot(*axis))
+        direction = axis / max(length, 1e-9)
+        head = min(radius * head_scale, length / 3)
+        shaft = (a + direction * radius, b - direction * radius)
+        heads = (a + direction * head, b - direction * head)
+
+        def sdf(xs, ys):
+            d = stroke_sdf(xs, ys, shaft, radius)
+            for c in heads:
+                d = np.minimum(d, np.hypot(xs - c[0], ys - c[1]) - head)
+            return d
+
+        self.draw(sdf, [a, b], head + 1, amount, rim, rim_px)
+
+
+def render(
+    canvas: Canvas, rng: np.random.Generator, gain: float, blur_px: float, noise: float, background: float
+) -> np.ndarray:
+    """Attenuation -> an 8-bit x-ray-like picture (dense = bright), (H, W) uint8."""
+    attenuation = canvas.density + canvas.soft
+    height, width = attenuation.shape
+    texture = ndimage.gaussian_filter(rng.normal(size=(height, width)), sigma=max(height, width) / 40)
+    texture /= max(float(np.abs(texture).max()), 1e-9)
+    attenuation = attenuation * (1.0 + 0.12 * texture)
+    image = 1.0 - np.exp(-gain * np.clip(attenuation, 0.0, None))
+    image = background + (1.0 - background) * image
+    image = image ** rng.uniform(0.85, 1.15)
+    image = ndimage.gaussian_filter(image, sigma=blur_px)
+    image = image + rng.normal(scale=noise, size=image.shape)
+    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+
+def _rotation(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+@dataclass
+class Pose:
+    """A similarity transform about the image centre: ``p -> centre + scale * R (p - centre) + shift``."""
+
+    centre: np.ndarray
+    rotation: np.ndarray
+    scale: float
+    shift: np.ndarray
+
+    def __call__(self, pts) -> np.ndarray:
+        pts = np.asarray(pts, dtype=np.float64)
+        return self.centre + self.scale * (pts - self.centre) @ self.rotation.T + self.shift
+
+    def length(self, value: float) -> float:
+        return value * self.scale
+
+
+def _pose(rng, width, height, max_deg, scale_range, shift_frac) -> Pose:
+    return Pose(
+        centre=np.array([width / 2.0, height / 2.0]),
+        rotation=_rotation(math.radians(rng.uniform(-max_deg, max_deg))),
+        scale=float(rng.uniform(*scale_range)),
+        shift=rng.uniform(-shift_frac, shift_frac, size=2) * np.array([width, height]),
+    )
+
+
+def _curve(points, n: int = 8) -> np.ndarray:
+    """Catmull-Rom spline through ``points`` (open), ``n`` samples per span, ends included."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) < 3:
+        return pts
+    padded = np.vstack([2 * pts[0] - pts[1], pts, 2 * pts[-1] - pts[-2]])
+    out = []
+    for i in range(1, len(padded) - 2):
+        p0, p1, p2, p3 = padded[i - 1 : i + 3]
+        for t in np.linspace(0, 1, n, endpoint=False):
+            t2, t3 = t * t, t * t * t
+            out.append(
+                0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
+                       + (-p0 + 3 * p1 - 3 * p2 + p3) * t3)
+            )
+    out.append(pts[-1])
+    return np.asarray(out)
+
+
+def _inside(points: np.ndarray, width: int, height: int, margin: float) -> bool:
+    return bool(
+        (points[:, 0] >= margin).all() and (points[:, 0] <= width - 1 - margin).all()
+        and (points[:, 1] >= margin).all() and (points[:, 1] <= height - 1 - margin).all()
+    )
+
+
+def _pick_pose(rng, width, height, landmarks_fn, **pose_args) -> Pose:
+    """Draw poses until every landmark lies inside the image (a few tries, then no pose)."""
+    for _ in range(20):
+        pose = _pose(rng, width, height, **pose_args)
+        if _inside(pose(landmarks_fn()), width, height, margin=2.0):
+            return pose
+    return Pose(np.array([width / 2.0, height / 2.0]), np.eye(2), 1.0, np.zeros(2))
+
+
+# --------------------------------------------------------------------------- head
+
+
+def _head_phantom(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """One lateral cephalogram phantom. Returns ``(image (H, W) uint8, landmarks (19, 2) (x, y))``."""
+    size = np.array([width, height], dtype=np.float64)
+
+    def P(u, v):  # normalised template -> pixels
+        return np.array([u, v]) * size
+
+    unit = width  # lengths in fractions of the width
+    # ---- per-image proportions (template space)
+    skull = rng.uniform(0.95, 1.05)
+    face = rng.uniform(0.93, 1.07)  # lower-face height
+    jaw = rng.uniform(-0.02, 0.02)  # mandibular prognathism (x shift)
+    soft_t = rng.uniform(-0.008, 0.015)  # soft tissue thickness
+    gonial = rng.uniform(-0.02, 0.02)
+
+    def lower(u, v, mandible=False, soft=False):
+        v2 = 0.60 + (v - 0.60) * face if v > 0.60 else v
+        u2 = u + (jaw * (v - 0.60) / 0.35 if mandible and v > 0.60 else 0.0) + (soft_t if soft else 0.0)
+        return P(u2, v2)
+
+    jit = lambda: rng.normal(0, 0.004, size=2) * size
+    cx, cy, rx, ry = 0.44, 0.33, 0.36 * skull, 0.28 * skull
+    theta_n = math.asin(min(0.95, (0.42 - cy) / ry))
+    centre = P(cx, cy)
+    radii = np.array([rx * width, ry * height])
+    arc = lambda t: centre + radii * np.array([math.cos(t), math.sin(t)])
+
+    L = {}
+    L["N"] = arc(theta_n)
+    L["S"] = P(0.43, 0.41) + jit()
+    L["Or"] = P(0.67, 0.52) + jit()
+    L["Po"] = P(0.30, 0.50) + jit()
+    L["ANS"] = lower(0.765, 0.645) + jit()
+    L["PNS"] = lower(0.50, 0.635) + jit()
+    L["A"] = lower(0.735, 0.685) + jit()
+    L["UIT"] = lower(0.765, 0.780) + jit()
+    L["LIT"] = L["UIT"] + np.array([-0.013, -0.010]) * size
+    L["B"] = lower(0.725, 0.835, mandible=True) + jit()
+    L["Pog"] = lower(0.742, 0.895, mandible=True) + jit()
+    L["Gn"] = lower(0.727, 0.930, mandible=True) + jit()
+    L["Me"] = lower(0.690, 0.945, mandible=True) + jit()
+    L["Go"] = lower(0.37 + gonial, 0.76, mandible=False) + jit()
+    L["Ar"] = P(0.355, 0.575) + jit()
+    L["Sn"] = lower(0.80, 0.665, soft=True) + jit()
+    L["UL"] = lower(0.83, 0.725, soft=True) + jit()
+    L["LL"] = lower(0.815, 0.835, mandible=True, soft=True) + jit()
+    L["sPog"] = lower(0.79, 0.925, mandible=True, soft=True) + jit()
+    order = ["S", "N", "Or", "Po", "A", "B", "Pog", "Me", "Gn", "Go", "LIT", "UIT", "UL", "LL",
+             "Sn", "sPog", "PNS", "ANS", "Ar"]
+    landmarks_template = np.array([L[k] for k in order])
+
+    pose = _pick_pose(rng, width, height, lambda: landmarks_template,
+                      max_deg=6, scale_range=(0.92, 1.03), shift_frac=0.03)
+    T = pose
+    s = pose.scale
+    cv = Canvas(width, height)
+
+    # soft-tissue silhouette (head, face profile, neck)
+    back = [arc_pt for arc_pt in (
+        centre + (radii + 0.028 * unit) * np.array([math.cos(t), math.sin(t)])
+        for t in np.linspace(-0.42, -math.pi - 0.62, 28)
+    )]
+    profile = [
+        L["N"] + np.array([0.03, 0.0]) * size, lower(0.89, 0.585, soft=True), L["Sn"], L["UL"],
+        lower(0.805, 0.78, mandible=True, soft=True), L["LL"], lower(0.785, 0.87, mandible=True, soft=True),
+        L["sPog"], lower(0.72, 0.975, mandible=True, soft=True), lower(0.60, 0.975), P(0.57, 1.05),
+        P(0.18, 1.05), P(0.15, 0.75),
+    ]
+    silhouette = np.vstack([np.array(back), np.array(profile[::-1])])
+    cv.polygon(T(silhouette), 0.32, soft=True)
+
+    # cranial vault: outer table from the nasion round the back, inner table, diploe
+    t_vault = np.linspace(theta_n, -math.pi - 0.45, 60)
+    outer = np.array([arc(t) for t in t_vault])
+    cv.stroke(T(outer), s * 0.012 * unit, 0.45)
+    inner = np.array([centre + (radii - 0.035 * unit) * np.array([math.cos(t), math.sin(t)])
+                      for t in t_vault[4:]])
+    cv.stroke(T(inner), s * 0.007 * unit, 0.3)
+    cv.ellipse(T(centre), (s * (radii[0] - 0.02 * unit), s * (radii[1] - 0.02 * unit)), 0.08,
+               angle=math.atan2(T.rotation[1, 0], T.rotation[0, 0]))
+    # nasal bone from the nasion (a concave corner with the frontal bone)
+    nasal_tip = L["N"] + np.array([0.05, 0.085]) * size
+    cv.stroke(T([L["N"], nasal_tip]), s * 0.007 * unit, 0.4)
+    # cranial base: a dense band from the occiput past articulare to the nasion
+    base = np.array([P(0.17, 0.53), P(0.30, L["Ar"][1] / height), L["Ar"], P(0.45, 0.56),
+                     P(0.58, 0.52), P(0.70, 0.47), L["N"] + np.array([-0.02, 0.01]) * size,
+                     P(0.66, 0.43), P(0.50, 0.43), P(0.34, 0.47), P(0.20, 0.48)])
+    cv.polygon(T(base), 0.22, rim=0.12)
+    # sella turcica: a dark pit in a bright cup; the landmark is the pit's centre
+    r_sella = 0.028 * unit
+    cv.ellipse(T(L["S"]), (s * r_sella, s * r_sella), -0.2)
+    cup = np.array([L["S"] + r_sella * 1.25 * np.array([math.cos(t), math.sin(t)])
+                    for t in np.linspace(-0.3, math.pi + 0.3, 16)])
+    cv.stroke(T(cup), s * 0.008 * unit, 0.45)
+    cv.stroke(T([L["S"], L["N"] + np.array([-0.03, 0.005]) * size]), s * 0.005 * unit, 0.15)
+    # orbit: a ring whose lowest point is orbitale
+    r_orb = np.array([0.055 * unit, 0.045 * unit])
+    cv.ring(T(L["Or"] - np.array([0.0, r_orb[1]])), s * r_orb, s * 0.009 * unit, 0.3,
+            angle=math.atan2(T.rotation[1, 0], T.rotation[0, 0]))
+    # ear rod: a bright ring whose top is porion
+    r_ear = 0.024 * unit
+    ear_c = L["Po"] + np.array([0.0, r_ear])
+    cv.ellipse(T(ear_c), (s * r_ear, s * r_ear), -0.1)
+    cv.ring(T(ear_c), (s * r_ear, s * r_ear), s * 0.01 * unit, 0.7)
+    # maxilla with the palate from PNS to ANS (tips exactly at the landmarks)
+    alveolar_up = lower(0.75, 0.745)
+    maxilla = np.array([L["PNS"], lower(0.56, 0.605), lower(0.70, 0.605), L["ANS"], L["A"],
+                        alveolar_up, lower(0.69, 0.755), lower(0.56, 0.715)])
+    cv.polygon(T(maxilla), 0.2, rim=0.15)
+    cv.stroke(T(_shorten(L["PNS"], L["ANS"], 0.009 * unit)), s * 0.009 * unit, 0.3)
+    # teeth: molars along the occlusal plane, then the incisors ending at their tips
+    for k in range(4):
+        u = 0.56 + 0.035 * k
+        tooth = np.array([lower(u, 0.735), lower(u + 0.03, 0.735), lower(u + 0.03, 0.80), lower(u, 0.80)])
+        cv.polygon(T(tooth), 0.25, rim=0.15)
+    r_inc = 0.013 * unit
+    root_up = lower(0.705, 0.665)
+    cv.stroke(T(_shorten(root_up, L["UIT"], r_inc, only_end=True)), s * r_inc, 0.45)
+    root_low = lower(0.69, 0.87, mandible=True)
+    cv.stroke(T(_shorten(root_low, L["LIT"], r_inc, only_end=True)), s * r_inc, 0.45)
+    # mandible: ramus, angle (gonion), body, chin (B, pogonion, gnathion, menton)
+    condyle = L["Ar"] + np.array([0.022, -0.022]) * size
+    mandible = np.array([
+        L["Ar"], L["Go"], lower(0.50, 0.865, mandible=True), L["Me"], L["Gn"], L["Pog"], L["B"],
+        lower(0.748, 0.80, mandible=True), lower(0.69, 0.80, mandible=True),
+        lower(0.60, 0.82, mandible=True), lower(0.50, 0.775, mandible=True), lower(0.47, 0.70),
+        lower(0.475, 0.615), lower(0.43, 0.645), condyle + np.array([0.012, 0.01]) * size,
+    ])
+    cv.polygon(T(mandible), 0.22, rim=0.25, rim_px=max(1.2, 0.008 * unit))
+    cv.ellipse(T(condyle), (s * 0.018 * unit, s * 0.018 * unit), 0.15)
+    # cervical vertebrae behind the ramus
+    for k in range(4):
+        top = 0.66 + 0.09 * k
+        vert = np.array([P(0.20, top), P(0.29, top + 0.005), P(0.29, top + 0.07), P(0.20, top + 0.065)])
+        cv.polygon(T(vert), 0.18, rim=0.15)
+
+    image = render(cv, rng, gain=rng.uniform(1.6, 2.2), blur_px=max(0.5, 0.004 * width),
+                   noise=rng.uniform(0.01, 0.025), background=rng.uniform(0.03, 0.08))
+    return image, T(landmarks_template)
+
+
+def _shorten(a, b, by: float, only_end: bool = False):
+    """Segment a-b pulled in by ``by`` at b (and at a unless ``only_end``): a stroke of radius
+    ``by`` then ends exactly at the original points."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
+    return np.array([a if only_end else a + d * by, b - d * by])
+
+
+# --------------------------------------------------------------------------- hand
+
+# (metacarpal base (x, y) in units of H, direction degrees from vertical towards the
+#  thumb, bone lengths metacarpal/proximal/middle/distal, bone radius) from thumb to little
+_FINGERS = {
+    "index": ((0.425, 0.640), 7.0, (0.190, 0.110, 0.066, 0.050), 0.0105),
+    "middle": ((0.370, 0.636), 0.0, (0.200, 0.120, 0.075, 0.055), 0.011),
+    "ring": ((0.318, 0.645), -6.0, (0.182, 0.107, 0.070, 0.050), 0.0103),
+    "little": ((0.270, 0.658), -13.0, (0.160, 0.086, 0.052, 0.046), 0.0092),
+}
+_THUMB = ((0.50, 0.668), 38.0, (0.12, 0.085, 0.062), 0.0125)
+
+
+def _hand_phantom(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """One PA left-hand phantom. Returns ``(image (H, W) uint8, landmarks (37, 2) (x, y))``."""
+    H = float(height)
+    offset = np.array([width / 2.0 - 0.37 * H, 0.0])
+
+    def P(x, y):  # template (units of H, hand centred) -> pixels
+        return np.array([x, y]) * H + offset
+
+    length = rng.uniform(0.92, 1.06)
+    spread = rng.uniform(0.6, 1.5)
+    breadth = rng.uniform(0.93, 1.07)
+
+    def Q(x, y):  # proportions applied about the wrist
+        return P(0.37 + (x - 0.37) * breadth, y)
+
+    jit = lambda s=0.003: rng.normal(0, s, size=2) * H
+    L: dict[int, np.ndarray] = {}
+    # forearm bones: ulna (1 side corner, 2 styloid tip, 3 radial corner), radius (4, 5, 6)
+    L[1], L[2], L[3] = Q(0.235, 0.838) + jit(), Q(0.255, 0.803) + jit(), Q(0.322, 0.830) + jit()
+    L[4], L[6], L[5] = Q(0.378, 0.820) + jit(), Q(0.500, 0.785) + jit(), Q(0.528, 0.836) + jit()
+    # carpal centres: proximal row 7-9, distal row 10-13
+    carpals = {7: (0.292, 0.765, 0.026, 0.022), 8: (0.358, 0.772, 0.029, 0.025),
+               9: (0.440, 0.752, 0.036, 0.022), 10: (0.300, 0.700, 0.027, 0.029),
+               11: (0.364, 0.702, 0.027, 0.034), 12: (0.424, 0.687, 0.022, 0.022),
+               13: (0.472, 0.703, 0.025, 0.023)}
+    for k, (x, y, _, _) in carpals.items():
+        L[k] = Q(x, y) + jit(0.002)
+    # metacarpal bases 14-18 (little .. thumb) then the joints and tips
+    chains: list[tuple[list[np.ndarray], float]] = []
+    base_ids = {"little": 14, "ring": 15, "middle": 16, "index": 17}
+    first_ids = {"index": 22, "middle": 26, "ring": 30, "little": 34}
+    for name, (base, angle, lengths, radius) in _FINGERS.items():
+        start = Q(*base) + jit(0.002)
+        L[base_ids[name]] = start
+        direction = math.radians(angle * spread + rng.normal(0, 2.0))
+        joints = [start]
+        finger_len = length * rng.uniform(0.97, 1.03)
+        for k, bone_len in enumerate(lengths):
+            if k > 0:
+                direction += math.radians(rng.normal(0, 3.0)) + math.radians(angle * 0.15 * spread)
+            step = bone_len * finger_len * H
+            joints.append(joints[-1] + step * np.array([math.sin(direction), -math.cos(direction)]))
+        for k in range(4):
+            L[first_ids[name] + k] = joints[k + 1]
+        chains.append((joints, radius * H))
+    t_base, t_angle, t_lengths, t_radius = _THUMB
+    start = Q(*t_base) + jit(0.002)
+    L[18] = start
+    direction = math.radians(t_angle + rng.normal(0, 6.0))
+    joints = [start]
+    for k, bone_len in enumerate(t_lengths):
+        if k > 0:
+            direction += math.radians(rng.normal(-4.0, 4.0))
+        step = bone_len * length * H
+        joints.append(joints[-1] + step * np.array([math.sin(direction), -math.cos(direction)]))
+    L[19], L[20], L[21] = joints[1], joints[2], joints[3]
+    chains.append((joints, t_radius * H))
+    landmarks_template = np.array([L[k] for k in range(1, 38)])
+
+    T = _pick_pose(rng, width, height, lambda: landmarks_template,
+                   max_deg=8, scale_range=(0.9, 1.02), shift_frac=0.025)
+    s = T.scale
+    cv = Canvas(width, height)
+    gap = 0.011 * H * s
+
+    # soft tissue: forearm, palm, fingers (union)
+    web = lambda a, b: (L[a] + L[b]) / 2 + np.array([0.0, 0.035]) * H
+    palm = np.array([Q(0.215, 1.05), Q(0.215, 0.86), Q(0.225, 0.74), L[34] + np.array([-0.028, 0.01]) * H,
+                     web(34, 30), web(30, 26), web(26, 22), L[22] + np.array([0.028, 0.0]) * H,
+                     L[19] + np.array([0.03, 0.02]) * H, Q(0.545, 0.76), Q(0.55, 0.86), Q(0.53, 1.05)])
+    cv.polygon(T(palm), 0.3, soft=True)
+    for joints, radius in chains:
+        tip = joints[-1] + 0.018 * H * (joints[-1] - joints[-2]) / np.hypot(*(joints[-1] - joints[-2]))
+        cv.stroke(T(np.vstack([joints[1:], tip[None]])), s * (radius + 0.013 * H), 0.3, soft=True)
+    thumb_joints = chains[-1][0]
+    cv.stroke(T([thumb_joints[0], thumb_joints[1]]), s * 0.035 * H, 0.3, soft=True)
+
+    # radius and ulna: shafts into the distal ends, corners at the landmarks
+    ulna = np.array([Q(0.25, 1.06), Q(0.245, 0.90), L[1], L[2], Q(0.285, 0.822), L[3],
+                     Q(0.30, 0.90), Q(0.295, 1.06)])
+    radius_bone = np.array([Q(0.40, 1.06), Q(0.395, 0.90), L[4], Q(0.44, 0.80), L[6], L[5],
+                            Q(0.49, 0.90), Q(0.48, 1.06)])
+    for shape in (ulna, radius_bone):
+        cv.polygon(T(shape), 0.35, rim=0.3, rim_px=max(1.0, 0.006 * H * s))
+    # carpals
+    # carpals: projected thickness peaks at the centre (a dense core and a central dot),
+    # so the centre landmark is a local feature, not a flat interior
+    for k, (_, _, rx, ry) in carpals.items():
+        tilt = math.atan2(T.rotation[1, 0], T.rotation[0, 0])
+        radii = np.array([s * rx * H * breadth, s * ry * H])
+        cv.ellipse(T(L[k]), radii, 0.3, angle=tilt, rim=0.25, rim_px=max(1.0, 0.005 * H * s))
+        cv.ellipse(T(L[k]), radii * 0.45, 0.14, angle=tilt)
+        dot = max(1.1, 0.004 * H * s)
+        cv.ellipse(T(L[k]), (dot, dot), 0.2)
+    # fingers: bones between joints with a dark joint gap centred on each landmark
+    for joints, radius in chains:
+        pts = T(np.asarray(joints))
+        for k in range(len(pts) - 1):
+            a, b = pts[k], pts[k + 1]
+            d = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
+            start = a + d * (gap / 2 if k > 0 else 0.0)  # metacarpal base: tip at the landmark
+            end = b - d * (gap / 2) if k < len(pts) - 2 else b  # distal phalanx: tip at the landmark
+            r = s * radius * (1.0 if k == 0 else 0.95 ** k)
+            cv.bone(start, end, r, 1.4, 0.35, 0.3, rim_px=max(1.0, 0.35 * r))
+
+    image = render(cv, rng, gain=rng.uniform(1.5, 2.1), blur_px=max(0.5, 0.0025 * height),
+                   noise=rng.uniform(0.01, 0.025), background=rng.uniform(0.02, 0.07))
+    return image, T(landmarks_template)
+
+
+# --------------------------------------------------------------------------- chest
+
+
+def _chest_phantom(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """One PA chest phantom. Returns ``(image (H, W) uint8, landmarks (6, 2) (x, y))``."""
+    size = np.array([width, height], dtype=np.float64)
+
+    def P(u, v):
+        return np.array([u, v]) * size
+
+    lung_w = rng.uniform(0.92, 1.08)
+    lung_h = rng.uniform(0.9, 1.1)
+    dia_r, dia_l = rng.uniform(-0.03, 0.03, size=2)
+    heart = rng.uniform(0.9, 1.15)
+    shift = rng.uniform(-0.02, 0.02)
+
+    def R(u, v, side, dia=0.0):  # lung template point: width about the midline, height from the apex
+        u2 = 0.5 + shift + (u - 0.5) * lung_w
+        v2 = 0.14 + (v - 0.14) * lung_h + (dia if v > 0.55 else 0.0)
+        return P(u2, v2)
+
+    jit = lambda: rng.normal(0, 0.004, size=2) * size
+    L1 = R(0.36, 0.14, 0) + jit()  # right lung apex (image left)
+    L2 = R(0.14, 0.79, 0, dia_r) + jit()  # right costophrenic angle
+    L3 = R(0.42 - 0.02 * (heart - 1), 0.645, 0, dia_r) + jit()  # right cardiophrenic angle
+    L4 = R(0.64, 0.135, 1) + jit()
+    L5 = R(0.88, 0.78, 1, dia_l) + jit()
+    L6 = R(0.74 + 0.05 * (heart - 1), 0.70, 1, dia_l) + jit()
+    landmarks_template = np.array([L1, L2, L3, L4, L5, L6])
+
+    T = _pick_pose(rng, width, height, lambda: landmarks_template,
+                   max_deg=5, scale_range=(0.92, 1.03), shift_frac=0.025)
+    s = T.scale
+    cv = Canvas(width, height)
+
+    # body and shoulders, neck
+    body = np.array([P(0.02, 0.16), P(0.16, 0.09), P(0.38, 0.04), P(0.40, -0.05), P(0.60, -0.05),
+                     P(0.62, 0.04), P(0.84, 0.09), P(0.98, 0.16), P(1.02, 1.05), P(-0.02, 1.05)])
+    cv.polygon(T(body), 0.55, soft=True)
+    # lungs (air): lateral wall, costophrenic corner, diaphragm dome, cardiophrenic corner, mediastinum
+    right = np.vstack([
+        _curve([L1, R(0.25, 0.19, 0), R(0.17, 0.33, 0), R(0.13, 0.55, 0), R(0.13, 0.70, 0, dia_r), L2]),
+        _curve([L2, R(0.22, 0.70, 0, dia_r), R(0.32, 0.65, 0, dia_r), L3])[1:],
+        _curve([L3, R(0.43, 0.50, 0), R(0.42, 0.33, 0), R(0.40, 0.20, 0), L1])[1:-1],
+    ])
+    left = np.vstack([
+        _curve([L4, R(0.75, 0.18, 1), R(0.83, 0.33, 1), R(0.87, 0.55, 1), R(0.875, 0.69, 1, dia_l), L5]),
+        _curve([L5, R(0.81, 0.715, 1, dia_l), R(0.765, 0.695, 1, dia_l), L6])[1:],
+        _curve([L6, R(0.64, 0.58, 1), R(0.585, 0.42, 1), R(0.585, 0.28, 1), R(0.60, 0.19, 1), L4])[1:-1],
+    ])
+    for lung in (right, left):
+        cv.polygon(T(lung), -0.38)
+    # heart shadow between the lungs, spine
+    cv.ellipse(T(P(0.55 + shift, 0.60)), (s * 0.16 * heart * width, s * 0.12 * heart * height), 0.2,
+               angle=math.atan2(T.rotation[1, 0], T.rotation[0, 0]) + 0.3)
+    for k in range(16):
+        v = 0.03 + 0.062 * k
+        cv.polygon(T([P(0.47 + shift, v), P(0.53 + shift, v), P(0.53 + shift, v + 0.052),
+                      P(0.47 + shift, v + 0.052)]), 0.07, rim=0.06)
+    # posterior ribs (both sides), then the clavicles
+    for side in (-1, 1):
+        for k in range(9):
+            v0 = 0.14 + 0.066 * k
+            ctrl = [(0.5 + side * 0.03, v0), (0.5 + side * 0.20, v0 - 0.05),
+                    (0.5 + side * 0.36, v0 + 0.02), (0.5 + side * 0.40, v0 + 0.10)]
+            pts = _curve([R(u, v, 0) for u, v in ctrl], n=6)
+            cv.stroke(T(pts), s * 0.0075 * height, 0.09, rim=0.06)
+        clav = _curve([P(0.5 + side * 0.06, 0.15), P(0.5 + side * 0.20, 0.12), P(0.5 + side * 0.40, 0.095)])
+        cv.stroke(T(clav), s * 0.011 * height, 0.22, rim=0.1)
+
+    image = render(cv, rng, gain=rng.uniform(1.6, 2.2), blur_px=max(0.6, 0.003 * height),
+                   noise=rng.uniform(0.01, 0.025), background=rng.uniform(0.02, 0.06))
+    return image, T(landmarks_template)
+
+
+PHANTOMS = {"head": _head_phantom, "hand": _hand_phantom, "chest": _chest_phantom}
+
+
+def draw_phantom(anatomy: str, index: int, seed: int, size_wh: tuple[int, int] | None = None):
+    """Image ``index`` of a phantom set: ``(image (H, W) uint8, landmarks (L, 2) float64 (x, y) px)``.
+
+    Each image has its own random stream (seed, index), so image k is the same whatever n.
+    """
+    if anatomy not in PHANTOMS:
+        raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
+    width, height = size_wh or DEFAULT_SIZES_WH[anatomy]
+    if width < 32 or height < 32:
+        raise XLMError(f"phantom size must be at least 32x32 pixels, got {width}x{height}")
+    rng = np.random.default_rng([int(seed), int(index), ANATOMIES.index(anatomy)])
+    image, landmarks = PHANTOMS[anatomy](rng, int(width), int(height))
+    return image, np.asarray(landmarks, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _save_image(image: np.ndarray, path: Path, fmt: str) -> None:
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt, **options)
+
+
+def _prepare_out(out: Path) -> None:
+    """Refuse to write into a folder holding anything but an earlier phantom set; clear that one."""
+    if out.exists() and not out.is_dir():
+        raise XLMError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if read_synthetic_marker(out) is None:
+            raise XLMError(
+                f"{out} is not empty and holds no {SYNTHETIC_MARKER}: refusing to write phantoms "
+                "into what may be a real dataset; choose an empty or new folder"
+            )
+        for entry in _LAYOUT_ENTRIES:
+            target = out / entry
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def write_phantoms(
+    anatomy: str,
+    out: str | os.PathLike,
+    n: int = 20,
+    seed: int = 0,
+    size_wh: tuple[int, int] | None = None,
+    fmt: str = "native",
+) -> Path:
+    """Write ``n`` phantom images of ``anatomy`` with landmarks under ``out``; returns ``out``.
+
+    ``fmt="native"`` writes the real dataset's layout (head: ``RawImage/{TrainingData,
+    Test1Data}/NNN.bmp`` + ``AnnotationsByMD/400_{senior,junior}/NNN.txt``, junior = senior
+    plus a small random offset; hand: ``jpg/NNNN.jpg`` + ``all.csv``; chest:
+    ``pngs/CHNCXR_NNNN_0.png`` + ``labels/CHNCXR_NNNN_0.txt`` ratios); ``fmt="labelme"``
+    writes ``images/ID.png`` + ``images/ID.json`` (LabelMe points ``L1``..``Ln``). Always
+    writes ``SYNTHETIC.json``. Every file is written atomically; same arguments, same bytes.
+    """
+    if anatomy not in ANATOMIES:
+        raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
+    if fmt not in FORMATS:
+        raise XLMError(f"unknown phantom format {fmt!r}; choose one of {FORMATS}")
+    if int(n) < 1:
+        raise XLMError(f"number of phantom images must be at least 1, got {n}")
+    n = int(n)
+    width, height = size_wh or DEFAULT_SIZES_WH[anatomy]
+    out = Path(out)
+    _prepare_out(out)
+
+    ids = _ids(anatomy, n)
+    noise_rng = np.random.default_rng([int(seed), 7919])  # annotator offsets, ISBI class labels
+    csv_rows: list[str] = []
+    n_train_head = max(1, min(n - 1, round(n * 150 / 400))) if n > 1 else 1
+    for index, image_id in enumerate(ids):
+        image, landmarks = draw_phantom(anatomy, index, seed, (width, height))
+        if fmt == "labelme":
+            _write_labelme(out / "images", image_id, image, landmarks)
+            continue
+        if anatomy == "head":
+            part = "TrainingData" if index < n_train_head else "Test1Data"
+            _save_image(image, out / "RawImage" / part / f"{image_id}.bmp", "BMP")
+            junior = landmarks + noise_rng.normal(0, 0.004 * width, size=landmarks.shape)
+            labels = noise_rng.integers(1, 4, size=8)
+            for who, pts in (("senior", landmarks), ("junior", junior)):
+                lines = [f"{_fmt(x)},{_fmt(y)}" for x, y in pts] + [str(v) for v in labels]
+                atomic_write_text(out / "AnnotationsByMD" / f"400_{who}" / f"{image_id}.txt",
+                                  "\n".join(lines) + "\n")
+        elif anatomy == "hand":
+            _save_image(image, out / "jpg" / f"{image_id}.jpg", "JPEG")
+            csv_rows.append(",".join([image_id] + [_fmt(v) for v in landmarks.reshape(-1)]))
+        else:
+            _save_image(image, out / "pngs" / f"{image_id}.png", "PNG")
+            ratios = landmarks / np.array([width, height], dtype=np.float64)
+            lines = ["6"] + [f"{x:.6f} {y:.6f}" for x, y in ratios]
+            atomic_write_text(out / "labels" / f"{image_id}.txt", "\n".join(lines) + "\n")
+    if csv_rows:
+        atomic_write_text(out / "all.csv", "\n".join(csv_rows) + "\n")
+
+    marker = {
+        "anatomy": anatomy,
+        "n": n,
+        "seed": int(seed),
+        "generator": "xlm_core.datasets.synth",
+        "generator_version": GENERATOR_VERSION,
+        "format": fmt,
+        "size_wh": [int(width), int(height)],
+        "n_landmarks": N_LANDMARKS[anatomy],
+        "note": "phantom images drawn by a program; not real x-rays, no accuracy claim",
+    }
+    if anatomy == "head":
+        marker["mm_per_px"] = round(0.1 * 1935 / width, 6)
+    atomic_write_json(out / SYNTHETIC_MARKER, marker)
+    return out
+
+
+def _ids(anatomy: str, n: int) -> list[str]:
+    if anatomy == "head":
+        digits = max(3, len(str(n)))
+        return [f"{i:0{digits}d}" for i in range(1, n + 1)]
+    if anatomy == "hand":
+        return [str(1001 + i) for i in range(n)]
+    digits = max(4, len(str(n)))
+    return [f"CHNCXR_{i:0{digits}d}_0" for i in range(1, n + 1)]
+
+
+def _write_labelme(folder: Path, image_id: str, image: np.ndarray, landmarks: np.ndarray) -> None:
+    _save_image(image, folder / f"{image_id}.png", "PNG")
+    doc = {
+        "version": "5.0.1",
+        "flags": {},
+        "shapes": [
+            {"label": f"L{k + 1}", "points": [[round(float(x), 2), round(float(y), 2)]],
+             "group_id": None, "shape_type": "point", "flags": {}}
+            for k, (x, y) in enumerate(landmarks)
+        ],
+        "imagePath": f"{image_id}.png",
+        "imageData": None,
+        "imageHeight": int(image.shape[0]),
+        "imageWidth": int(image.shape[1]),
+    }
+    atomic_write_text(folder / f"{image_id}.json", json.dumps(doc, indent=2) + "\n")
