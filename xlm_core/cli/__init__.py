@@ -1,4 +1,4 @@
-"""The ``xlm`` command: one entry point, thin. Each area registers its own sub-commands.
+"""The xlm command: landmark detection in x-ray images (datasets, training, study, book).
 
 Every sub-command module exposes ``register(subparsers)``, which adds its parsers and
 sets ``func`` on them; ``func(args) -> int`` is the exit status. Logic lives in
