@@ -45,7 +45,11 @@ def register(subparsers) -> None:
     synth.add_argument("--size", type=_size, default=None, metavar="WxH",
                        help="image size (default head 194x240, hand 184x256, chest 256x256)")
     synth.add_argument("--format", choices=["native", "labelme"], default="native",
-                       help="native: the real dataset layout; labelme: images/ID.png + ID.json")
+                       help="native: the real dataset layout; labelme: images/ID.png + ID.json "
+                       "and a dataset.yaml descriptor")
+    synth.add_argument("--annotators", type=int, default=1, metavar="K",
+                       help="labelme: K readers (2..4) in reader_a/, reader_b/, ...; reader a = the drawn "
+                       "landmarks, the others = those plus small offsets (default 1: images/ID.json)")
     synth.set_defaults(func=_synth)
 
     check = sub.add_parser(
@@ -54,13 +58,17 @@ def register(subparsers) -> None:
         description="Decode every image and parse every annotation; exit status 1 when a "
         "problem makes an image unusable.",
     )
-    check.add_argument("dataset", choices=["head", "hand", "chest", "labelme", "landmark_csv"])
-    check.add_argument("root")
+    check.add_argument("dataset", metavar="DATASET",
+                       help="head, hand, chest, labelme, landmark_csv, or PATH/dataset.yaml")
+    check.add_argument("root", nargs="?", default=None,
+                       help="dataset root (a dataset.yaml's default: its own folder)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument("--annotator", choices=["mean", "senior", "junior"], help="head ground truth")
+    check.add_argument("--annotator", help="ground truth: mean or one source (head: senior, junior)")
     check.add_argument("--image-format", choices=["auto", "jpg", "mha"], help="hand images")
     check.add_argument("--wrist", type=_wrist, help="hand wrist pair: 'A,B' 1-based, 'payer', 'zhu'")
-    check.add_argument("--exclusion", choices=["zhu"], help="chest: drop Zhu et al.'s 9 ids")
+    check.add_argument("--exclusion", help="chest: 'zhu' drops Zhu et al.'s 9 ids")
+    check.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                       help="any dataset option, repeatable (VALUE read as YAML)")
     check.set_defaults(func=_check)
 
 
@@ -70,15 +78,39 @@ def _synth(args) -> int:
     if args.n < 1:
         raise XLMError(f"--n must be at least 1, got {args.n}")
     out = write_phantoms(args.anatomy, args.out, n=args.n, seed=args.seed, size_wh=args.size,
-                         fmt=args.format)
+                         fmt=args.format, annotators=args.annotators)
     print(f"wrote {args.n} {args.anatomy} phantom images ({args.format} layout, seed {args.seed}) to {out}")
+    if args.format == "labelme":
+        print(f"descriptor: {out / 'dataset.yaml'} (xlm data check {out / 'dataset.yaml'})")
     return 0
 
 
-def _check(args) -> int:
-    from xlm_core.datasets import check_dataset
+def _options(pairs: list[str]) -> dict:
+    import yaml
 
     options = {}
+    for text in pairs:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise XLMError(f"--option expects KEY=VALUE, got {text!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
+
+
+def _check(args) -> int:
+    from xlm_core.datasets import LOADERS, check_dataset
+    from xlm_core.datasets.descriptor import is_descriptor_path
+
+    described = args.dataset not in LOADERS and is_descriptor_path(args.dataset)
+    if not described and args.dataset not in LOADERS:
+        raise XLMError(f"unknown dataset {args.dataset!r}; choose one of {sorted(LOADERS)} or a "
+                       "PATH/dataset.yaml")
+    if args.root is None and not described:
+        raise XLMError(f"dataset {args.dataset!r} needs a ROOT folder")
+    options = _options(args.options)
     if args.annotator:
         options["annotator"] = args.annotator
     if args.image_format:
@@ -89,7 +121,7 @@ def _check(args) -> int:
         options["exclusion"] = args.exclusion
     for key, flag, allowed in (("annotator", "--annotator", "head"), ("image_format", "--image-format", "hand"),
                                ("wrist_pair", "--wrist", "hand"), ("exclusion", "--exclusion", "chest")):
-        if key in options and args.dataset != allowed:
+        if key in options and args.dataset != allowed and not described:
             raise XLMError(f"{flag} applies to the {allowed} dataset only")
     report = check_dataset(args.dataset, args.root, **options)
     if args.json:

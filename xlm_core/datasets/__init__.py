@@ -1,18 +1,22 @@
 """Dataset loaders: one call, ``load_dataset(name, root, **options) -> LandmarkSet``.
 
-Names: ``"head"`` (ISBI 2015), ``"hand"`` (Digital Hand Atlas + Payer's CSV), ``"chest"``
-(Shenzhen + Zhu's labels), and the generic ``"labelme"`` and ``"landmark_csv"``; or the
-path of a ``dataset.yaml`` (``format: labelme|landmark_csv|head|hand|chest``, optional
-``root`` relative to the YAML file, and any loader options).
+Every dataset is described by a descriptor (:mod:`xlm_core.datasets.descriptor`) and read by
+one loader (:mod:`xlm_core.datasets.engine`). Names: ``"head"`` (ISBI 2015), ``"hand"``
+(Digital Hand Atlas + Payer's CSV), ``"chest"`` (Shenzhen + Zhu's labels) resolve to the
+packaged descriptors ``descriptors/{head,hand,chest}.yaml`` with the ``root`` given; a path
+to your own ``dataset.yaml`` (or its folder) loads that dataset, ``root`` defaulting to the
+descriptor's folder. The older generic names ``"labelme"`` and ``"landmark_csv"`` (see
+:mod:`xlm_core.datasets.generic`) and the older YAML form (``format: labelme|landmark_csv|
+head|hand|chest``, optional ``root`` and loader options) keep working.
 
-Options (all loaders): ``train`` (count or fraction of the sorted ids for the training
-part; default the paper's split, scaled to the number of usable images when the root
-holds fewer or more than the paper's), ``verify_images`` (decode every image now, which
-finds truncated files; default reads headers only), ``strict`` (raise :class:`XLMError`
-listing every fatal problem instead of skipping those images). Per dataset:
-``annotator="mean"|"senior"|"junior"`` (head), ``image_format="auto"|"jpg"|"mha"`` and
-``wrist_pair=(1, 5)`` 0-based or ``"payer"``/``"zhu"`` (hand), ``exclusion=None|"zhu"``
-(chest); see :mod:`xlm_core.datasets.generic` for the generic formats.
+Options (all datasets): ``train`` (count or fraction of the sorted ids for the training
+part; default the descriptor's split: the paper's, scaled to the number of usable images
+when the root holds fewer or more than the paper's), ``verify_images`` (decode every image
+now, which finds truncated files; default reads headers only), ``strict`` (raise
+:class:`XLMError` listing every fatal problem instead of skipping those images). Per
+descriptor: ``annotator="mean"|<source name>`` (several sources; head: senior, junior),
+``image_format="auto"|<alternative>`` (hand: jpg, mha), ``wrist_pair=(1, 5)`` 0-based or a
+name (hand: ``"payer"``/``"zhu"``), ``exclusion=None|<name>`` (chest: ``"zhu"``).
 
 Every loader returns float64 ``(x, y)`` landmarks in original-image pixels and records
 every problem it met in ``LandmarkSet.problems`` (see :mod:`xlm_core.datasets.check`).
@@ -25,6 +29,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from xlm_core import XLMError
@@ -32,6 +37,17 @@ from xlm_core.datasets.base import LandmarkSet, Problem, Sample, Scale
 from xlm_core.datasets.cache import PreprocessCache
 from xlm_core.datasets.check import CheckReport, check_dataset
 from xlm_core.datasets.chest import load_chest
+from xlm_core.datasets.descriptor import (
+    BUILTIN_NAMES,
+    Descriptor,
+    builtin_descriptor,
+    descriptor_file,
+    is_descriptor_path,
+    parse_descriptor,
+    read_descriptor,
+    read_yaml,
+)
+from xlm_core.datasets.engine import load_described
 from xlm_core.datasets.generic import load_labelme, load_landmark_csv
 from xlm_core.datasets.hand import load_hand
 from xlm_core.datasets.head import load_head
@@ -48,26 +64,32 @@ LOADERS: dict[str, Callable] = {
 }
 
 __all__ = [
+    "BUILTIN_NAMES",
     "DATASET_NAMES",
     "GENERIC_NAMES",
     "CheckReport",
+    "Descriptor",
     "LandmarkSet",
     "PreprocessCache",
     "Problem",
     "Sample",
     "Scale",
+    "builtin_descriptor",
     "carve_validation",
     "check_dataset",
     "dataset_fingerprint",
     "kfold_split",
     "load_dataset",
     "loader_options",
+    "read_descriptor",
 ]
 
 
-def loader_options(name: str) -> list[str]:
-    """The options ``load_dataset(name, ...)`` accepts."""
-    loader = _loader(name)
+def loader_options(name: str | os.PathLike) -> list[str]:
+    """The options ``load_dataset(name, ...)`` accepts (``name`` may be a descriptor path)."""
+    if str(name) not in LOADERS and is_descriptor_path(name):
+        return _resolve(name, None, {})[1]
+    loader = _loader(str(name))
     own = [p for p in inspect.signature(loader).parameters if p not in ("root", "log")]
     return sorted(own + ["train", "strict"])
 
@@ -78,52 +100,68 @@ def _loader(name: str) -> Callable:
     return LOADERS[name]
 
 
-def _from_yaml(path: Path, root, options: dict) -> tuple[str, Path, dict]:
-    import yaml
-
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise XLMError(f"{path}: cannot read dataset description ({exc})") from None
-    if not isinstance(spec, dict) or "format" not in spec:
-        raise XLMError(f"{path}: a dataset.yaml needs a 'format' key ({sorted(LOADERS)})")
+def _legacy_yaml(path: Path, spec: dict, root, options: dict) -> tuple[str, Path, dict]:
+    """The older ``dataset.yaml`` form: ``format: <loader name>``, ``root``, loader options."""
     spec = dict(spec)
     name = str(spec.pop("format"))
     spec_root = spec.pop("root", None)
     if root is None or str(root) == "":
-        if spec_root is None:
-            raise XLMError(f"{path}: no dataset root given (argument or 'root' key)")
-        root = path.parent / spec_root
+        root = path.parent / (spec_root if spec_root is not None else ".")
     return name, Path(root), {**spec, **options}
 
 
-def load_dataset(name: str, root: str | os.PathLike | None, **options) -> LandmarkSet:
-    """Load a dataset root into a :class:`LandmarkSet` (see the module docstring for options).
+def _resolve(name, root, options: dict) -> tuple[str, list[str], Callable, object, dict]:
+    """``(label, allowed options, loader(root, **options), root, options)`` for a name or descriptor."""
+    if str(name) not in LOADERS and is_descriptor_path(name):
+        path = descriptor_file(name)
+        spec = read_yaml(path)
+        if isinstance(spec, dict) and "format" in spec and "annotations" not in spec:
+            name, root, options = _legacy_yaml(path, spec, root, options)
+        else:
+            desc = parse_descriptor(spec, where=str(path), folder=path.resolve().parent)
+            allowed = sorted(desc.options() + ["verify_images", "train", "strict"])
+            if root is None or str(root) == "":
+                root = desc.folder
+            return desc.name, allowed, partial(load_described, desc), root, options
+    loader = _loader(str(name))
+    if root is not None and str(root) == "":
+        root = None
+    return str(name), loader_options(str(name)), loader, root, options
 
-    Raises :class:`XLMError` for a wrong root (naming the expected path), an unknown
-    option, or (``strict=True``) any problem that makes an image unusable.
+
+def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **options) -> LandmarkSet:
+    """Load a dataset into a :class:`LandmarkSet` (see the module docstring for options).
+
+    ``name``: ``"head"``, ``"hand"``, ``"chest"`` (built-in descriptors), ``"labelme"``,
+    ``"landmark_csv"``, or the path of a ``dataset.yaml`` (or of its folder); ``root``: the
+    dataset root (``None`` or ``""``: a descriptor's own folder). Raises :class:`XLMError`
+    for a wrong root (naming the expected path), a bad descriptor key, an unknown option,
+    or (``strict=True``) any problem that makes an image unusable.
     """
-    if str(name).endswith((".yaml", ".yml")) and Path(name).is_file():
-        name, root, options = _from_yaml(Path(name), root, options)
-    loader = _loader(name)
+    label, allowed, loader, root, options = _resolve(name, root, dict(options))
     if root is None:
-        raise XLMError(f"dataset {name!r}: no root folder given")
+        raise XLMError(f"dataset {label!r}: no root folder given")
     train = options.pop("train", None)
     strict = bool(options.pop("strict", False))
-    allowed = set(loader_options(name)) - {"train", "strict"}
-    unknown = set(options) - allowed
+    allowed_here = set(allowed) - {"train", "strict"}
+    unknown = set(options) - allowed_here
     if unknown:
-        raise XLMError(f"dataset {name!r}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise XLMError(f"dataset {label!r}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed_here)}")
     samples, log, settings = loader(root, **options)
 
     if strict and any(p.fatal for p in log.problems):
         listed = "\n".join(f"  {p.file}: {p.problem}" for p in log.problems if p.fatal)
-        raise XLMError(f"dataset {name!r} at {root} has problems that make images unusable:\n{listed}")
+        raise XLMError(f"dataset {label!r} at {root} has problems that make images unusable:\n{listed}")
     samples = _natural(samples)
-    paper_train, paper_total = settings["paper_split"]
-    train_ids, test_ids = ordered_split([s.id for s in samples], train, paper_train, paper_total)
+    explicit = settings.get("split_ids")
+    if train is None and explicit is not None:
+        train_ids, test_ids = list(explicit[0]), list(explicit[1])
+    else:
+        paper_train, paper_total = settings["paper_split"]
+        chosen = train if train is not None else settings.get("split_train")
+        train_ids, test_ids = ordered_split([s.id for s in samples], chosen, paper_train, paper_total)
     return LandmarkSet(
-        name=name,
+        name=label,
         root=Path(root),
         samples=samples,
         landmark_names=settings["landmark_names"],
@@ -136,6 +174,7 @@ def load_dataset(name: str, root: str | os.PathLike | None, **options) -> Landma
         problems=list(log.problems),
         synthetic=bool(settings["synthetic"]),
         options={**settings["options"], "train": train},
+        annotator_disagreement=settings.get("annotator_disagreement"),
     )
 
 

@@ -89,6 +89,9 @@ class LandmarkSet:
     problems: list[Problem] = field(default_factory=list)
     synthetic: bool = False
     options: dict = field(default_factory=dict)  # the loader options that produced this set
+    #: with several annotation sources: their disagreement per landmark (see
+    #: :func:`xlm_core.datasets.engine.annotator_disagreement`), else ``None``
+    annotator_disagreement: dict | None = None
 
     @property
     def fatal_problems(self) -> list[Problem]:

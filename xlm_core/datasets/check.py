@@ -222,6 +222,7 @@ class CheckReport:
     images: int
     landmarks: int
     problems: list[Problem]
+    annotators: dict | None = None  # inter-annotator disagreement (several sources only)
 
     @property
     def ok(self) -> bool:
@@ -229,7 +230,7 @@ class CheckReport:
         return not any(p.fatal for p in self.problems)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "dataset": self.dataset,
             "root": self.root,
             "images": self.images,
@@ -238,6 +239,9 @@ class CheckReport:
                 {"file": p.file, "problem": p.problem, "fatal": p.fatal} for p in self.problems
             ],
         }
+        if self.annotators is not None:
+            out["annotators"] = self.annotators
+        return out
 
     def as_text(self) -> str:
         lines = [
@@ -248,7 +252,24 @@ class CheckReport:
         for p in self.problems:
             tag = "ERROR" if p.fatal else "note "
             lines.append(f"  {tag} {p.file}: {p.problem}")
+        lines.extend(disagreement_lines(self.annotators))
         return "\n".join(lines)
+
+
+def disagreement_lines(info: dict | None, names: list[str] | None = None) -> list[str]:
+    """Text lines for the inter-annotator disagreement of :func:`report_from_set`."""
+    if not info:
+        return []
+    who = " vs ".join(info["annotators"])
+    if not info["n_images"]:
+        return [f"inter-annotator MRE ({who}): no image with every annotation valid"]
+    unit = info["unit"]
+    lines = [f"inter-annotator MRE ({who}, {info['n_images']} images): {info['mre']:.3f} {unit}"
+             + ("" if unit == "px" else f" ({info['mre_px']:.3f} px)")]
+    for k, value in enumerate(info["per_landmark_mre"]):
+        label = f"{k + 1}" + (f" {names[k]}" if names else "")
+        lines.append(f"  landmark {label}: {value:.3f} {unit}")
+    return lines
 
 
 def report_from_set(lset: LandmarkSet) -> CheckReport:
@@ -258,6 +279,7 @@ def report_from_set(lset: LandmarkSet) -> CheckReport:
         images=len(lset.samples),
         landmarks=lset.n_landmarks,
         problems=list(lset.problems),
+        annotators=lset.annotator_disagreement,
     )
 
 

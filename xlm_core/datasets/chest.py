@@ -9,6 +9,10 @@ Ratios are fractions of the image width and height: ``x_px = x_ratio * W``,
 ``y_px = y_ratio * H``. Errors are in original-image pixels. Split: the paper's first 229
 (sorted ids) train, last 50 test. ``exclusion="zhu"`` drops the 9 ids Zhu et al.'s code
 leaves out, then splits first 229 / the remaining 41, as that code does.
+
+These rules live in the built-in descriptor ``descriptors/chest.yaml``, read by the one
+loader of every dataset (:mod:`xlm_core.datasets.engine`); this module keeps the label
+parser and the constants.
 """
 
 from __future__ import annotations
@@ -20,17 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from xlm_core import XLMError
-from xlm_core.datasets.base import Sample, Scale
-from xlm_core.datasets.check import (
-    ProblemLog,
-    parse_xy_values,
-    probe_image,
-    read_synthetic_marker,
-    record_landmark_problems,
-    require_dir,
-    require_root,
-)
-from xlm_core.imageio import is_image_file
+from xlm_core.datasets.base import Sample
+from xlm_core.datasets.check import ProblemLog, parse_xy_values
 
 N_LANDMARKS = 6
 LANDMARK_NAMES = [f"L{i}" for i in range(1, N_LANDMARKS + 1)]
@@ -78,60 +73,14 @@ def load_chest(
     verify_images: bool = False,
     log: ProblemLog | None = None,
 ) -> tuple[list[Sample], ProblemLog, dict]:
-    """Read a CHEST root. Returns ``(usable samples, problems, settings)``."""
-    root = require_root(root)
+    """Read a CHEST root with the built-in descriptor ``descriptors/chest.yaml``.
+
+    Returns ``(usable samples, problems, settings)``.
+    """
+    from xlm_core.datasets.descriptor import builtin_descriptor
+    from xlm_core.datasets.engine import load_described
+
     if exclusion not in EXCLUSIONS:
         raise XLMError(f"chest exclusion must be one of {EXCLUSIONS}, got {exclusion!r}")
-    log = log or ProblemLog(root)
-    png_dir = require_dir(root / "pngs", "CHEST images")
-    label_dir = require_dir(root / "labels", "CHEST labels")
-    excluded = set(ZHU_EXCLUDED_IDS) if exclusion == "zhu" else set()
-
-    images: dict[str, Path] = {}
-    for path in sorted(png_dir.iterdir()):
-        if path.is_file() and is_image_file(path):
-            if path.stem in images:
-                log.add(path, f"duplicate id {path.stem!r}: also {log.name(images[path.stem])}; none used")
-                log.add(images[path.stem], f"duplicate id {path.stem!r}: also {log.name(path)}; none used")
-                images[path.stem] = None  # type: ignore[assignment]
-                continue
-            images[path.stem] = path
-    labels = {p.stem: p for p in sorted(label_dir.glob("*.txt"))}
-    orphans = [key for key in labels if key not in images and key not in excluded]
-    log.summarise(label_dir, orphans, "label files have no image in pngs/ (skipped)")
-
-    samples: list[Sample] = []
-    for image_id, image_path in sorted(images.items()):
-        if image_path is None or image_id in excluded:
-            continue
-        label_path = labels.get(image_id)
-        if label_path is None:
-            log.add(image_path, "image without label file (not annotated; skipped)", fatal=False)
-            continue
-        ratios, errors = parse_label(label_path)
-        for error in errors:
-            log.add(label_path, error)
-        if ratios is None:
-            continue
-        size_wh, reason = probe_image(image_path, verify_images)
-        if size_wh is None:
-            log.add(image_path, f"unreadable image: {reason}")
-            continue
-        xy = ratios * np.asarray(size_wh, dtype=np.float64)
-        if record_landmark_problems(log, label_path, xy, size_wh):
-            samples.append(Sample(id=image_id, image=image_path, landmarks=xy, size_wh=size_wh))
-
-    marker = read_synthetic_marker(root)
-    paper_total = PAPER_TOTAL - len(ZHU_EXCLUDED_IDS) if exclusion == "zhu" else PAPER_TOTAL
-    settings = {
-        "landmark_names": list(LANDMARK_NAMES),
-        "scale": Scale(unit="px"),
-        "thresholds": THRESHOLDS_PX,
-        "train_size": TRAIN_SIZE_HW,
-        "test_size": TEST_SIZE_HW,
-        "paper_split": (PAPER_TRAIN, paper_total),
-        "synthetic": marker is not None,
-        "options": {"exclusion": exclusion},
-    }
-    return samples, log, settings
-
+    return load_described(builtin_descriptor("chest"), root, exclusion=exclusion,
+                          verify_images=verify_images, log=log)

@@ -291,9 +291,12 @@ def load_landmark_csv(
 
 
 def _read_landmark_rows(
-    log: ProblemLog, csv_path: Path
+    log: ProblemLog, csv_path: Path, landmark_names: list[str] | None = None
 ) -> tuple[dict[str, dict[int, list[tuple[float, float]]]], set[str]]:
-    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``."""
+    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``.
+
+    ``landmark`` is a 1-based number or, when ``landmark_names`` is given, one of the names.
+    """
     points: dict[str, dict[int, list[tuple[float, float]]]] = {}
     broken: set[str] = set()
     try:
@@ -311,6 +314,9 @@ def _read_landmark_rows(
                     continue
                 points.setdefault(image_id, {})
                 index = parse_number(row["landmark"])
+                if index is None and landmark_names:
+                    named = label_index(row["landmark"], landmark_names)
+                    index = None if named is None else named + 1
                 x, y = parse_number(row["x"]), parse_number(row["y"])
                 if index is None or not float(index).is_integer() or index < 1:
                     log.add(csv_path, f"row {number} (image_id {image_id!r}): landmark must be a "

@@ -44,7 +44,11 @@ FORMATS = ("native", "labelme")
 #: Default (W, H): head keeps ISBI's 1935:2400, hand a DHA-like portrait, chest square.
 DEFAULT_SIZES_WH = {"head": (194, 240), "hand": (184, 256), "chest": (256, 256)}
 N_LANDMARKS = {"head": 19, "hand": 37, "chest": 6}
-_LAYOUT_ENTRIES = ("RawImage", "AnnotationsByMD", "jpg", "mha", "all.csv", "pngs", "labels", "images")
+#: LabelMe phantoms with several annotators: one folder per reader (``reader_a``, ``reader_b``, ...)
+READERS = tuple(f"reader_{c}" for c in "abcd")
+DESCRIPTOR_NAME = "dataset.yaml"
+_LAYOUT_ENTRIES = ("RawImage", "AnnotationsByMD", "jpg", "mha", "all.csv", "pngs", "labels", "images",
+                   *READERS, DESCRIPTOR_NAME)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -675,6 +679,7 @@ def write_phantoms(
     seed: int = 0,
     size_wh: tuple[int, int] | None = None,
     fmt: str = "native",
+    annotators: int = 1,
 ) -> Path:
     """Write ``n`` phantom images of ``anatomy`` with landmarks under ``out``; returns ``out``.
 
@@ -682,8 +687,11 @@ def write_phantoms(
     Test1Data}/NNN.bmp`` + ``AnnotationsByMD/400_{senior,junior}/NNN.txt``, junior = senior
     plus a small random offset; hand: ``jpg/NNNN.jpg`` + ``all.csv``; chest:
     ``pngs/CHNCXR_NNNN_0.png`` + ``labels/CHNCXR_NNNN_0.txt`` ratios); ``fmt="labelme"``
-    writes ``images/ID.png`` + ``images/ID.json`` (LabelMe points ``L1``..``Ln``). Always
-    writes ``SYNTHETIC.json``. Every file is written atomically; same arguments, same bytes.
+    writes ``images/ID.png`` + ``images/ID.json`` (LabelMe points ``L1``..``Ln``) and a
+    descriptor ``dataset.yaml`` beside them; with ``annotators=k`` (2..4) the points go to
+    ``reader_a/ID.json``, ``reader_b/ID.json``, ... instead, reader a = the drawn landmarks,
+    the others = those plus small random offsets (sd 0.4 % of the width). Always writes
+    ``SYNTHETIC.json``. Every file is written atomically; same arguments, same bytes.
     """
     if anatomy not in ANATOMIES:
         raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
@@ -691,7 +699,12 @@ def write_phantoms(
         raise XLMError(f"unknown phantom format {fmt!r}; choose one of {FORMATS}")
     if int(n) < 1:
         raise XLMError(f"number of phantom images must be at least 1, got {n}")
+    if not 1 <= int(annotators) <= len(READERS):
+        raise XLMError(f"annotators must lie in 1..{len(READERS)}, got {annotators}")
+    if int(annotators) > 1 and fmt != "labelme":
+        raise XLMError("several annotators are written in the labelme format only (native head has two)")
     n = int(n)
+    annotators = int(annotators)
     width, height = size_wh or DEFAULT_SIZES_WH[anatomy]
     out = Path(out)
     _prepare_out(out)
@@ -703,7 +716,15 @@ def write_phantoms(
     for index, image_id in enumerate(ids):
         image, landmarks = draw_phantom(anatomy, index, seed, (width, height))
         if fmt == "labelme":
-            _write_labelme(out / "images", image_id, image, landmarks)
+            if annotators == 1:
+                _write_labelme(out / "images", image_id, image, landmarks)
+                continue
+            _save_image(image, out / "images" / f"{image_id}.png", "PNG")
+            for k, reader in enumerate(READERS[:annotators]):
+                offset = 0.0 if k == 0 else noise_rng.normal(0, 0.004 * width, size=landmarks.shape)
+                points = np.clip(landmarks + offset, 0.0, [width - 1, height - 1])
+                _write_labelme(out / reader, image_id, image, points, image_path=f"../images/{image_id}.png",
+                               save_image=False)
             continue
         if anatomy == "head":
             part = "TrainingData" if index < n_train_head else "Test1Data"
@@ -738,8 +759,42 @@ def write_phantoms(
     }
     if anatomy == "head":
         marker["mm_per_px"] = round(0.1 * 1935 / width, 6)
+    if fmt == "labelme":
+        marker["annotators"] = annotators
+        atomic_write_text(out / DESCRIPTOR_NAME, phantom_descriptor(anatomy, annotators, width))
     atomic_write_json(out / SYNTHETIC_MARKER, marker)
     return out
+
+
+def phantom_descriptor(anatomy: str, annotators: int, width: int) -> str:
+    """The ``dataset.yaml`` of a LabelMe phantom set (the built-in dataset's rules, LabelMe files)."""
+    from xlm_core.datasets.descriptor import builtin_descriptor
+
+    builtin = builtin_descriptor(anatomy)
+    sources = ["images/{id}.json"] if annotators == 1 else [f"{r}/{{id}}.json" for r in READERS[:annotators]]
+    if builtin.spacing.pair is not None:
+        a, b = builtin.spacing.pair
+        spacing = f"{{pair: [{a + 1}, {b + 1}], width_mm: {builtin.spacing.width_mm:g}}}"
+    elif builtin.spacing.mm_per_px is not None:
+        spacing = f"{round(0.1 * 1935 / width, 6)}  # mm per pixel: the phantom's drawing scale"
+    else:
+        spacing = "null  # errors in pixels"
+    lines = [
+        f"# {anatomy} phantoms in LabelMe format, written by xlm data synth (not real x-rays)",
+        f"name: {anatomy}_labelme",
+        "images: images/*.png",
+        "annotations:",
+        "  format: labelme",
+        "  sources:",
+        *[f'    - "{src}"' for src in sources],
+        f"landmarks: {N_LANDMARKS[anatomy]}",
+        f"spacing_mm: {spacing}",
+        "split: {train: 0.8}",
+        f"thresholds: [{', '.join(f'{t:g}' for t in builtin.thresholds)}]",
+        f"train_size: [{builtin.train_size[0]}, {builtin.train_size[1]}]",
+        f"test_size: [{builtin.test_size[0]}, {builtin.test_size[1]}]",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _ids(anatomy: str, n: int) -> list[str]:
@@ -752,8 +807,10 @@ def _ids(anatomy: str, n: int) -> list[str]:
     return [f"CHNCXR_{i:0{digits}d}_0" for i in range(1, n + 1)]
 
 
-def _write_labelme(folder: Path, image_id: str, image: np.ndarray, landmarks: np.ndarray) -> None:
-    _save_image(image, folder / f"{image_id}.png", "PNG")
+def _write_labelme(folder: Path, image_id: str, image: np.ndarray, landmarks: np.ndarray,
+                   image_path: str | None = None, save_image: bool = True) -> None:
+    if save_image:
+        _save_image(image, folder / f"{image_id}.png", "PNG")
     doc = {
         "version": "5.0.1",
         "flags": {},
@@ -762,7 +819,7 @@ def _write_labelme(folder: Path, image_id: str, image: np.ndarray, landmarks: np
              "group_id": None, "shape_type": "point", "flags": {}}
             for k, (x, y) in enumerate(landmarks)
         ],
-        "imagePath": f"{image_id}.png",
+        "imagePath": image_path or f"{image_id}.png",
         "imageData": None,
         "imageHeight": int(image.shape[0]),
         "imageWidth": int(image.shape[1]),

@@ -1,0 +1,414 @@
+"""Dataset descriptors (``dataset.yaml``): a dataset described in a few lines, no loader to write.
+
+Schema (unknown keys are errors; paths are relative to the dataset root, which is the
+descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset`` says otherwise)::
+
+    name: my_ceph                     # the dataset's name in results (not head/hand/chest)
+    images: pictures/*.tif            # glob (or a list: an id found by an earlier glob wins; or
+                                      #   {alternative: glob(s)} chosen by option image_format)
+                                      # id = file stem; extension matched case-insensitively
+    annotations:
+      format: labelme                 # labelme | landmark_csv | isbi_txt | payer_csv | ratio_txt
+      sources:                        # one or more; several annotators -> ground truth = their mean
+        - "reader_a/{id}.json"        # per-image files: a pattern with {id};
+        - "reader_b/{id}.json"        # landmark_csv / payer_csv: one table file per source
+                                      # (a mapping {annotator name: pattern} names the sources)
+      units: px                       # px | ratio (fractions of width and height)
+      require_all: false              # true: an image needs every source (else: mean of the valid)
+    landmarks: 19                     # a count, or a list of names (LabelMe labels map to this order)
+    spacing_mm: 0.1                   # mm per pixel, null for pixels, or {pair: [2, 6], width_mm: 50}
+                                      #   (pair 1-based; optional named_pairs: {name: [a, b]})
+    split: {train: 0.67}              # train: count | fraction | [ids]; test: [ids];
+                                      #   paper: [train, total] (the paper's first-N rule)
+    exclude: [id, ...]                # ids never used (or {name: [ids]} chosen by option exclusion)
+    thresholds: [2, 2.5, 3, 4]        # SDR thresholds (default 2, 2.5, 3, 4 mm or 3, 6, 9 px)
+    train_size: [512, 512]            # (H, W) the network trains at; test_size defaults to it
+    test_size: [512, 512]
+    root: .                           # optional: the dataset root, relative to this file
+    description: "..."                # optional free text
+
+Formats: ``labelme`` (``shapes`` of ``shape_type: point``; labels are landmark names or
+1-based numbers ``7``, ``l7``, ``L7``), ``landmark_csv`` (``image_id,landmark,x,y``,
+landmark 1-based), ``isbi_txt`` (ISBI 2015: ``x,y`` lines, then label lines), ``payer_csv``
+(``id,x1,y1,...`` without header), ``ratio_txt`` (line 1 the count, then ``x_ratio y_ratio``).
+
+The paper's datasets are built-in descriptors of this kind (``descriptors/{head,hand,chest}.yaml``):
+``load_dataset("head", ROOT)`` reads ``head.yaml`` with ``ROOT`` as the dataset root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xlm_core import XLMError
+
+BUILTIN_NAMES = ("head", "hand", "chest")
+BUILTIN_DIR = Path(__file__).resolve().parent / "descriptors"
+FORMATS = ("labelme", "landmark_csv", "isbi_txt", "payer_csv", "ratio_txt")
+TABLE_FORMATS = ("landmark_csv", "payer_csv")
+UNITS = ("px", "ratio")
+KEYS = ("name", "images", "annotations", "landmarks", "spacing_mm", "split", "exclude",
+        "thresholds", "train_size", "test_size", "root", "description")
+REQUIRED_KEYS = ("images", "annotations", "landmarks")
+ANNOTATION_KEYS = ("format", "sources", "units", "require_all")
+SPLIT_KEYS = ("train", "test", "paper")
+SPACING_KEYS = ("pair", "width_mm", "named_pairs")
+DEFAULT_ALTERNATIVE = "default"
+DESCRIPTOR_FILE = "dataset.yaml"
+
+
+@dataclass(frozen=True)
+class SpacingRule:
+    """How pixels become mm: a fixed ``mm_per_px``, a landmark pair of known width, or pixels.
+
+    ``pair`` and ``named_pairs`` are 0-based landmark indices.
+    """
+
+    mm_per_px: float | None = None
+    pair: tuple[int, int] | None = None
+    width_mm: float = 50.0
+    named_pairs: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A parsed, validated ``dataset.yaml`` (or a built-in one). See the module docstring."""
+
+    name: str
+    where: str  # what error messages call it: the YAML path, or "built-in descriptor 'head'"
+    folder: Path | None  # default dataset root (None: a root must be given)
+    images: dict[str, tuple[str, ...]]  # alternative -> globs, in preference order
+    format: str
+    sources: dict[str, str]  # annotator name -> pattern (or table file)
+    units: str
+    require_all: bool
+    landmark_names: tuple[str, ...]
+    names_given: bool  # landmarks was a list of names (LabelMe labels may use them)
+    spacing: SpacingRule
+    split_train: int | float | None
+    split_train_ids: tuple[str, ...] | None
+    split_test_ids: tuple[str, ...] | None
+    split_paper: tuple[int, int] | None
+    exclude: tuple[str, ...]
+    named_exclusions: dict[str, tuple[str, ...]]
+    thresholds: tuple[float, ...] | None
+    train_size: tuple[int, int]
+    test_size: tuple[int, int]
+    builtin: bool
+    digest: str  # hash of the normalised description (part of a user dataset's fingerprint)
+
+    @property
+    def n_landmarks(self) -> int:
+        return len(self.landmark_names)
+
+    @property
+    def is_table(self) -> bool:
+        return self.format in TABLE_FORMATS
+
+    def options(self) -> list[str]:
+        """Loader options this descriptor accepts (besides ``train``, ``strict``, ``verify_images``)."""
+        found = []
+        if len(self.sources) > 1:
+            found.append("annotator")
+        if len(self.images) > 1:
+            found.append("image_format")
+        if self.spacing.pair is not None:
+            found.append("wrist_pair")
+        if self.named_exclusions:
+            found.append("exclusion")
+        return found
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def is_descriptor_path(name: Any) -> bool:
+    """True when ``name`` names a YAML file or a folder holding ``dataset.yaml``."""
+    text = str(name)
+    if text.endswith((".yaml", ".yml")):
+        return True
+    path = Path(text)
+    return text not in BUILTIN_NAMES and path.is_dir() and (path / DESCRIPTOR_FILE).is_file()
+
+
+def descriptor_file(name: str | os.PathLike) -> Path:
+    """The YAML file ``name`` points at (a folder means its ``dataset.yaml``)."""
+    path = Path(name)
+    if path.is_dir():
+        path = path / DESCRIPTOR_FILE
+    if not path.is_file():
+        raise XLMError(f"{path}: dataset descriptor not found")
+    return path
+
+
+def read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise XLMError(f"{path}: cannot read dataset descriptor ({exc})") from None
+
+
+def read_descriptor(path: str | os.PathLike) -> Descriptor:
+    """Parse and validate a ``dataset.yaml``. Raises :class:`XLMError` naming the key."""
+    path = descriptor_file(path)
+    spec = read_yaml(path)
+    return parse_descriptor(spec, where=str(path), folder=path.resolve().parent)
+
+
+def builtin_descriptor(name: str) -> Descriptor:
+    """The packaged descriptor of a paper dataset (``head``, ``hand``, ``chest``)."""
+    if name not in BUILTIN_NAMES:
+        raise XLMError(f"no built-in descriptor {name!r}; built-in: {list(BUILTIN_NAMES)}")
+    path = BUILTIN_DIR / f"{name}.yaml"
+    return parse_descriptor(read_yaml(path), where=f"built-in descriptor {name!r}", folder=None,
+                            builtin=True)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _fail(where: str, key: str, problem: str) -> XLMError:
+    return XLMError(f"{where}: {key}: {problem}")
+
+
+def _check_keys(where: str, prefix: str, mapping: dict, allowed: tuple[str, ...]) -> None:
+    unknown = [k for k in mapping if k not in allowed]
+    if unknown:
+        shown = ", ".join(repr(f"{prefix}{k}") for k in unknown)
+        raise XLMError(f"{where}: unknown key {shown}; allowed: {list(allowed)}")
+
+
+def _int(where: str, key: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(where, key, f"expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(where: str, key: str, value: Any, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, key, f"expected a number, got {value!r}")
+    if positive and not float(value) > 0:
+        raise _fail(where, key, f"expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _globs(where: str, key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(g, str) and g.strip() for g in items):
+        raise _fail(where, key, f"expected a glob or a list of globs, got {value!r}")
+    for glob in items:
+        if Path(glob).is_absolute() or ".." in Path(glob).parts:
+            raise _fail(where, key, f"glob {glob!r} must stay inside the dataset root (relative, no '..')")
+    return tuple(items)
+
+
+def _pair(where: str, key: str, value: Any, n: int) -> tuple[int, int]:
+    """A 1-based pair from the YAML -> 0-based."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise _fail(where, key, f"expected two 1-based landmark numbers [a, b], got {value!r}")
+    a, b = (_int(where, key, v, 1) for v in value)
+    if a == b or a > n or b > n:
+        raise _fail(where, key, f"expected two different landmark numbers in 1..{n}, got {value!r}")
+    return a - 1, b - 1
+
+
+def _size(where: str, key: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _fail(where, key, f"expected [H, W], got {value!r}")
+    return _int(where, key, value[0], 1), _int(where, key, value[1], 1)
+
+
+def _ids(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _fail(where, key, f"expected a list of image ids, got {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def _sources(where: str, fmt: str, value: Any) -> dict[str, str]:
+    key = "annotations.sources"
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise _fail(where, key, f"expected one or more patterns, got {value!r}")
+        if len(set(value)) != len(value):
+            raise _fail(where, key, "the same source is listed twice")
+        sources = {v: v for v in value}
+    elif isinstance(value, dict) and value:
+        if not all(isinstance(v, str) and v.strip() for v in value.values()):
+            raise _fail(where, key, f"expected {{annotator: pattern}}, got {value!r}")
+        sources = {str(k): v for k, v in value.items()}
+        if "mean" in sources:
+            raise _fail(where, key, "'mean' is reserved (option annotator: mean); rename that source")
+    else:
+        raise _fail(where, key, f"expected a pattern, a list of patterns or {{annotator: pattern}}, got {value!r}")
+    for name, pattern in sources.items():
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise _fail(where, key, f"{pattern!r} must stay inside the dataset root (relative, no '..')")
+        has_id = "{id}" in pattern
+        if fmt in TABLE_FORMATS and has_id:
+            raise _fail(where, key, f"{pattern!r}: a {fmt} source is one table file (no {{id}})")
+        if fmt not in TABLE_FORMATS and not has_id:
+            raise _fail(where, key, f"{pattern!r}: a {fmt} source needs {{id}} (one file per image)")
+        rest = pattern.replace("{id}", "")
+        if "{" in rest or "}" in rest or any(c in pattern for c in "*?["):
+            raise _fail(where, key, f"{pattern!r}: only the placeholder {{id}} is allowed (no globs)")
+    return sources
+
+
+def _spacing(where: str, value: Any, n: int) -> SpacingRule:
+    key = "spacing_mm"
+    if value is None:
+        return SpacingRule()
+    if isinstance(value, dict):
+        _check_keys(where, "spacing_mm.", value, SPACING_KEYS)
+        if "pair" not in value:
+            raise _fail(where, key, "a mapping needs pair: [a, b] (1-based) and width_mm")
+        pair = _pair(where, "spacing_mm.pair", value["pair"], n)
+        width = _number(where, "spacing_mm.width_mm", value.get("width_mm", 50.0))
+        named_raw = value.get("named_pairs") or {}
+        if not isinstance(named_raw, dict):
+            raise _fail(where, "spacing_mm.named_pairs", f"expected {{name: [a, b]}}, got {named_raw!r}")
+        named = {str(k): _pair(where, f"spacing_mm.named_pairs.{k}", v, n) for k, v in named_raw.items()}
+        return SpacingRule(pair=pair, width_mm=width, named_pairs=named)
+    return SpacingRule(mm_per_px=_number(where, key, value))
+
+
+def _split(where: str, value: Any) -> tuple:
+    if value is None:
+        return None, None, None, None
+    if not isinstance(value, dict):
+        raise _fail(where, "split", f"expected a mapping such as {{train: 0.8}}, got {value!r}")
+    _check_keys(where, "split.", value, SPLIT_KEYS)
+    train = value.get("train")
+    train_value = train_ids = test_ids = paper = None
+    if isinstance(train, list):
+        train_ids = _ids(where, "split.train", train)
+    elif train is not None:
+        if isinstance(train, bool) or not isinstance(train, (int, float)):
+            raise _fail(where, "split.train", f"expected a count, a fraction or a list of ids, got {train!r}")
+        if isinstance(train, float) and not (0 < train < 1 or train.is_integer()):
+            raise _fail(where, "split.train", f"a fraction must lie in (0, 1), got {train!r}")
+        if train < 0:
+            raise _fail(where, "split.train", f"expected a count >= 0, got {train!r}")
+        train_value = train
+    if "test" in value:
+        test_ids = _ids(where, "split.test", value["test"])
+        if train_value is not None:
+            raise _fail(where, "split.test", "an explicit test list goes with train: [ids] or alone")
+    if "paper" in value:
+        raw = value["paper"]
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise _fail(where, "split.paper", f"expected [train count, total count], got {raw!r}")
+        paper = (_int(where, "split.paper", raw[0], 0), _int(where, "split.paper", raw[1], 1))
+        if train is not None or test_ids is not None:
+            raise _fail(where, "split.paper", "give either paper or train/test")
+    if train_ids is not None and test_ids is not None and set(train_ids) & set(test_ids):
+        shown = sorted(set(train_ids) & set(test_ids))[:5]
+        raise _fail(where, "split", f"ids in both train and test: {shown}")
+    return train_value, train_ids, test_ids, paper
+
+
+def _exclude(where: str, value: Any) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    if value is None:
+        return (), {}
+    if isinstance(value, dict):
+        return (), {str(k): _ids(where, f"exclude.{k}", v) for k, v in value.items()}
+    return _ids(where, "exclude", value), {}
+
+
+def _landmarks(where: str, value: Any) -> tuple[tuple[str, ...], bool]:
+    if isinstance(value, list):
+        names = [str(v).strip() for v in value]
+        if not names or not all(names):
+            raise _fail(where, "landmarks", "expected a count or a non-empty list of names")
+        if len({n.lower() for n in names}) != len(names):
+            raise _fail(where, "landmarks", "landmark names must be unique (case-insensitive)")
+        return tuple(names), True
+    count = _int(where, "landmarks", value, 1)
+    return tuple(f"L{i}" for i in range(1, count + 1)), False
+
+
+def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool = False) -> Descriptor:
+    """Validate a descriptor mapping (as read from YAML). ``folder``: the default dataset root."""
+    if not isinstance(spec, dict):
+        raise XLMError(f"{where}: a dataset descriptor must be a mapping of keys ({list(KEYS)})")
+    _check_keys(where, "", spec, KEYS)
+    missing = [k for k in REQUIRED_KEYS if k not in spec]
+    if missing:
+        raise XLMError(f"{where}: missing key(s) {missing}")
+    name = spec.get("name")
+    if name is None:
+        name = folder.name if folder is not None else "dataset"
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(where, "name", f"expected a text, got {name!r}")
+    name = name.strip()
+    if not builtin and name in BUILTIN_NAMES:
+        raise _fail(where, "name", f"{name!r} is reserved for the built-in descriptor; "
+                    f"use load_dataset({name!r}, ROOT) or choose another name")
+
+    images = spec["images"]
+    if isinstance(images, dict):
+        if not images:
+            raise _fail(where, "images", "expected at least one alternative")
+        alternatives = {str(k): _globs(where, f"images.{k}", v) for k, v in images.items()}
+        if "auto" in alternatives:
+            raise _fail(where, "images", "'auto' is reserved (option image_format: auto)")
+    else:
+        alternatives = {DEFAULT_ALTERNATIVE: _globs(where, "images", images)}
+
+    ann = spec["annotations"]
+    if not isinstance(ann, dict):
+        raise _fail(where, "annotations", f"expected a mapping with format and sources, got {ann!r}")
+    _check_keys(where, "annotations.", ann, ANNOTATION_KEYS)
+    fmt = ann.get("format")
+    if fmt not in FORMATS:
+        raise _fail(where, "annotations.format", f"{fmt!r} is not one of {list(FORMATS)}")
+    if "sources" not in ann:
+        raise _fail(where, "annotations.sources", "missing (one or more annotation files or patterns)")
+    sources = _sources(where, fmt, ann["sources"])
+    units = ann.get("units", "ratio" if fmt == "ratio_txt" else "px")
+    if units not in UNITS:
+        raise _fail(where, "annotations.units", f"{units!r} is not one of {list(UNITS)}")
+    if fmt == "ratio_txt" and units != "ratio":
+        raise _fail(where, "annotations.units", "ratio_txt files hold ratios (units: ratio)")
+    require_all = ann.get("require_all", False)
+    if not isinstance(require_all, bool):
+        raise _fail(where, "annotations.require_all", f"expected true or false, got {require_all!r}")
+
+    names, names_given = _landmarks(where, spec["landmarks"])
+    spacing = _spacing(where, spec.get("spacing_mm"), len(names))
+    split_train, train_ids, test_ids, paper = _split(where, spec.get("split"))
+    exclude, named_exclusions = _exclude(where, spec.get("exclude"))
+    thresholds = spec.get("thresholds")
+    if thresholds is not None:
+        if not isinstance(thresholds, list) or not thresholds:
+            raise _fail(where, "thresholds", f"expected a list of numbers, got {thresholds!r}")
+        thresholds = tuple(_number(where, "thresholds", t) for t in thresholds)
+    train_size = _size(where, "train_size", spec.get("train_size", [512, 512]))
+    test_size = _size(where, "test_size", spec["test_size"]) if "test_size" in spec else train_size
+    root = spec.get("root")
+    if root is not None and not isinstance(root, str):
+        raise _fail(where, "root", f"expected a folder path, got {root!r}")
+    if folder is not None and root:
+        folder = (folder / root).resolve()
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(where, "description", f"expected a text, got {description!r}")
+
+    normalised = {k: v for k, v in spec.items() if k not in ("root", "description")}
+    digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Descriptor(
+        name=name, where=where, folder=folder, images=alternatives, format=fmt, sources=sources,
+        units=units, require_all=require_all, landmark_names=names, names_given=names_given,
+        spacing=spacing, split_train=split_train, split_train_ids=train_ids, split_test_ids=test_ids,
+        split_paper=paper, exclude=exclude, named_exclusions=named_exclusions, thresholds=thresholds,
+        train_size=train_size, test_size=test_size, builtin=builtin, digest=digest,
+    )
