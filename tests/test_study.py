@@ -1,0 +1,465 @@
+"""The study runner: expansion into a DAG, content-addressed ids, caching, failures, locks.
+
+Fast tests inject a fake runner (writes a metrics.json, logs each call) instead of the papermill
+run notebook; one test executes a tiny fake notebook through papermill; a slow test trains the
+real pipeline on the ci profile's settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from xlm_core.cli import main as xlm_main
+from xlm_core.study import (
+    Plan,
+    RunTask,
+    dataset_fingerprint,
+    expand,
+    load_profile,
+    profile_from_dict,
+    run_state,
+    run_study,
+    study_status,
+)
+from xlm_core.study.execute import metrics_complete, run_done, run_task
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class FakeRunner:
+    """Stands in for the run notebook: appends the run id to ``log_path``, writes metrics.json.
+
+    Fails (raises) for runs whose label contains one of ``fail_labels``.
+    """
+
+    def __init__(self, log_path: Path, fail_labels: tuple[str, ...] = (), sleep_s: float = 0.0):
+        self.log_path, self.fail_labels, self.sleep_s = str(log_path), fail_labels, sleep_s
+
+    def __call__(self, task: RunTask) -> None:
+        with open(self.log_path, "a") as fh:  # O_APPEND: one line per call, also across threads
+            fh.write(task.run_id + "\n")
+        time.sleep(self.sleep_s)
+        if any(f in task.label for f in self.fail_labels):
+            raise RuntimeError(f"fake failure of {task.label}")
+        (Path(task.run_dir) / "run.ipynb").write_text("{}")
+        metrics = {"config": task.parameters, "mre": 1.0, "test": {}, "heldout": None}
+        (Path(task.run_dir) / "metrics.json").write_text(json.dumps(metrics))
+
+
+def calls(log_path: Path) -> list[str]:
+    return log_path.read_text().split() if log_path.is_file() else []
+
+
+@pytest.fixture
+def roots(tmp_path) -> dict[str, Path]:
+    """Three tiny stand-in dataset roots (the fake runner never reads them)."""
+    out = {}
+    for name in ("head", "hand", "chest"):
+        root = tmp_path / "data" / name
+        (root / "images").mkdir(parents=True)
+        (root / "images" / "001.txt").write_text(f"{name} image 1")
+        (root / "labels.csv").write_text(f"{name},1,2\n")
+        out[name] = root
+    return out
+
+
+def grid(roots: dict[str, Path], **changes) -> dict:
+    """The demo's grid (8 pairs x 2 folds, 15 chains) on stand-in roots, one seed."""
+    raw = {
+        "name": "t",
+        "note": "test study",
+        "data": "real",
+        "datasets": {d: {"root": str(r), "test_size": [32, 32]} for d, r in roots.items()},
+        "run": {"epochs": 1, "train_size": [32, 32], "lr": 1.0e-3},
+        "seeds": [0],
+        "backbones": {"dataset": "hand", "folds": 2},
+        "transfer": {"chains": "all"},
+    }
+    raw.update(changes)
+    return raw
+
+
+def small(roots: dict[str, Path], **changes) -> dict:
+    """One backbone pair x 2 folds, the five chains of one target: 2 + 9 runs."""
+    raw = grid(roots, backbones={"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
+               transfer={"targets": ["head"], "chains": "all"})
+    raw.update(changes)
+    return raw
+
+
+def plan_of(raw: dict, results: Path, prints: dict | None = None) -> Plan:
+    profile = profile_from_dict(raw)
+    roots = {d: Path(v["root"]) for d, v in raw["datasets"].items()}
+    prints = prints or {d: "f-" + d for d in roots}
+    return expand(profile, roots, prints, results / profile.name)
+
+
+def quiet(*_args) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
+    raw = grid(roots, seeds=[0, 1])
+    plan = plan_of(raw, tmp_path)
+    backbones = [r for r in plan.runs if r.kind == "backbone"]
+    transfer = [r for r in plan.runs if r.kind == "transfer"]
+    assert len(backbones) == 8 * 2 * 2  # pairs x folds x seeds
+    assert len({(r.arch, r.encoder) for r in backbones}) == 8
+    assert all(r.dataset == "hand" and r.config["folds"] == 2 for r in backbones)
+    assert len(transfer) == 15 * 2
+    for seed in (0, 1):
+        stages = [len(r.chain) for r in transfer if r.seed == seed]
+        assert (stages.count(1), stages.count(2), stages.count(3)) == (3, 6, 6)
+    # the shipped demo profile expands the same way
+    demo = load_profile("demo")
+    demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / "demo")
+    assert len(demo_plan.runs) == 32 + 30
+
+
+def test_transfer_stages_start_from_the_previous_checkpoint(roots, tmp_path):
+    plan = plan_of(grid(roots), tmp_path)
+    by_id = plan.by_id()
+    index = {(tuple(r.chain), r.dataset): r for r in plan.runs if r.kind == "transfer"}
+    for (chain, dataset), run in index.items():
+        if len(chain) == 1:
+            assert run.depends_on == [] and run.config["init"] is None
+            assert run.config["encoder_weights"] == "none"  # the profile's (none in this grid)
+            continue
+        parent = index[(chain[:-1], chain[-1])]
+        assert run.depends_on == [parent.run_id]
+        assert run.config["init"] == str(plan.run_dir(parent.run_id) / "checkpoint.pt")
+        assert run.config["folds"] is None and run.config["fold"] is None
+    # the hand baseline is the first stage of imagenet>hand>head: one run, shared
+    hand_base = index[(("imagenet",), "hand")]
+    assert set(plan.dependants(hand_base.run_id)) == {
+        r.run_id for (c, d), r in index.items() if len(c) > 1 and c[1] == "hand"}
+    # every run comes after the runs it depends on
+    seen: set[str] = set()
+    for run in plan.runs:
+        assert set(run.depends_on) <= seen
+        seen.add(run.run_id)
+    assert len(by_id) == len(plan.runs)
+
+
+def test_ids_are_stable_and_change_exactly_with_parameters(roots, tmp_path):
+    base = plan_of(grid(roots), tmp_path)
+    again = plan_of(grid(roots), tmp_path / "elsewhere")  # results folder does not matter
+    assert [r.run_id for r in base.runs] == [r.run_id for r in again.runs]
+
+    def changed(other: Plan) -> set[int]:
+        return {i for i, (a, b) in enumerate(zip(base.runs, other.runs)) if a.run_id != b.run_id}
+
+    def touching(dataset: str) -> set[int]:
+        ids = {r.run_id for r in base.runs if r.dataset == dataset}
+        for rid in list(ids):
+            ids.update(base.dependants(rid))
+        return {i for i, r in enumerate(base.runs) if r.run_id in ids}
+
+    raw = grid(roots)
+    raw["datasets"]["head"]["test_size"] = [64, 64]
+    assert changed(plan_of(raw, tmp_path)) == touching("head")
+    prints = {d: "f-" + d for d in roots} | {"chest": "changed"}
+    assert changed(plan_of(grid(roots), tmp_path, prints)) == touching("chest")
+    lr_changed = plan_of(grid(roots, transfer={"chains": "all", "run": {"lr": 0.5}}), tmp_path)
+    assert changed(lr_changed) == {i for i, r in enumerate(base.runs) if r.kind == "transfer"}
+
+
+def test_ids_do_not_depend_on_where_the_data_lies(roots, tmp_path):
+    moved = {}
+    for name, root in roots.items():
+        moved[name] = tmp_path / "moved" / name
+        moved[name].parent.mkdir(exist_ok=True)
+        root.rename(moved[name])
+    prints_a = {d: dataset_fingerprint(p) for d, p in moved.items()}
+    a = plan_of(grid(moved), tmp_path, prints_a)
+    b = plan_of(grid(roots), tmp_path, prints_a)  # same content, other paths
+    assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]
+    assert a.runs[0].config["root"] == str(moved["hand"])  # the notebook gets the real path
+
+
+def test_fingerprint_is_a_content_hash_cached_by_size_and_mtime(roots, tmp_path):
+    cache = tmp_path / "fp.json"
+    root = roots["head"]
+    first = dataset_fingerprint(root, cache)
+    assert dataset_fingerprint(root, cache) == first and cache.is_file()
+    f = root / "images" / "001.txt"
+    os.utime(f, ns=(1, 1))  # touched, same content
+    assert dataset_fingerprint(root, cache) == first
+    f.write_text("head image 1, edited")
+    assert dataset_fingerprint(root, cache) != first
+    (root / ".hidden").write_text("ignored")
+    f.write_text("head image 1")
+    assert dataset_fingerprint(root, cache) == first
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def test_second_invocation_trains_nothing_and_a_change_reruns_only_its_runs(roots, tmp_path):
+    log = tmp_path / "calls.txt"
+    results = tmp_path / "results"
+    runner = FakeRunner(log)
+    first = run_study(profile_from_dict(small(roots)), results=results, runner=runner,
+                      aggregate=False, log=quiet)
+    plan = first.plan
+    assert len(plan.runs) == 11 and first.exit_code == 0
+    assert sorted(calls(log)) == sorted(r.run_id for r in plan.runs)  # each run once
+    study = json.loads((results / "t" / "study.json").read_text())
+    assert [r["run_id"] for r in study["runs"]] == [r.run_id for r in plan.runs]
+    assert study["note"] == "test study" and study["data_source"] == "real"
+    t0 = time.perf_counter()
+    second = run_study(profile_from_dict(small(roots)), results=results, runner=runner,
+                       aggregate=False, log=quiet)
+    elapsed = time.perf_counter() - t0
+    assert second.report.trained == [] and len(second.report.cached) == 11
+    assert len(calls(log)) == 11
+    assert elapsed < 5.0, f"a cached invocation took {elapsed:.1f} s"
+
+    raw = small(roots)
+    raw["datasets"]["hand"]["test_size"] = [64, 64]  # touches the hand runs and their dependants
+    third = run_study(profile_from_dict(raw), results=results, runner=runner, aggregate=False, log=quiet)
+    old = {r.run_id for r in plan.runs}
+    expected = {r.run_id for r in third.plan.runs if r.run_id not in old}
+    hand_ids = {r.run_id for r in third.plan.runs if r.dataset == "hand"}
+    assert hand_ids <= expected
+    assert set(third.report.trained) == expected
+    # hand backbones (2); imagenet>hand and its 3 dependants (>head, >chest, >chest>head);
+    # imagenet>chest>hand and its dependant (>head)
+    assert len(expected) == 2 + (1 + 3) + (1 + 1)
+    assert len(calls(log)) == 11 + len(expected)
+
+
+def test_a_failed_run_is_reported_and_independent_runs_go_on(roots, tmp_path, capsys):
+    log = tmp_path / "calls.txt"
+    results = tmp_path / "results"
+    lines: list[str] = []
+    runner = FakeRunner(log, fail_labels=("transfer imagenet>hand seed",))
+    result = run_study(profile_from_dict(small(roots)), results=results, runner=runner,
+                       aggregate=False, log=lines.append)
+    report = result.report
+    assert result.exit_code == 1
+    assert len(report.failed) == 1
+    failed = report.failed[0]
+    assert failed["notebook"].endswith(f"runs/{failed['run_id']}/run.ipynb")
+    assert "fake failure" in failed["error"]
+    skipped = {s["run_id"] for s in report.skipped}
+    assert skipped == set(result.plan.dependants(failed["run_id"])) and len(skipped) == 3
+    assert len(report.trained) == 11 - 1 - 3
+    text = "\n".join(lines)
+    assert "FAILED" in text and failed["notebook"] in text and "depends on failed run" in text
+    assert "ETA" in text and "[11/11]" in text
+    states = {r["run_id"]: r["state"] for r in study_status("t", results)}
+    assert states[failed["run_id"]] == "failed"
+    assert all(states[s] == "pending" for s in skipped)
+    assert sum(s == "done" for s in states.values()) == 7
+    # the CLI prints the same table and exits 0
+    assert xlm_main(["study", "status", "t", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "7 done, 0 running, 1 failed, 3 pending of 11 runs" in out
+
+
+def test_two_runners_at_once_execute_each_run_exactly_once(roots, tmp_path):
+    log = tmp_path / "calls.txt"
+    results = tmp_path / "results"
+    runner = FakeRunner(log, sleep_s=0.05)
+    outcomes, logs = [], [[], []]
+
+    def go(i: int) -> None:
+        outcomes.append(run_study(profile_from_dict(small(roots)), results=results, runner=runner,
+                                  aggregate=False, log=logs[i].append, poll_s=0.02))
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == 2 and all(o.exit_code == 0 for o in outcomes)
+    ids = calls(log)
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 11  # never twice, none missed
+    trained = [set(o.report.trained) for o in outcomes]
+    text = "\n".join(logs[0] + logs[1])
+    contended = sum(len(o.report.by_other) for o in outcomes)
+    assert contended or "held by another runner" in text  # the runners did meet
+    assert not (trained[0] & trained[1]) and len(trained[0] | trained[1]) == 11
+
+
+def test_a_held_lock_is_reported_busy(roots, tmp_path):
+    import fcntl
+
+    run_dir = tmp_path / "runs" / "abc"
+    run_dir.mkdir(parents=True)
+    with open(run_dir / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("pid 1 on elsewhere\n")
+        fh.flush()
+        outcome = run_task(RunTask("abc", str(run_dir), "x", {}), FakeRunner(tmp_path / "c.txt"))
+        assert outcome.state == "busy" and "pid 1" in outcome.holder
+        assert run_state(run_dir) == ("running", "pid 1 on elsewhere")
+    assert not (tmp_path / "c.txt").exists()
+    assert run_state(run_dir)[0] == "pending"
+
+
+def test_incomplete_metrics_or_a_failed_notebook_is_not_done(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"mre": 1.0')
+    assert not metrics_complete(tmp_path)
+    (tmp_path / "metrics.json").write_text('{"mre": 1.0, "test": {}, "config": {}}')
+    assert metrics_complete(tmp_path) and run_done(tmp_path)
+    # trained, but the notebook failed afterwards (a figure cell): executed again
+    (tmp_path / "status.json").write_text('{"state": "failed", "error": "cell 7", "notebook": "n"}')
+    assert not run_done(tmp_path) and run_state(tmp_path)[0] == "failed"
+    outcome = run_task(RunTask("x", str(tmp_path), "x", {}), FakeRunner(tmp_path / "calls.txt"))
+    assert outcome.state == "trained" and calls(tmp_path / "calls.txt") == ["x"]
+    assert run_state(tmp_path) == ("done", "")
+
+
+def test_gpu_workers_pin_each_run_to_their_gpu(tmp_path):
+    seen = {}
+
+    def runner(task):
+        seen["device"] = task.parameters["device"]
+        (Path(task.run_dir) / "metrics.json").write_text('{"mre": 1, "test": {}, "config": {}}')
+
+    outcome = run_task(RunTask("g", str(tmp_path), "g", {"device": "auto"}), runner, gpu_count=2)
+    assert outcome.state == "trained" and seen["device"] == "cuda:0"  # worker 0 (not on a worker)
+
+
+def test_cli_dry_run_lists_the_runs_and_bad_input_exits_1(roots, tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(small(roots)))
+    assert xlm_main(["study", "run", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "study t: 11 runs (2 backbone, 9 transfer)" in out and out.count("pending") == 11
+    assert (tmp_path / "r" / "t" / "study.json").is_file()
+    assert xlm_main(["study", "status", str(path), "--results", str(tmp_path / "r"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 11 and {r["state"] for r in rows} == {"pending"}
+    assert xlm_main(["study", "run", "nope"]) == 1
+    assert "unknown study profile 'nope'" in capsys.readouterr().err
+    assert xlm_main(["study", "status", "never-run", "--results", str(tmp_path)]) == 1
+    assert "xlm study run never-run" in capsys.readouterr().err
+
+
+def test_synthetic_data_is_written_once(tmp_path):
+    written: list[tuple] = []
+
+    def writer(anatomy, out, n, seed):
+        written.append((anatomy, n, seed))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "SYNTHETIC.json").write_text(json.dumps({"n": n}))
+        (out / "img.txt").write_text(f"{anatomy} {n} {seed}")
+
+    raw = {"name": "s", "data": "synthetic", "synthetic": {"n": 4, "seed": 3}, "seeds": [0],
+           "backbones": None, "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]}}
+    runner = FakeRunner(tmp_path / "calls.txt")
+    for _ in range(2):
+        result = run_study(profile_from_dict(raw), results=tmp_path / "r", runner=runner,
+                           phantom_writer=writer, aggregate=False, log=quiet)
+    assert written == [("head", 4, 3), ("hand", 4, 3)]
+    assert result.plan.runs[0].config["root"] == str((tmp_path / "r" / "s" / "data" / "hand").resolve())
+    raw["synthetic"]["n"] = 5
+    run_study(profile_from_dict(raw), results=tmp_path / "r", runner=runner, phantom_writer=writer,
+              aggregate=False, log=quiet)
+    assert written[-2:] == [("head", 5, 3), ("hand", 5, 3)]
+    assert len(calls(tmp_path / "calls.txt")) == 4  # new data, new ids
+
+
+def test_real_data_needs_a_root(tmp_path):
+    from xlm_core import XLMError
+
+    raw = {"name": "p", "data": "real", "seeds": [0], "backbones": None,
+           "transfer": {"targets": ["head"], "chains": [["imagenet", "head"]]}}
+    with pytest.raises(XLMError, match="--data-root"):
+        run_study(profile_from_dict(raw), results=tmp_path, runner=FakeRunner(tmp_path / "c"),
+                  log=quiet)
+    with pytest.raises(XLMError, match="dataset root for head not found"):
+        run_study(profile_from_dict(raw), results=tmp_path, data_root=tmp_path / "nowhere",
+                  runner=FakeRunner(tmp_path / "c"), log=quiet)
+
+
+# --------------------------------------------------------------------------- papermill
+
+FAKE_NOTEBOOK = '''# %% tags=["parameters"]
+out = ""
+dataset = ""
+run_id = ""
+study = ""
+profile_note = ""
+fail_on = "never"
+
+# %%
+import json, os
+from pathlib import Path
+if dataset == fail_on:
+    raise ValueError("fake notebook failure on " + dataset)
+Path(out, "metrics.json").write_text(json.dumps(
+    {"config": {"run_id": run_id}, "mre": 1.0, "test": {}, "pid": os.getppid(), "note": profile_note}))
+'''
+
+
+def write_fake_notebooks(folder: Path, fail_on: str = "never") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_evaluate.py").write_text(FAKE_NOTEBOOK.replace('"never"', repr(fail_on)))
+    (folder / "transfer.py").write_text(
+        '# %% tags=["parameters"]\nresults_dir = ""\nstudy = ""\n\n'
+        '# %%\nimport json, pathlib\nd = json.loads(pathlib.Path(results_dir, "study.json").read_text())\n'
+        'pathlib.Path(results_dir, "table2_transfer.csv").write_text(str(len(d["runs"])))\n'
+    )
+    return folder
+
+
+@pytest.mark.slow
+def test_papermill_runs_the_notebook_and_keeps_the_failed_one(roots, tmp_path):
+    nbs = write_fake_notebooks(tmp_path / "nbs", fail_on="head")
+    raw = grid(roots, backbones=None, transfer={"targets": ["head"], "chains": [["imagenet", "hand", "head"]]})
+    result = run_study(profile_from_dict(raw), results=tmp_path / "r", notebooks=nbs, log=quiet)
+    report = result.report
+    hand, head = result.plan.runs
+    assert report.trained == [hand.run_id] and [f["run_id"] for f in report.failed] == [head.run_id]
+    executed = json.loads(Path(report.failed[0]["notebook"]).read_text())
+    text = json.dumps(executed)
+    assert "injected-parameters" in text and head.run_id in text and "fake notebook failure" in text
+    assert "ValueError" in report.failed[0]["error"]
+    hand_nb = json.loads((result.plan.run_dir(hand.run_id) / "run.ipynb").read_text())
+    assert hand.run_id in json.dumps(hand_nb) and executed["metadata"]["kernelspec"]["name"] == "python3"
+    assert not list(result.plan.run_dir(hand.run_id).glob(".*.ipynb"))  # no partial left behind
+    # aggregation: transfer.py exists and runs, the other five are reported missing
+    agg = {a["name"]: a["state"] for a in result.aggregation}
+    assert agg["transfer"] == "executed" and agg["backbones"] == "missing"
+    assert (tmp_path / "r" / "t" / "table2_transfer.csv").read_text() == "2"
+    assert (tmp_path / "r" / "t" / "notebooks" / "transfer.ipynb").is_file()
+    assert result.exit_code == 1
+
+
+@pytest.mark.slow
+def test_ci_profile_trains_for_real(tmp_path):
+    """The real run notebook and training on the ci profile's settings (two chained runs)."""
+    pytest.importorskip("xlm_core.datasets.synth")
+    pytest.importorskip("xlm_core.training")
+    if not (REPO / "notebooks" / "train_evaluate.py").is_file():
+        pytest.skip("notebooks/train_evaluate.py not written yet")
+    ci = load_profile("ci").settings
+    raw = {k: ci[k] for k in ("note", "data", "synthetic", "datasets", "run", "seeds")}
+    raw.update(name="ci", backbones=None,
+               transfer={**ci["transfer"], "chains": [["imagenet", "hand", "head"]]})
+    result = run_study(profile_from_dict(raw), results=tmp_path, aggregate=False, log=print)
+    assert result.exit_code == 0, result.report.failed
+    head = result.plan.runs[-1]
+    metrics = json.loads((result.plan.run_dir(head.run_id) / "metrics.json").read_text())
+    assert metrics["dataset"] == "head" and metrics["transfer"] is not None
+    assert (result.plan.run_dir(head.run_id) / "run.ipynb").is_file()
+    again = run_study(profile_from_dict(raw), results=tmp_path, aggregate=False, log=quiet)
+    assert again.report.trained == [] and again.exit_code == 0

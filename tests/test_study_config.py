@@ -1,0 +1,139 @@
+"""Study profiles: the shipped profiles' contents and validation errors before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xlm_core import XLMError
+from xlm_core.study.profile import all_chains, load_profile, profile_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+PAPER_TEST_SIZES = {"head": [512, 416], "hand": [512, 368], "chest": [512, 512]}
+
+
+def minimal(**overrides) -> dict:
+    raw = {
+        "name": "t",
+        "note": "test profile",
+        "data": "real",
+        "run": {"epochs": 1},
+        "seeds": [0],
+        "backbones": {"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
+        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def test_paper_profile_has_the_papers_settings():
+    p = load_profile("paper")
+    s = p.settings
+    assert p.path == REPO / "studies" / "paper.yaml"  # the repo copy is the source of truth
+    assert s["data"] == "real"
+    assert s["run"]["encoder_weights"] == "imagenet"
+    assert s["run"]["train_size"] == [512, 512]
+    assert (s["run"]["epochs"], s["run"]["batch_size"], s["run"]["lr"], s["run"]["loss"]) == (
+        200, 2, 1e-4, "mse")
+    assert s["seeds"] == [0, 1, 2]
+    assert s["backbones"]["folds"] == 5
+    assert {d: s["datasets"][d]["test_size"] for d in PAPER_TEST_SIZES} == PAPER_TEST_SIZES
+    pairs = {tuple(x) for x in s["backbones"]["pairs"]}
+    assert len(pairs) == 8 and ("deeplabv3", "vgg19") not in pairs
+    assert len(s["transfer"]["chains"]) == 15
+    assert (s["transfer"]["arch"], s["transfer"]["encoder"]) == ("unetplusplus", "vgg19")
+
+
+def test_demo_profile_is_the_same_grid_scaled_and_labelled():
+    s = load_profile("demo").settings
+    paper = load_profile("paper").settings
+    assert s["data"] == "synthetic" and s["run"]["encoder_weights"] == "none"
+    assert s["backbones"]["pairs"] == paper["backbones"]["pairs"]
+    assert s["transfer"]["chains"] == paper["transfer"]["chains"]
+    factor = s["run"]["train_size"][0] / paper["run"]["train_size"][0]
+    for d, (h, w) in PAPER_TEST_SIZES.items():
+        assert s["datasets"][d]["test_size"] == [round(h * factor), round(w * factor)]
+    note = s["note"].lower()
+    for word in ("demo", "synthetic", "random", "not comparable"):
+        assert word in note
+
+
+def test_ci_profile_is_tiny():
+    s = load_profile("ci").settings
+    assert len(s["backbones"]["pairs"]) == 1
+    assert s["run"]["epochs"] == 1 and max(s["run"]["train_size"]) <= 64
+    assert {c[-1] for c in s["transfer"]["chains"]} == {"head"}
+
+
+def test_all_chains_are_the_papers_five():
+    chains = all_chains("chest")
+    assert chains == [["imagenet", "chest"], ["imagenet", "head", "chest"], ["imagenet", "hand", "chest"],
+                      ["imagenet", "head", "hand", "chest"], ["imagenet", "hand", "head", "chest"]]
+
+
+def test_profile_by_path(tmp_path):
+    path = tmp_path / "mine.yaml"
+    raw = minimal()
+    del raw["name"]
+    path.write_text(yaml.safe_dump(raw))
+    assert load_profile(str(path)).name == "mine"  # defaults to the file's stem
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"epoch": 3}, ["epoch", "unknown key", "allowed"]),
+        ({"run": {"epochs": "ten"}}, ["run.epochs", "integer"]),
+        ({"run": {"epochs": True}}, ["run.epochs"]),
+        ({"run": {"lr": "1e-4"}}, ["run.lr", "1.0e-4"]),
+        ({"run": {"loss": "l1"}}, ["run.loss", "spatial_ce"]),
+        ({"run": {"train_size": [64]}}, ["run.train_size", "[H, W]"]),
+        ({"run": {"learning_rate": 0.1}}, ["run.learning_rate", "unknown key"]),
+        ({"data": "phantoms"}, ["data", "synthetic, real"]),
+        ({"seeds": [0, 0]}, ["seeds", "twice"]),
+        ({"name": "a b"}, ["name"]),
+        ({"datasets": {"knee": {}}}, ["datasets.knee", "head, hand, chest"]),
+        ({"datasets": {"head": {"roots": "x"}}}, ["datasets.head.roots", "unknown key"]),
+        ({"backbones": {"pairs": [["unet", "vgg99"]]}}, ["backbones.pairs[0]", "vgg99", "vgg19"]),
+        ({"backbones": {"pairs": [["segnet", "vgg19"]]}}, ["backbones.pairs[0]", "segnet", "unetplusplus"]),
+        ({"backbones": {"pairs": [["deeplabv3", "vgg19"]]}}, ["backbones.pairs[0]", "deeplabv3", "dilated"]),
+        ({"backbones": {"archs": ["unet", "fancy"]}}, ["backbones.archs[1]", "fancy"]),
+        ({"backbones": {"folds": 1}}, ["backbones.folds", ">= 2"]),
+        ({"transfer": {"encoder": "vgg99"}}, ["transfer.arch/encoder", "vgg99"]),
+        ({"transfer": {"chains": [["imagenet", "hand", "head", "hand"]]}}, ["transfer.chains[0]", "'hand' twice"]),
+        ({"transfer": {"chains": [["hand", "head"]]}}, ["transfer.chains[0]", "imagenet"]),
+        ({"transfer": {"chains": [["imagenet", "knee"]]}}, ["transfer.chains[0][1]", "knee"]),
+        ({"transfer": {"targets": ["head"], "chains": [["imagenet", "hand"]]}}, ["transfer.chains[0]", "targets"]),
+        ({"backbones": None, "transfer": None}, ["nothing to run"]),
+    ],
+)
+def test_validation_errors_name_the_key(change, words):
+    raw = minimal()
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict) and key != "datasets":
+            raw[key] = {**raw[key], **value}
+            if key == "backbones" and "archs" in value:
+                raw[key].pop("pairs")
+        else:
+            raw[key] = value
+    with pytest.raises(XLMError) as info:
+        profile_from_dict(raw, source="t.yaml")
+    message = str(info.value)
+    assert "t.yaml" in message
+    for word in words:
+        assert word in message, message
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(XLMError, match="bad.yaml.*not valid YAML"):
+        load_profile(str(path))
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(XLMError, match="unknown study profile 'nope'.*demo.*paper"):
+        load_profile("nope")

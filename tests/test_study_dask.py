@@ -1,0 +1,65 @@
+"""A small study on a dask.distributed LocalCluster with two workers (fake run notebook)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xlm_core.study import profile_from_dict, run_study
+
+pytest.importorskip("distributed")
+
+FAKE_NOTEBOOK = '''# %% tags=["parameters"]
+out = ""
+run_id = ""
+init = None
+device = "auto"
+
+# %%
+import json, os, time
+from pathlib import Path
+if init is not None:
+    assert Path(init).parent.joinpath("metrics.json").is_file(), "ran before its dependency"
+time.sleep(1.0)  # long enough for the two workers to overlap
+Path(out, "checkpoint.pt").write_text("fake")
+Path(out, "metrics.json").write_text(json.dumps(
+    {"config": {"run_id": run_id}, "mre": 1.0, "test": {}, "worker_pid": os.getppid()}))
+'''
+
+
+@pytest.mark.slow
+def test_small_study_on_a_local_cluster_with_two_workers(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (nbs / "train_evaluate.py").write_text(FAKE_NOTEBOOK)
+    roots = {}
+    for name in ("head", "hand"):
+        roots[name] = tmp_path / "data" / name
+        roots[name].mkdir(parents=True)
+        (roots[name] / "a.txt").write_text(name)
+    raw = {
+        "name": "d", "data": "real", "seeds": [0],
+        "datasets": {d: {"root": str(r)} for d, r in roots.items()},
+        "run": {"epochs": 1, "train_size": [32, 32]},
+        "backbones": {"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
+        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]},
+    }
+    lines: list[str] = []
+    result = run_study(profile_from_dict(raw), results=tmp_path / "r", executor="dask", workers=2,
+                       notebooks=nbs, aggregate=False, log=lines.append)
+    assert result.exit_code == 0, (result.report.failed, lines)
+    assert len(result.report.trained) == 4
+    pids = {json.loads((result.plan.run_dir(r.run_id) / "metrics.json").read_text())["worker_pid"]
+            for r in result.plan.runs}
+    assert len(pids) == 2, "both workers ran runs"
+    text = "\n".join(lines)
+    assert "dask cluster" in text and "2 worker(s)" in text and "[4/4]" in text
+    # a second invocation starts no cluster and trains nothing
+    lines.clear()
+    again = run_study(profile_from_dict(raw), results=tmp_path / "r", executor="dask", workers=2,
+                      notebooks=nbs, aggregate=False, log=lines.append)
+    assert again.report.trained == [] and not any("dask cluster" in x for x in lines)
+    head = result.plan.runs[-1]
+    assert Path(head.config["init"]).parent.name == result.plan.runs[-2].run_id

@@ -1,0 +1,66 @@
+"""``xlm study run`` and ``xlm study status`` (thin: the logic is in :mod:`xlm_core.study`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    study = subparsers.add_parser("study", help="run a study profile (demo, paper, ci, PATH.yaml)")
+    sub = study.add_subparsers(dest="study_command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="expand a profile into runs and execute them (papermill), then the aggregation notebooks",
+        description="Expand a study profile into its runs (a DAG: transfer stages start from earlier "
+        "checkpoints), execute every run that is not done as notebooks/train_evaluate.py into "
+        "RESULTS/<study>/runs/<id>/run.ipynb, then the aggregation notebooks. Finished runs are "
+        "never trained again. Exit status 1 if any run failed.",
+    )
+    run.add_argument("profile", help="demo, paper, ci, or a path to a profile .yaml")
+    run.add_argument("--data-root", metavar="DIR",
+                     help="real data: a folder holding head/, hand/ and chest/ (overrides the profile's roots)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local: in this process (default); dask: a dask.distributed cluster")
+    run.add_argument("--scheduler", metavar="ADDR",
+                     help="address of a running Dask scheduler (e.g. tcp://host:8786); default: a LocalCluster")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="parallel runs (local: threads; dask LocalCluster without GPUs: CPU workers)")
+    run.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    run.add_argument("--notebooks", metavar="DIR", help="notebook sources (default: the checkout's notebooks/)")
+    run.add_argument("--no-aggregate", action="store_true", help="do not execute the aggregation notebooks")
+    run.add_argument("--dry-run", action="store_true",
+                     help="write data and study.json, list the runs and their states, train nothing")
+    run.set_defaults(func=_run)
+
+    status = sub.add_parser("status", help="list every run of a study and its state")
+    status.add_argument("study", help="a study name (results/<name>) or a profile path")
+    status.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    status.add_argument("--json", action="store_true", help="print the rows as JSON")
+    status.set_defaults(func=_status)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from xlm_core.study.runner import run_study
+
+    result = run_study(
+        args.profile,
+        results=args.results,
+        data_root=args.data_root,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        notebooks=args.notebooks,
+        aggregate=not args.no_aggregate,
+        dry_run=args.dry_run,
+    )
+    return result.exit_code
+
+
+def _status(args: argparse.Namespace) -> int:
+    from xlm_core.study.runner import format_status, study_status
+
+    rows = study_status(args.study, args.results)
+    print(json.dumps(rows, indent=2) if args.json else format_status(rows))
+    return 0

@@ -1,0 +1,502 @@
+"""Executing the runs of a plan: per-run locks, run states, executors (local, Dask), the DAG loop.
+
+Division of labour:
+
+- :func:`run_task` does one run wherever it is called (this process, a thread, a Dask
+  worker): take the run's lock (``fcntl.flock`` on ``runs/<id>/.lock``, non-blocking), skip
+  it if it is done, else call the *runner* (by default :class:`PapermillRunner`, executing
+  ``notebooks/train_evaluate.py`` into ``runs/<id>/run.ipynb``) and record the outcome.
+- an *executor* (:class:`LocalExecutor`, :class:`DaskExecutor`) runs tasks and hands back
+  their outcomes as they finish;
+- :func:`execute_plan` submits a run once every run it depends on is done, reports
+  progress with an ETA, skips the dependants of a failed run, and waits for runs that
+  another ``xlm study run`` holds.
+
+A runner is any picklable callable ``runner(task: RunTask) -> None`` that raises on
+failure; tests inject a fake one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from xlm_core.io import atomic_write_json
+from xlm_core.study.notebooks import NotebookFailed, execute_notebook
+from xlm_core.study.plan import Plan, PlannedRun
+
+LOCK_NAME = ".lock"
+STATUS_NAME = "status.json"
+NOTEBOOK_NAME = "run.ipynb"
+METRICS_REQUIRED = ("config", "mre", "test")
+
+
+# --------------------------------------------------------------------------- run state
+
+
+def metrics_complete(run_dir: str | Path) -> bool:
+    """True when ``run_dir/metrics.json`` parses and holds the keys a finished run writes."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and all(k in metrics for k in METRICS_REQUIRED)
+
+
+def run_done(run_dir: str | Path) -> bool:
+    """A run is done when its metrics.json is complete and its last notebook did not fail.
+
+    (A notebook that failed after training wrote metrics.json is executed again; the
+    training returns the finished run's metrics without training again.)
+    """
+    return metrics_complete(run_dir) and _read_status(Path(run_dir)).get("state") != "failed"
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who holds the run's lock ("pid N on HOST since T: label"), or None if nobody does."""
+    path = Path(run_dir) / LOCK_NAME
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return None
+
+
+def run_state(run_dir: str | Path) -> tuple[str, str]:
+    """``(state, detail)``: state is "done", "running", "failed" or "pending".
+
+    done: :func:`run_done`; running: its lock is held (detail: by whom); failed: the
+    last attempt failed (detail: the error and the executed notebook); pending otherwise.
+    """
+    run_dir = Path(run_dir)
+    if run_done(run_dir):
+        return "done", ""
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        return "running", holder
+    status = _read_status(run_dir)
+    if status.get("state") == "failed":
+        return "failed", f"{status.get('error', '')} (notebook: {status.get('notebook')})"
+    if status.get("state") == "running":
+        return "pending", "interrupted earlier (no process holds its lock)"
+    return "pending", ""
+
+
+def _read_status(run_dir: Path) -> dict:
+    try:
+        status = json.loads((run_dir / STATUS_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker needs to do one run. ``parameters``: the run notebook's parameters."""
+
+    run_id: str
+    run_dir: str
+    label: str
+    parameters: dict
+
+
+@dataclass
+class RunOutcome:
+    """How one attempt at a run ended.
+
+    ``state``: "trained" (executed now), "cached" (already done; ``by_other``: another
+    runner finished it meanwhile), "failed", "busy" (another runner holds its lock),
+    "skipped" (a run it depends on failed).
+    """
+
+    run_id: str
+    state: str
+    seconds: float = 0.0
+    notebook: str | None = None
+    error: str | None = None
+    holder: str | None = None
+    by_other: bool = False
+
+
+@dataclass(frozen=True)
+class PapermillRunner:
+    """Execute the run notebook (py:percent) into ``<run_dir>/run.ipynb`` with the task's parameters."""
+
+    notebook: str
+    cwd: str | None = None  # default: the notebook's folder (as when opened in Jupyter)
+    kernel_name: str = "python3"
+    timeout_s: float | None = None  # per cell
+
+    def __call__(self, task: RunTask) -> None:
+        execute_notebook(
+            self.notebook,
+            Path(task.run_dir) / NOTEBOOK_NAME,
+            task.parameters,
+            cwd=self.cwd or str(Path(self.notebook).resolve().parent),
+            kernel_name=self.kernel_name,
+            timeout_s=self.timeout_s,
+        )
+
+
+Runner = Callable[[RunTask], None]
+
+
+def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
+    """Do one run under its lock; never raises for a failing run (see :class:`RunOutcome`).
+
+    ``gpu_count`` > 0: this is one of ``gpu_count`` Dask workers of a local cluster, one per
+    GPU; the run is pinned to ``cuda:<worker index>``.
+    """
+    run_dir = Path(task.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_NAME, "a+") as fh:  # closing it releases the lock
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return RunOutcome(task.run_id, "busy", holder=fh.read().strip() or "another process")
+        if run_done(run_dir):  # finished by another runner while this one waited
+            return RunOutcome(task.run_id, "cached", by_other=True)
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {_now()}: {task.label}"
+        fh.seek(0)
+        fh.truncate()
+        fh.write(holder + "\n")
+        fh.flush()
+        notebook = str(run_dir / NOTEBOOK_NAME)
+        atomic_write_json(run_dir / STATUS_NAME, {"state": "running", "started": _now(), "holder": holder})
+        parameters = dict(task.parameters)
+        if gpu_count > 0:
+            parameters["device"] = f"cuda:{_worker_index() % gpu_count}"
+        start = time.perf_counter()
+        error = None
+        try:
+            runner(RunTask(task.run_id, task.run_dir, task.label, parameters))
+        except NotebookFailed as exc:
+            error = str(exc)
+            notebook = str(exc.notebook) if exc.notebook else notebook
+        except Exception as exc:  # noqa: BLE001 - any failure of a run is reported, not raised
+            error = f"{type(exc).__name__}: {exc}"
+        seconds = time.perf_counter() - start
+        if error is None and not metrics_complete(run_dir):
+            error = "the run finished without writing a complete metrics.json"
+        status = {"state": "failed" if error else "done", "seconds": round(seconds, 3),
+                  "finished": _now(), "notebook": notebook, "error": error}
+        atomic_write_json(run_dir / STATUS_NAME, status)
+        fh.seek(0)
+        fh.truncate()
+        if error:
+            return RunOutcome(task.run_id, "failed", seconds, notebook, error)
+        return RunOutcome(task.run_id, "trained", seconds, notebook)
+
+
+def _worker_index() -> int:
+    """Index of the current Dask worker (LocalCluster names them 0, 1, ...); 0 elsewhere."""
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return 0
+    try:
+        return int(name)
+    except (TypeError, ValueError):
+        return sum(map(ord, str(name)))
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class LocalExecutor:
+    """Runs tasks in this process: one at a time (``workers=1``) or in a thread pool.
+
+    Threads suffice for parallel notebooks: each notebook's kernel is its own process.
+    """
+
+    name = "local"
+
+    def __init__(self, runner: Runner, workers: int = 1):
+        self.runner = runner
+        self.parallelism = max(1, int(workers))
+        self._queue: list[RunTask] = []
+        self._pool = cf.ThreadPoolExecutor(self.parallelism) if self.parallelism > 1 else None
+        self._futures: dict[cf.Future, RunTask] = {}
+
+    def submit(self, task: RunTask) -> None:
+        if self._pool is None:
+            self._queue.append(task)
+        else:
+            self._futures[self._pool.submit(run_task, task, self.runner)] = task
+
+    def in_flight(self) -> int:
+        return len(self._queue) + len(self._futures)
+
+    def wait(self) -> list[RunOutcome]:
+        """Block until at least one submitted task finished; return the finished ones."""
+        if self._pool is None:
+            return [run_task(self._queue.pop(0), self.runner)] if self._queue else []
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
+        return [_result(f, self._futures.pop(f)) for f in done]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Runs tasks on a dask.distributed cluster: an existing one (``scheduler`` address) or a
+    LocalCluster sized to this machine (one worker per CUDA GPU, else ``workers`` CPU workers),
+    ``processes=True, threads_per_worker=1``.
+    """
+
+    name = "dask"
+
+    def __init__(self, runner: Runner, scheduler: str | None = None, workers: int | None = None,
+                 gpus: int | None = None):
+        from distributed import Client, LocalCluster
+
+        self.runner = runner
+        self._cluster = None
+        self.gpu_count = 0
+        if scheduler:
+            self.client = Client(scheduler)
+            info = self.client.scheduler_info()
+            self.parallelism = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+        else:
+            gpus = cuda_device_count() if gpus is None else gpus
+            if gpus > 0:
+                n = gpus
+                self.gpu_count = gpus
+            else:
+                n = workers or default_cpu_workers()
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+            self.client = Client(self._cluster)
+            self.parallelism = n
+        self._futures: dict = {}
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def submit(self, task: RunTask) -> None:
+        fut = self.client.submit(run_task, task, self.runner, self.gpu_count, pure=False,
+                                 key=f"run-{task.run_id}-{time.monotonic_ns()}")
+        self._futures[fut] = task
+
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def wait(self) -> list[RunOutcome]:
+        from distributed import wait
+
+        if not self._futures:
+            return []
+        done, _ = wait(list(self._futures), return_when="FIRST_COMPLETED")
+        return [_result(f, self._futures.pop(f)) for f in done]
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _result(future, task: RunTask) -> RunOutcome:
+    """A finished future's outcome; an infrastructure failure (worker died) counts as failed."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001
+        return RunOutcome(task.run_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                          notebook=str(Path(task.run_dir) / NOTEBOOK_NAME))
+
+
+def cuda_device_count() -> int:
+    """CUDA GPUs visible to this process (0 without torch or CUDA)."""
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def default_cpu_workers() -> int:
+    """CPU workers for a LocalCluster: a run uses several cores (torch threads), so cores // 4."""
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+# --------------------------------------------------------------------------- the DAG loop
+
+
+@dataclass
+class ExecutionReport:
+    """What :func:`execute_plan` did. Lists hold run ids; ``failed``/``skipped`` hold dicts."""
+
+    total: int
+    cached: list[str] = field(default_factory=list)
+    trained: list[str] = field(default_factory=list)
+    by_other: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+
+class Progress:
+    """Prints one line per finished run: ``[done/total]``, what happened, and an ETA."""
+
+    def __init__(self, total: int, parallelism: int, log: Callable[[str], None] = print):
+        self.total, self.parallelism, self.log = total, max(1, parallelism), log
+        self.finished = 0
+        self.durations: list[float] = []
+        self.remaining = 0  # runs still to execute
+
+    def eta_s(self) -> float | None:
+        if not self.durations or self.remaining <= 0:
+            return None
+        mean = sum(self.durations) / len(self.durations)
+        return mean * self.remaining / min(self.parallelism, self.remaining)
+
+    def line(self, what: str) -> None:
+        eta = self.eta_s()
+        tail = f" | ETA {format_seconds(eta)}" if eta is not None else ""
+        self.log(f"[{self.finished}/{self.total}] {what}{tail}")
+
+
+def format_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def make_task(plan: Plan, run: PlannedRun, profile_note: str) -> RunTask:
+    """The notebook parameters of a run: every RunConfig field, plus run_id, study, profile_note."""
+    params = dict(run.config)
+    params.update({"run_id": run.run_id, "study": plan.study, "profile_note": profile_note})
+    return RunTask(run.run_id, str(plan.run_dir(run.run_id)), run.label, params)
+
+
+def execute_plan(
+    plan: Plan,
+    make_executor: Callable[[], LocalExecutor | DaskExecutor],
+    profile_note: str = "",
+    log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
+) -> ExecutionReport:
+    """Run every run of ``plan`` that is not done, each after the runs it depends on.
+
+    Done runs (complete metrics.json) are never submitted, and no executor is started when
+    nothing is left to do. A failed run is reported with its executed notebook; the runs
+    depending on it are skipped; independent runs go on. A run whose lock another runner
+    holds is retried every ``poll_s`` seconds (its dependants wait) until that runner ends.
+    """
+    start = time.perf_counter()
+    runs = plan.by_id()
+    report = ExecutionReport(total=len(plan.runs))
+    done: set[str] = set()
+    for run in plan.runs:
+        if run_done(plan.run_dir(run.run_id)):
+            done.add(run.run_id)
+            report.cached.append(run.run_id)
+    todo = [r.run_id for r in plan.runs if r.run_id not in done]
+    if not todo:
+        report.seconds = time.perf_counter() - start
+        return report
+    executor = make_executor()
+    progress = Progress(len(plan.runs), executor.parallelism, log)
+    progress.finished = len(done)
+    progress.remaining = len(todo)
+    log(f"{len(done)} of {len(plan.runs)} runs already done; running {len(todo)} "
+        f"on the {executor.name} executor ({executor.parallelism} at a time)")
+    waiting = list(todo)  # not yet submitted, in dependency order
+    submitted: set[str] = set()
+    deferred: dict[str, float] = {}  # busy elsewhere -> time of the next try
+    announced_busy: set[str] = set()
+    blocked: set[str] = set()  # failed or skipped
+    try:
+        while waiting or executor.in_flight() or deferred:
+            now = time.monotonic()
+            for rid in [r for r, t in deferred.items() if t <= now]:
+                del deferred[rid]
+                executor.submit(make_task(plan, runs[rid], profile_note))
+            for rid in list(waiting):
+                if all(d in done for d in runs[rid].depends_on):
+                    waiting.remove(rid)
+                    submitted.add(rid)
+                    executor.submit(make_task(plan, runs[rid], profile_note))
+            if not executor.in_flight():
+                if deferred:
+                    time.sleep(max(0.0, min(deferred.values()) - time.monotonic()))
+                    continue
+                if waiting:  # cannot happen for a valid plan: dependencies outside it
+                    for rid in waiting:
+                        report.skipped.append({"run_id": rid, "label": runs[rid].label,
+                                               "because": "a run it depends on is not in the plan"})
+                    break
+                continue
+            for outcome in executor.wait():
+                rid = outcome.run_id
+                run = runs[rid]
+                if outcome.state == "busy":
+                    deferred[rid] = time.monotonic() + poll_s
+                    if rid not in announced_busy:
+                        announced_busy.add(rid)
+                        log(f"    {rid} ({run.label}) is held by another runner "
+                            f"({outcome.holder}); waiting for it")
+                    continue
+                progress.finished += 1
+                progress.remaining -= 1
+                if outcome.state in ("trained", "cached"):
+                    done.add(rid)
+                    if outcome.state == "trained":
+                        report.trained.append(rid)
+                        progress.durations.append(outcome.seconds)
+                        progress.line(f"done   {rid} {run.label} ({format_seconds(outcome.seconds)})")
+                    else:
+                        report.by_other.append(rid)
+                        progress.line(f"done   {rid} {run.label} (by another runner)")
+                    continue
+                blocked.add(rid)
+                report.failed.append({"run_id": rid, "label": run.label, "error": outcome.error,
+                                      "notebook": outcome.notebook})
+                progress.line(f"FAILED {rid} {run.label}: {outcome.error}\n"
+                              f"       executed notebook: {outcome.notebook}")
+                for dep in plan.dependants(rid):
+                    if dep in waiting:
+                        waiting.remove(dep)
+                        blocked.add(dep)
+                        progress.finished += 1
+                        progress.remaining -= 1
+                        report.skipped.append({"run_id": dep, "label": runs[dep].label,
+                                               "because": f"depends on failed run {rid}"})
+                        progress.line(f"skip   {dep} {runs[dep].label}: depends on failed run {rid}")
+    finally:
+        executor.close()
+    report.seconds = time.perf_counter() - start
+    return report

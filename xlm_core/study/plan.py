@@ -1,0 +1,397 @@
+"""A profile -> the study's runs: data roots, data fingerprints, and the DAG of runs.
+
+Run ids are content addresses: ``RunConfig.run_hash(fingerprint)`` of a *hash view* of the
+run's config, in which the machine-specific paths are replaced by what they stand for:
+
+- ``root`` -> ``"dataset:<name>"``; the data itself enters through ``fingerprint``, a content
+  hash of every file under the root (so moving the data does not rerun anything, changing
+  one byte does);
+- ``init`` -> ``"runs/<id>/checkpoint.pt"`` of the run it starts from, so a change upstream
+  changes every id downstream.
+
+The config handed to the run notebook carries the real absolute paths.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlm_core import XLMError
+from xlm_core.config import RunConfig
+from xlm_core.io import atomic_write_json
+from xlm_core.study.profile import INIT_TOKEN, Profile
+
+FINGERPRINT_CACHE = ".fingerprints.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the study: its id, its role and its full config.
+
+    ``kind``: "backbone" (k-fold CV on the backbone dataset, scored on the held-out fold) or
+    "transfer" (full training split, scored on test). ``chain``: for transfer runs, the
+    sources this run starts from, e.g. ``["imagenet", "head"]`` for chest trained from the
+    head run (Table 2's ``chain`` column: ``"imagenet>head"``, target = ``dataset``); None for
+    backbones. ``depends_on``: ids of the runs whose checkpoint this one starts from.
+    """
+
+    run_id: str
+    kind: str
+    dataset: str
+    arch: str
+    encoder: str
+    fold: int | None
+    folds: int | None
+    seed: int
+    chain: list[str] | None
+    depends_on: list[str]
+    config: dict  # RunConfig fields, JSON form, real paths
+
+    @property
+    def label(self) -> str:
+        if self.kind == "backbone":
+            return f"backbone {self.arch}/{self.encoder} {self.dataset} fold {self.fold}/{self.folds} seed {self.seed}"
+        return f"transfer {'>'.join(self.chain or [])}>{self.dataset} seed {self.seed}"
+
+    def as_dict(self) -> dict:
+        """The study.json entry of this run."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "arch": self.arch,
+            "encoder": self.encoder,
+            "fold": self.fold,
+            "folds": self.folds,
+            "seed": self.seed,
+            "chain": self.chain,
+            "chain_label": ">".join(self.chain) if self.chain else None,
+            "stages": (self.chain or []) + [self.dataset] if self.chain else None,
+            "depends_on": list(self.depends_on),
+            "config": self.config,
+        }
+
+
+@dataclass
+class Plan:
+    """The runs of a study in dependency order (every run after the runs it depends on)."""
+
+    study: str
+    results_dir: Path
+    runs: list[PlannedRun] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, PlannedRun]:
+        return {r.run_id: r for r in self.runs}
+
+    def dependants(self, run_id: str) -> list[str]:
+        """Every run that (transitively) starts from ``run_id``'s checkpoint."""
+        children: dict[str, list[str]] = {}
+        for r in self.runs:
+            for d in r.depends_on:
+                children.setdefault(d, []).append(r.run_id)
+        out, stack = [], list(children.get(run_id, []))
+        while stack:
+            rid = stack.pop()
+            if rid not in out:
+                out.append(rid)
+                stack.extend(children.get(rid, []))
+        return out
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.results_dir / "runs" / run_id
+
+
+# --------------------------------------------------------------------------- data
+
+
+def used_datasets(profile: Profile) -> list[str]:
+    """Datasets some run trains on, in the canonical order."""
+    s = profile.settings
+    used: set[str] = set()
+    if s["backbones"] is not None:
+        used.add(s["backbones"]["dataset"])
+    if s["transfer"] is not None:
+        for chain in s["transfer"]["chains"]:
+            used.update(chain[1:])
+    return [d for d in ("head", "hand", "chest") if d in used]
+
+
+def synthetic_count(profile: Profile, dataset: str) -> int:
+    n = profile.settings["synthetic"]["n"]
+    return int(n[dataset]) if isinstance(n, dict) else int(n)
+
+
+PhantomWriter = Callable[[str, Path, int, int], object]
+
+
+def _default_phantom_writer() -> PhantomWriter:
+    try:
+        from xlm_core.datasets.synth import write_phantoms
+    except ImportError as exc:
+        raise XLMError(
+            f"the synthetic phantom writer (xlm_core.datasets.synth.write_phantoms) is not available: {exc}"
+        ) from None
+    return lambda anatomy, out, n, seed: write_phantoms(anatomy, out, n=n, seed=seed)
+
+
+def prepare_data(
+    profile: Profile,
+    results_dir: Path,
+    data_root: str | Path | None = None,
+    writer: PhantomWriter | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """The root folder of every dataset the study uses (absolute paths).
+
+    ``data: synthetic``: phantoms written into ``results_dir/data/<anatomy>/`` (kept when a
+    stamp shows they were written with the same n and seed; written into a temporary folder,
+    then renamed, under a lock, so concurrent runners do not collide).
+    ``data: real``: ``data_root/<name>`` when ``data_root`` is given, else
+    ``datasets.<name>.root`` (relative to the YAML file). Missing roots raise XLMError.
+    """
+    names = used_datasets(profile)
+    roots: dict[str, Path] = {}
+    if profile.data == "synthetic":
+        if data_root is not None:
+            raise XLMError(
+                f"study {profile.name} uses synthetic phantoms (data: synthetic); --data-root is "
+                "for profiles with data: real (e.g. paper)"
+            )
+        data_dir = results_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        seed = profile.settings["synthetic"]["seed"]
+        with _file_lock(data_dir / ".lock"):
+            for name in names:
+                n = synthetic_count(profile, name)
+                roots[name] = _write_phantoms_once(name, data_dir, n, seed, writer, log)
+        return roots
+    for name in names:
+        if data_root is not None:
+            root = Path(data_root).expanduser() / name
+            where = f"--data-root {data_root}"
+        else:
+            given = profile.settings["datasets"][name].get("root")
+            if given is None:
+                raise XLMError(
+                    f"study {profile.name}: real data needed for {name}: pass --data-root DIR "
+                    f"(a folder holding {'/, '.join(names)}/) or set datasets.{name}.root in "
+                    f"{profile.path or 'the profile'}"
+                )
+            root = Path(given).expanduser()
+            if not root.is_absolute():
+                root = profile.base_dir / root
+            where = f"datasets.{name}.root in {profile.path or 'the profile'}"
+        if not root.is_dir():
+            raise XLMError(f"dataset root for {name} not found: {root} (from {where})")
+        roots[name] = root.resolve()
+    return roots
+
+
+def _write_phantoms_once(
+    name: str, data_dir: Path, n: int, seed: int, writer: PhantomWriter | None, log
+) -> Path:
+    out = data_dir / name
+    stamp_path = data_dir / f".{name}.json"
+    stamp = {"anatomy": name, "n": n, "seed": seed}
+    if out.is_dir() and stamp_path.is_file():
+        try:
+            if json.loads(stamp_path.read_text()) == stamp:
+                return out.resolve()
+        except (OSError, ValueError):
+            pass
+    writer = writer or _default_phantom_writer()
+    log(f"writing {n} synthetic {name} phantoms (seed {seed}) into {out}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=data_dir))
+    try:
+        writer(name, tmp, n, seed)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_json(stamp_path, stamp)
+    return out.resolve()
+
+
+class _file_lock:
+    """A blocking exclusive flock on ``path`` for the duration of a ``with`` block."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+")
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _data_files(root: Path) -> list[Path]:
+    """Every regular file under ``root`` (sorted), skipping hidden files and folders."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return files
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dataset_fingerprint(root: Path, cache_path: Path | None = None) -> str:
+    """Content hash of a dataset root: sha256 over (relative path, sha256 of content) of every file.
+
+    Per-file hashes are cached in ``cache_path`` (JSON) keyed by absolute path and
+    reused while the file's size and mtime are unchanged, so a second call only stats.
+    """
+    cache: dict = {}
+    if cache_path is not None and cache_path.is_file():
+        try:
+            cache = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            cache = {}
+    changed = False
+    total = hashlib.sha256()
+    files = _data_files(root)
+    if not files:
+        raise XLMError(f"dataset root {root} holds no files")
+    for path in files:
+        st = path.stat()
+        key = str(path.resolve())
+        entry = cache.get(key)
+        if not (entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns):
+            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_file(path)}
+            cache[key] = entry
+            changed = True
+        total.update(f"{path.relative_to(root).as_posix()}\0{entry['sha256']}\n".encode())
+    if changed and cache_path is not None:
+        atomic_write_json(cache_path, cache)
+    return total.hexdigest()[:16]
+
+
+def fingerprints(roots: dict[str, Path], results_dir: Path) -> dict[str, str]:
+    """``{dataset: fingerprint}``; per-file hashes cached in ``results_dir/.fingerprints.json``."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = results_dir / FINGERPRINT_CACHE
+    with _file_lock(results_dir / ".fingerprints.lock"):
+        return {name: dataset_fingerprint(root, cache_path) for name, root in roots.items()}
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def run_settings_for(profile: Profile, dataset: str, section: str) -> dict:
+    """Run settings of a run on ``dataset`` in ``section``: run < datasets.<d> < <section>.run."""
+    s = profile.settings
+    merged: dict = {}
+    extra: dict = {}
+    ds = dict(s["datasets"][dataset])
+    extra.update(ds.pop("options", {}) or {})
+    ds.pop("root", None)
+    for layer in (s["run"], ds, s[section]["run"]):
+        merged.update(layer)
+    merged["extra"] = extra
+    return merged
+
+
+def _config(
+    profile: Profile, dataset: str, section: str, root: Path, out: Path, **fields
+) -> RunConfig:
+    settings = run_settings_for(profile, dataset, section)
+    settings.update(fields)
+    return RunConfig.from_dict({"dataset": dataset, "root": str(root), "out": str(out), **settings})
+
+
+def _run_id(cfg: RunConfig, fingerprint: str, init_id: str | None) -> str:
+    view = RunConfig.from_dict({**_config_json(cfg), "root": f"dataset:{cfg.dataset}"})
+    if init_id is not None:
+        view.init = f"runs/{init_id}/checkpoint.pt"
+    return view.run_hash(fingerprint)
+
+
+def _config_json(cfg: RunConfig) -> dict:
+    """RunConfig -> JSON-ready dict (tuples as lists), every field."""
+    from dataclasses import asdict
+
+    d = asdict(cfg)
+    for key in ("train_size", "test_size"):
+        if d[key] is not None:
+            d[key] = [int(v) for v in d[key]]
+    return d
+
+
+def expand(
+    profile: Profile, roots: dict[str, Path], prints: dict[str, str], results_dir: Path
+) -> Plan:
+    """The profile's grid -> a :class:`Plan` (runs in dependency order, shared stages once).
+
+    Backbones: every pair x fold x seed on the backbone dataset. Transfer: for every chain
+    ``[imagenet, A, ..., T]`` and seed, one run per stage; stage k starts from stage k-1's
+    checkpoint (stage 1 from the profile's ``encoder_weights``). Stages shared by several
+    chains (same sources, dataset and seed) are one run.
+    """
+    s = profile.settings
+    results_dir = Path(results_dir).resolve()
+    plan = Plan(study=profile.name, results_dir=results_dir)
+    seen: set[str] = set()
+
+    def add(run: PlannedRun) -> None:
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            plan.runs.append(run)
+
+    if s["backbones"] is not None:
+        bb = s["backbones"]
+        ds = bb["dataset"]
+        for seed in bb["seeds"] or s["seeds"]:
+            for arch, enc in bb["pairs"]:
+                for fold in range(bb["folds"]):
+                    cfg = _config(profile, ds, "backbones", roots[ds], results_dir, arch=arch,
+                                  encoder=enc, folds=bb["folds"], fold=fold, seed=seed, init=None)
+                    rid = _run_id(cfg, prints[ds], None)
+                    cfg.out = str(plan.run_dir(rid))
+                    add(PlannedRun(rid, "backbone", ds, arch, enc, fold, bb["folds"], seed, None, [],
+                                   _config_json(cfg)))
+
+    if s["transfer"] is not None:
+        tr = s["transfer"]
+        for seed in tr["seeds"] or s["seeds"]:
+            stage_ids: dict[tuple[str, ...], str] = {}  # (imagenet, ..., dataset) -> run id
+            for chain in tr["chains"]:
+                for k in range(1, len(chain)):
+                    path = tuple(chain[: k + 1])
+                    if path in stage_ids:
+                        continue
+                    ds = chain[k]
+                    parent = stage_ids.get(path[:-1]) if k > 1 else None
+                    fields = {"arch": tr["arch"], "encoder": tr["encoder"], "seed": seed,
+                              "folds": None, "fold": None, "init": None}
+                    if parent is not None:
+                        fields["init"] = str(plan.run_dir(parent) / "checkpoint.pt")
+                        # the weights come from the checkpoint: nothing to fetch first
+                        fields["encoder_weights"] = "none"
+                    cfg = _config(profile, ds, "transfer", roots[ds], results_dir, **fields)
+                    rid = _run_id(cfg, prints[ds], parent)
+                    cfg.out = str(plan.run_dir(rid))
+                    stage_ids[path] = rid
+                    add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], None, None, seed,
+                                   list(path[:-1]), [parent] if parent else [], _config_json(cfg)))
+    assert all(p[0] == INIT_TOKEN for p in (r.chain for r in plan.runs if r.chain))
+    return plan

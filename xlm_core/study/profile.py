@@ -1,0 +1,475 @@
+"""Study profiles (``studies/*.yaml``): loading and validation, before any training.
+
+A profile is the single source of truth for every setting of a study. Its schema::
+
+    name: demo                       # results/<name>/ (letters, digits, - _ .)
+    note: "demo profile: ..."        # shown on every page the study feeds
+    data: synthetic                  # synthetic | real
+    synthetic: {n: 24, seed: 0}      # phantoms per anatomy (n: int or {head: int, ...})
+    datasets:                        # one entry per dataset a run uses
+      head:
+        root: null                   # real data (relative to the YAML file), or --data-root DIR/head
+        options: {annotator: mean}   # load_dataset options -> RunConfig.extra
+        test_size: [64, 52]          # any run setting (below) may be set per dataset
+    run:                             # run settings of every run (RunConfig fields)
+      encoder_weights: none
+      epochs: 30
+      ...
+    seeds: [0, 1]
+    backbones:                       # Table 1: every arch x encoder pair, k-fold CV on one dataset
+      dataset: hand
+      folds: 2
+      archs: [unet, unetplusplus, deeplabv3]
+      encoders: [efficientnet-b7, resnext101_32x8d, vgg19]
+      pairs: null                    # or an explicit [[arch, encoder], ...]
+      seeds: null                    # default: the profile's seeds
+      run: {}                        # run settings for these runs only
+    transfer:                        # Table 2: ImageNet -> [A -> [B ->]] target
+      arch: unetplusplus
+      encoder: vgg19
+      targets: [head, hand, chest]
+      chains: all                    # or [[imagenet, hand, head], ...], each ending with its target
+      seeds: null
+      run: {}
+
+Run settings are merged in this order (later wins): ``run``, ``datasets.<d>``,
+``<section>.run``. ``options`` dictionaries are merged key by key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xlm_core import XLMError
+
+DATASET_NAMES = ("head", "hand", "chest")
+INIT_TOKEN = "imagenet"  # the first element of every chain: the profile's encoder_weights
+LOSSES = ("mse", "bce", "spatial_ce", "awing")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# run setting -> (checker, description). Every key is a RunConfig field.
+_RUN_SETTINGS: dict[str, tuple[str, str]] = {
+    "encoder_weights": ("str", "'imagenet', 'none' or a path to a weights file"),
+    "epochs": ("int>=1", "an integer >= 1"),
+    "patience": ("int>=0", "an integer >= 0"),
+    "train_size": ("size", "[H, W], two positive integers"),
+    "test_size": ("size_or_null", "[H, W], two positive integers, or null (the paper's size)"),
+    "batch_size": ("int>=1", "an integer >= 1"),
+    "lr": ("float>0", "a positive number (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)"),
+    "loss": ("loss", f"one of {', '.join(LOSSES)}"),
+    "sigma": ("float>0", "a positive number (Gaussian sigma in heatmap-grid pixels)"),
+    "val_fraction": ("fraction", "a number in (0, 1)"),
+    "train_limit": ("int>=1_or_null", "an integer >= 1 or null"),
+    "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
+    "num_workers": ("int>=0", "an integer >= 0"),
+}
+RUN_SETTING_KEYS = tuple(_RUN_SETTINGS)
+
+_TOP_KEYS = {
+    "name": "the study name (results/<name>/)",
+    "note": "a one-line label shown on every page this study feeds",
+    "data": "synthetic | real",
+    "synthetic": "{n, seed}: the phantoms written for data: synthetic",
+    "datasets": "per-dataset settings: root, options and run settings",
+    "run": "run settings of every run",
+    "seeds": "a list of integer seeds",
+    "backbones": "the backbone comparison (Table 1), or null",
+    "transfer": "the transfer chains (Table 2), or null",
+}
+_SYNTH_KEYS = ("n", "seed")
+_DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
+_BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
+_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "seeds", "run")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile. ``settings``: the normalised YAML content (see module docstring)."""
+
+    name: str
+    path: Path | None  # the YAML file, None for an in-memory profile
+    settings: dict
+
+    @property
+    def note(self) -> str:
+        return self.settings["note"]
+
+    @property
+    def data(self) -> str:
+        return self.settings["data"]
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative dataset roots are resolved against this folder (the YAML's)."""
+        return self.path.parent if self.path is not None else Path.cwd()
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def repo_root() -> Path | None:
+    """The source checkout holding this package (a folder with studies/ or notebooks/), if any."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "studies").is_dir() or (root / "notebooks").is_dir():
+        return root
+    return None
+
+
+def builtin_profile_names() -> list[str]:
+    """Names accepted as ``xlm study run NAME`` (repo ``studies/`` first, then the package's)."""
+    names: set[str] = set()
+    root = repo_root()
+    if root is not None and (root / "studies").is_dir():
+        names.update(p.stem for p in (root / "studies").glob("*.yaml"))
+    try:
+        names.update(
+            Path(str(p)).stem for p in resources.files("xlm_core").joinpath("studies").iterdir()
+            if str(p).endswith(".yaml")
+        )
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        pass
+    return sorted(names)
+
+
+def resolve_profile_path(spec: str | Path) -> Path:
+    """A profile name (``demo``, ``paper``, ``ci``) or a path to a YAML file -> the YAML path.
+
+    Names resolve to the repository's ``studies/<name>.yaml`` when this package runs from a
+    checkout (the source of truth), else to the copy shipped in ``xlm_core/studies/``.
+    """
+    text = str(spec)
+    path = Path(text).expanduser()
+    if text.endswith((".yaml", ".yml")) or path.is_file() or "/" in text:
+        if not path.is_file():
+            raise XLMError(f"study profile {text}: no such file")
+        return path.resolve()
+    root = repo_root()
+    if root is not None and (root / "studies" / f"{text}.yaml").is_file():
+        return (root / "studies" / f"{text}.yaml").resolve()
+    shipped = Path(str(resources.files("xlm_core").joinpath("studies", f"{text}.yaml")))
+    if shipped.is_file():
+        return shipped
+    raise XLMError(
+        f"unknown study profile {text!r}; known: {', '.join(builtin_profile_names()) or 'none'}; "
+        "or give a path to a .yaml file"
+    )
+
+
+def load_profile(spec: str | Path) -> Profile:
+    """Read (``yaml.safe_load``) and validate a profile given by name or path."""
+    path = resolve_profile_path(spec)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise XLMError(f"study profile {path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise XLMError(f"study profile {path}: cannot read: {exc.strerror}") from None
+    settings = validate_profile(raw, source=str(path), default_name=path.stem)
+    return Profile(name=settings["name"], path=path, settings=settings)
+
+
+def profile_from_dict(raw: dict, source: str = "<profile>") -> Profile:
+    """Validate an in-memory profile (tests, notebooks)."""
+    settings = validate_profile(raw, source=source, default_name=None)
+    return Profile(name=settings["name"], path=None, settings=settings)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Collects the location of every value checked, for messages that name the key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> XLMError:
+        return XLMError(f"study profile {self.source}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | dict) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
+        unknown = [k for k in value if k not in allowed]
+        if unknown:
+            raise self.fail(
+                f"{key}.{unknown[0]}" if key else str(unknown[0]),
+                f"unknown key; allowed: {', '.join(allowed)}",
+            )
+        return dict(value)
+
+    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
+        return int(value)
+
+    def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected text, got {_kind(value)}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(choices)}")
+        return value
+
+    def string_list(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> list[str]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, f"expected a non-empty list, got {_kind(value)}")
+        return [self.string(v, f"{key}[{i}]", choices) for i, v in enumerate(value)]
+
+    def run_setting(self, name: str, value: Any, key: str) -> Any:
+        check, what = _RUN_SETTINGS[name]
+        bad = self.fail(key, f"expected {what}, got {_kind(value)} {value!r}")
+        if check == "str":
+            if not isinstance(value, str) or not value:
+                raise bad
+            return value
+        if check.startswith("int"):
+            if value is None and check.endswith("_or_null"):
+                return None
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+            if value < int(check[5]):
+                raise bad
+            return int(value)
+        if check in ("float>0", "fraction"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            value = float(value)
+            if value <= 0 or (check == "fraction" and value >= 1):
+                raise bad
+            return value
+        if check in ("size", "size_or_null"):
+            if value is None and check == "size_or_null":
+                return None
+            ok = (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+            )
+            if not ok:
+                raise bad
+            return [int(v) for v in value]
+        if check == "loss":
+            if value not in LOSSES:
+                raise bad
+            return value
+        raise AssertionError(check)  # pragma: no cover
+
+    def run_settings(self, value: Any, key: str, extra_allowed: tuple[str, ...] = ()) -> dict:
+        allowed = extra_allowed + RUN_SETTING_KEYS
+        mapping = self.mapping(value, key, allowed)
+        return {
+            k: (v if k in extra_allowed else self.run_setting(k, v, f"{key}.{k}"))
+            for k, v in mapping.items()
+        }
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_arch_encoder(check: _Checker, arch: str, encoder: str, key: str) -> None:
+    """Unknown architecture / encoder / impossible pair -> XLMError naming ``key``."""
+    try:
+        from xlm_core.models import check_combination
+    except ImportError:  # models not built: fall back to smp's registry
+        check_combination = _smp_check
+    try:
+        check_combination(arch, encoder)
+    except XLMError as exc:
+        raise check.fail(key, str(exc)) from None
+
+
+def _smp_check(arch: str, encoder: str) -> None:
+    import segmentation_models_pytorch as smp
+
+    archs = sorted(smp.MODEL_ARCHITECTURES_MAPPING)
+    if arch not in archs:
+        raise XLMError(f"unknown architecture {arch!r}; allowed: {', '.join(archs)}")
+    names = smp.encoders.get_encoder_names()
+    if encoder not in names and not encoder.startswith("tu-"):
+        raise XLMError(f"unknown encoder {encoder!r}; allowed: {', '.join(sorted(names))}")
+    if arch == "deeplabv3" and encoder.startswith("vgg"):
+        raise XLMError(f"{arch} cannot use the encoder {encoder!r} (no dilated mode)")
+
+
+def _pair_allowed(arch: str, encoder: str) -> bool:
+    try:
+        from xlm_core.models import check_combination
+    except ImportError:
+        check_combination = _smp_check
+    try:
+        check_combination(arch, encoder)
+    except XLMError:
+        return False
+    return True
+
+
+def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
+    """Check every key and value of a profile; return its normalised form.
+
+    Raises XLMError naming ``source``, the key and the allowed values on the first problem:
+    an unknown key, a wrong type, an unknown dataset / architecture / encoder, an impossible
+    arch-encoder pair, or a transfer chain naming a dataset twice.
+    """
+    check = _Checker(source)
+    if not isinstance(raw, dict):
+        raise XLMError(f"study profile {source}: expected a mapping at the top, got {_kind(raw)}")
+    top = check.mapping(raw, "", tuple(_TOP_KEYS))
+    out: dict[str, Any] = {}
+
+    name = top.get("name", default_name)
+    if name is None:
+        raise check.fail("name", "missing (the study's folder name under results/)")
+    name = check.string(name, "name")
+    if not NAME_RE.match(name):
+        raise check.fail("name", f"{name!r}: use letters, digits, '-', '_' and '.' only")
+    out["name"] = name
+    out["note"] = check.string(top.get("note", f"study profile {name}"), "note")
+    out["data"] = check.string(top.get("data", "real"), "data", ("synthetic", "real"))
+
+    synth = check.mapping(top.get("synthetic"), "synthetic", _SYNTH_KEYS)
+    n = synth.get("n", 24)
+    if isinstance(n, dict):
+        n = check.mapping(n, "synthetic.n", DATASET_NAMES)
+        n = {d: check.integer(v, f"synthetic.n.{d}", 2) for d, v in n.items()}
+    else:
+        n = check.integer(n, "synthetic.n", 2)
+    out["synthetic"] = {"n": n, "seed": check.integer(synth.get("seed", 0), "synthetic.seed", 0)}
+
+    datasets = check.mapping(top.get("datasets"), "datasets", DATASET_NAMES)
+    out["datasets"] = {}
+    for d in DATASET_NAMES:
+        entry = check.run_settings(datasets.get(d), f"datasets.{d}", ("root", "options"))
+        root = entry.get("root")
+        if root is not None:
+            entry["root"] = check.string(root, f"datasets.{d}.root")
+        options = entry.get("options")
+        if options is not None and not isinstance(options, dict):
+            raise check.fail(f"datasets.{d}.options", f"expected a mapping, got {_kind(options)}")
+        entry["options"] = dict(options or {})
+        out["datasets"][d] = entry
+
+    out["run"] = check.run_settings(top.get("run"), "run")
+    seeds = top.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds:
+        raise check.fail("seeds", f"expected a non-empty list of integers, got {_kind(seeds)}")
+    out["seeds"] = [check.integer(s, f"seeds[{i}]", 0) for i, s in enumerate(seeds)]
+    if len(set(out["seeds"])) != len(out["seeds"]):
+        raise check.fail("seeds", f"a seed is listed twice: {out['seeds']}")
+
+    out["backbones"] = _validate_backbones(check, top.get("backbones"))
+    out["transfer"] = _validate_transfer(check, top.get("transfer"))
+    if out["backbones"] is None and out["transfer"] is None:
+        raise check.fail("backbones", "both backbones and transfer are empty: nothing to run")
+    return out
+
+
+def _section_seeds(check: _Checker, value: Any, key: str) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise check.fail(key, f"expected a non-empty list of integers, got {_kind(value)}")
+    return [check.integer(s, f"{key}[{i}]", 0) for i, s in enumerate(value)]
+
+
+def _validate_backbones(check: _Checker, value: Any) -> dict | None:
+    if value is None:
+        return None
+    sec = check.mapping(value, "backbones", _BACKBONE_KEYS)
+    out: dict[str, Any] = {
+        "dataset": check.string(sec.get("dataset", "hand"), "backbones.dataset", DATASET_NAMES),
+        "folds": check.integer(sec.get("folds", 5), "backbones.folds", 2),
+        "seeds": _section_seeds(check, sec.get("seeds"), "backbones.seeds"),
+        "run": check.run_settings(sec.get("run"), "backbones.run"),
+    }
+    pairs = sec.get("pairs")
+    if pairs is not None:
+        if not isinstance(pairs, list) or not pairs:
+            raise check.fail("backbones.pairs", f"expected a list of [arch, encoder], got {_kind(pairs)}")
+        out_pairs = []
+        for i, pair in enumerate(pairs):
+            key = f"backbones.pairs[{i}]"
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise check.fail(key, f"expected [arch, encoder], got {pair!r}")
+            arch, enc = (check.string(v, key) for v in pair)
+            _check_arch_encoder(check, arch, enc, key)
+            out_pairs.append([arch, enc])
+        if "archs" in sec or "encoders" in sec:
+            raise check.fail("backbones.pairs", "give either pairs or archs/encoders, not both")
+    else:
+        archs = check.string_list(sec.get("archs", ["unet", "unetplusplus", "deeplabv3"]), "backbones.archs")
+        encs = check.string_list(
+            sec.get("encoders", ["efficientnet-b7", "resnext101_32x8d", "vgg19"]), "backbones.encoders"
+        )
+        for i, a in enumerate(archs):
+            _check_arch_encoder(check, a, encs[0], f"backbones.archs[{i}]")
+        for i, e in enumerate(encs):
+            _check_arch_encoder(check, archs[0], e, f"backbones.encoders[{i}]")
+        # impossible pairs (DeepLabV3 + VGG: no dilated mode) are left out, as in the paper
+        out_pairs = [[a, e] for a in archs for e in encs if _pair_allowed(a, e)]
+    if len({tuple(p) for p in out_pairs}) != len(out_pairs):
+        raise check.fail("backbones.pairs", "a pair is listed twice")
+    out["pairs"] = out_pairs
+    return out
+
+
+def _validate_transfer(check: _Checker, value: Any) -> dict | None:
+    if value is None:
+        return None
+    sec = check.mapping(value, "transfer", _TRANSFER_KEYS)
+    arch = check.string(sec.get("arch", "unetplusplus"), "transfer.arch")
+    enc = check.string(sec.get("encoder", "vgg19"), "transfer.encoder")
+    _check_arch_encoder(check, arch, enc, "transfer.arch/encoder")
+    targets = check.string_list(sec.get("targets", list(DATASET_NAMES)), "transfer.targets", DATASET_NAMES)
+    chains_raw = sec.get("chains", "all")
+    if chains_raw == "all":
+        chains = [c for t in targets for c in all_chains(t)]
+    else:
+        if not isinstance(chains_raw, list) or not chains_raw:
+            raise check.fail("transfer.chains", f"expected 'all' or a list of chains, got {chains_raw!r}")
+        chains = []
+        for i, chain in enumerate(chains_raw):
+            key = f"transfer.chains[{i}]"
+            chain = check.string_list(chain, key, (INIT_TOKEN,) + DATASET_NAMES)
+            if chain[0] != INIT_TOKEN or INIT_TOKEN in chain[1:]:
+                raise check.fail(key, f"a chain starts with {INIT_TOKEN!r} (and names it once): {chain}")
+            if len(chain) < 2:
+                raise check.fail(key, f"a chain ends with its target dataset: {chain}")
+            seen = [d for d in chain[1:]]
+            twice = sorted({d for d in seen if seen.count(d) > 1})
+            if twice:
+                raise check.fail(key, f"names the dataset {twice[0]!r} twice: {chain}")
+            if chain[-1] not in targets:
+                raise check.fail(key, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}")
+            chains.append(chain)
+    if len({tuple(c) for c in chains}) != len(chains):
+        raise check.fail("transfer.chains", "a chain is listed twice")
+    return {
+        "arch": arch,
+        "encoder": enc,
+        "targets": targets,
+        "chains": chains,
+        "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
+        "run": check.run_settings(sec.get("run"), "transfer.run"),
+    }
+
+
+def all_chains(target: str) -> list[list[str]]:
+    """The paper's five chains ending at ``target``: I, I-A, I-B, I-A-B, I-B-A (A, B the others)."""
+    a, b = [d for d in DATASET_NAMES if d != target]
+    return [
+        [INIT_TOKEN, target],
+        [INIT_TOKEN, a, target],
+        [INIT_TOKEN, b, target],
+        [INIT_TOKEN, a, b, target],
+        [INIT_TOKEN, b, a, target],
+    ]

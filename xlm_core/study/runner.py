@@ -1,0 +1,319 @@
+"""``xlm study run`` and ``xlm study status``: a profile in, executed runs and tables out.
+
+``run_study``: load + validate the profile -> data (phantoms written for ``data: synthetic``)
+-> fingerprints -> plan -> ``results/<study>/study.json`` -> runs (papermill, local or Dask)
+-> aggregation notebooks (``notebooks/{datasets,pipeline,backbones,transfer,sota,beyond}.py``,
+those that exist) into ``results/<study>/notebooks/<name>.ipynb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlm_core import XLMError
+from xlm_core.io import atomic_write_json
+from xlm_core.study.execute import (
+    DaskExecutor,
+    ExecutionReport,
+    LocalExecutor,
+    PapermillRunner,
+    Runner,
+    execute_plan,
+    format_seconds,
+    run_done,
+    run_state,
+)
+from xlm_core.study.notebooks import NotebookFailed, execute_notebook
+from xlm_core.study.plan import Plan, expand, fingerprints, prepare_data
+from xlm_core.study.profile import Profile, load_profile, repo_root, resolve_profile_path
+
+RUN_NOTEBOOK = "train_evaluate"
+AGGREGATION_NOTEBOOKS = ("datasets", "pipeline", "backbones", "transfer", "sota", "beyond")
+STUDY_JSON = "study.json"
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` did; ``exit_code`` 0 when every run and notebook succeeded."""
+
+    profile: Profile
+    plan: Plan
+    report: ExecutionReport | None
+    aggregation: list[dict] = field(default_factory=list)  # {"name", "state", "notebook", "error"}
+
+    @property
+    def exit_code(self) -> int:
+        failed_runs = self.report is not None and not self.report.ok
+        failed_nb = any(a["state"] == "failed" for a in self.aggregation)
+        return 1 if failed_runs or failed_nb else 0
+
+
+def notebooks_dir(notebooks: str | Path | None = None) -> Path:
+    """``notebooks`` if given, else the checkout's ``notebooks/``, else ``./notebooks``."""
+    if notebooks is not None:
+        return Path(notebooks).resolve()
+    root = repo_root()
+    if root is not None and (root / "notebooks").is_dir():
+        return root / "notebooks"
+    return (Path.cwd() / "notebooks").resolve()
+
+
+def _notebook_source(folder: Path, name: str) -> Path | None:
+    for suffix in (".py", ".ipynb", ".md"):
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    return None
+
+
+def study_document(profile: Profile, plan: Plan, roots: dict, prints: dict) -> dict:
+    """The content of ``results/<study>/study.json`` (what the aggregation notebooks read)."""
+    return {
+        "study": profile.name,
+        "profile": profile.name,
+        "profile_path": str(profile.path) if profile.path else None,
+        "note": profile.note,
+        "profile_note": profile.note,
+        "data_source": profile.data,
+        "data": {name: {"root": str(roots[name]), "fingerprint": prints[name]} for name in roots},
+        "settings": profile.settings,
+        "counts": {
+            "runs": len(plan.runs),
+            "backbone": sum(r.kind == "backbone" for r in plan.runs),
+            "transfer": sum(r.kind == "transfer" for r in plan.runs),
+        },
+        "runs": [r.as_dict() for r in plan.runs],
+    }
+
+
+def plan_study(
+    spec: str | Path | Profile,
+    results: str | Path = "results",
+    data_root: str | Path | None = None,
+    phantom_writer=None,
+    log: Callable[[str], None] = print,
+) -> tuple[Profile, Plan, dict]:
+    """Profile -> (profile, plan, study document); writes data and ``study.json``, trains nothing."""
+    profile = spec if isinstance(spec, Profile) else load_profile(spec)
+    results_dir = (Path(results) / profile.name).resolve()
+    roots = prepare_data(profile, results_dir, data_root=data_root, writer=phantom_writer, log=log)
+    prints = fingerprints(roots, results_dir)
+    plan = expand(profile, roots, prints, results_dir)
+    document = study_document(profile, plan, roots, prints)
+    atomic_write_json(results_dir / STUDY_JSON, document)
+    return profile, plan, document
+
+
+def run_study(
+    spec: str | Path | Profile,
+    *,
+    results: str | Path = "results",
+    data_root: str | Path | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    notebooks: str | Path | None = None,
+    aggregate: bool = True,
+    runner: Runner | None = None,
+    phantom_writer=None,
+    dry_run: bool = False,
+    log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
+) -> StudyResult:
+    """Run a study (see the module docstring). ``runner``: replaces the papermill run notebook."""
+    if executor not in ("local", "dask"):
+        raise XLMError(f"unknown executor {executor!r}; allowed: local, dask")
+    if scheduler and executor != "dask":
+        raise XLMError("--scheduler needs --executor dask")
+    if workers is not None and workers < 1:
+        raise XLMError(f"--workers must be >= 1, got {workers}")
+    nb_dir = notebooks_dir(notebooks)
+    if runner is None and not dry_run:
+        source = _notebook_source(nb_dir, RUN_NOTEBOOK)
+        if source is None:
+            raise XLMError(f"the run notebook {nb_dir / RUN_NOTEBOOK}.py is missing")
+        runner = PapermillRunner(str(source))
+
+    profile, plan, _ = plan_study(spec, results, data_root, phantom_writer, log)
+    n_bb = sum(r.kind == "backbone" for r in plan.runs)
+    log(f"study {profile.name}: {len(plan.runs)} runs ({n_bb} backbone, {len(plan.runs) - n_bb} "
+        f"transfer), results in {plan.results_dir}")
+    log(f"  {profile.note}")
+    if dry_run:
+        for run in plan.runs:
+            state, _ = run_state(plan.run_dir(run.run_id))
+            log(f"  {run.run_id}  {state:<8} {run.label}")
+        return StudyResult(profile, plan, None)
+
+    def make_executor():
+        if executor == "dask":
+            ex = DaskExecutor(runner, scheduler=scheduler, workers=workers)
+            log(f"dask cluster at {ex.address}: {ex.parallelism} worker(s)"
+                + (f", one per GPU ({ex.gpu_count})" if ex.gpu_count else ""))
+            return ex
+        return LocalExecutor(runner, workers=workers or 1)
+
+    report = execute_plan(plan, make_executor, profile.note, log=log, poll_s=poll_s)
+    log(summary_line(report))
+    for f in report.failed:
+        log(f"  failed  {f['run_id']} {f['label']}: {f['error']}\n          notebook: {f['notebook']}")
+    for s in report.skipped:
+        log(f"  skipped {s['run_id']} {s['label']}: {s['because']}")
+    result = StudyResult(profile, plan, report)
+    if aggregate:
+        result.aggregation = run_aggregation(plan, nb_dir, log=log)
+    return result
+
+
+def summary_line(report: ExecutionReport) -> str:
+    parts = [f"{len(report.trained)} trained", f"{len(report.cached)} already done"]
+    if report.by_other:
+        parts.append(f"{len(report.by_other)} done by another runner")
+    if report.failed:
+        parts.append(f"{len(report.failed)} FAILED")
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped")
+    return f"runs: {', '.join(parts)} of {report.total} in {format_seconds(report.seconds)}"
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _sources_digest() -> str:
+    """Hash of the xlm_core sources (a changed report function re-executes the tables)."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parents[1]
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(path.relative_to(pkg).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _aggregation_stamp(plan: Plan, source: Path, sources_digest: str) -> str:
+    h = hashlib.sha256()
+    h.update(source.read_bytes())
+    h.update((plan.results_dir / STUDY_JSON).read_bytes())
+    h.update(sources_digest.encode())
+    for run in plan.runs:
+        m = plan.run_dir(run.run_id) / "metrics.json"
+        if run_done(plan.run_dir(run.run_id)):
+            st = m.stat()
+            h.update(f"{run.run_id}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def run_aggregation(
+    plan: Plan,
+    nb_dir: Path,
+    names: tuple[str, ...] = AGGREGATION_NOTEBOOKS,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Execute the aggregation notebooks that exist into ``results/<study>/notebooks/``.
+
+    A notebook is re-executed only when its source, study.json, the finished runs or the
+    xlm_core sources changed since it last succeeded (stamps in ``notebooks/.stamps.json``).
+    """
+    from xlm_core.study.plan import _file_lock
+
+    out_dir = plan.results_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamps_path = out_dir / ".stamps.json"
+    results = []
+    digest = _sources_digest()
+    with _file_lock(out_dir / ".lock"):
+        try:
+            stamps = json.loads(stamps_path.read_text())
+        except (OSError, ValueError):
+            stamps = {}
+        for name in names:
+            source = _notebook_source(nb_dir, name)
+            output = out_dir / f"{name}.ipynb"
+            if source is None:
+                log(f"aggregation: notebooks/{name}.py not found, skipped")
+                results.append({"name": name, "state": "missing", "notebook": None, "error": None})
+                continue
+            stamp = _aggregation_stamp(plan, source, digest)
+            if stamps.get(name) == stamp and output.is_file():
+                results.append({"name": name, "state": "cached", "notebook": str(output), "error": None})
+                continue
+            params = {"results_dir": str(plan.results_dir), "study": plan.study}
+            try:
+                execute_notebook(source, output, params, cwd=source.parent)
+            except NotebookFailed as exc:
+                log(f"aggregation: {name} FAILED: {exc}\n             notebook: {exc.notebook}")
+                stamps.pop(name, None)
+                results.append({"name": name, "state": "failed",
+                                "notebook": str(exc.notebook) if exc.notebook else None,
+                                "error": str(exc)})
+                continue
+            stamps[name] = stamp
+            atomic_write_json(stamps_path, stamps)
+            log(f"aggregation: {name} -> {output}")
+            results.append({"name": name, "state": "executed", "notebook": str(output), "error": None})
+        atomic_write_json(stamps_path, stamps)
+    return results
+
+
+# --------------------------------------------------------------------------- status
+
+
+def study_results_dir(study: str | Path, results: str | Path = "results") -> Path:
+    """``results/<name>`` for a study name, a profile name or a profile path."""
+    text = str(study)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        name = load_profile(resolve_profile_path(text)).name
+    else:
+        name = text
+    return (Path(results) / name).resolve()
+
+
+def study_status(study: str | Path, results: str | Path = "results") -> list[dict]:
+    """Every run of a study (as last planned by ``xlm study run``) with its state.
+
+    Rows: ``run_id, state (done|running|failed|pending), detail, kind, dataset, arch,
+    encoder, chain, fold, seed, notebook``.
+    """
+    results_dir = study_results_dir(study, results)
+    path = results_dir / STUDY_JSON
+    if not path.is_file():
+        raise XLMError(f"{path} not found: run `xlm study run {study}` first (or pass --results DIR)")
+    try:
+        document = json.loads(path.read_text())
+        runs = document["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise XLMError(f"{path}: not a study file ({exc})") from None
+    rows = []
+    for run in runs:
+        run_dir = results_dir / "runs" / run["run_id"]
+        state, detail = run_state(run_dir)
+        notebook = run_dir / "run.ipynb"
+        rows.append({
+            "run_id": run["run_id"], "state": state, "detail": detail, "kind": run["kind"],
+            "dataset": run["dataset"], "arch": run["arch"], "encoder": run["encoder"],
+            "chain": run.get("chain_label"), "fold": run.get("fold"), "seed": run.get("seed"),
+            "notebook": str(notebook) if notebook.is_file() else None,
+        })
+    return rows
+
+
+def format_status(rows: list[dict]) -> str:
+    """A fixed-width table of :func:`study_status` rows, with a count per state."""
+    head = f"{'run_id':<16}  {'state':<8} {'kind':<9} {'dataset':<7} {'model':<32} {'chain':<24} {'fold':>4} {'seed':>4}"
+    lines = [head]
+    for r in rows:
+        model = f"{r['arch']}/{r['encoder']}"
+        fold = "" if r["fold"] is None else str(r["fold"])
+        line = (f"{r['run_id']:<16}  {r['state']:<8} {r['kind']:<9} {r['dataset']:<7} {model:<32} "
+                f"{r['chain'] or '':<24} {fold:>4} {r['seed']:>4}")
+        if r["detail"]:
+            line += f"  {r['detail']}"
+        lines.append(line)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    order = ("done", "running", "failed", "pending")
+    lines.append(", ".join(f"{counts.get(s, 0)} {s}" for s in order) + f" of {len(rows)} runs")
+    return "\n".join(lines)
