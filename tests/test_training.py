@@ -1,0 +1,166 @@
+"""The fit loop: splits without leakage, outputs, self-describing checkpoints, finished runs, transfer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from xlm_core import XLMError
+from xlm_core.config import RunConfig
+from xlm_core.datasets.synth import write_phantoms
+from xlm_core.training import (
+    METRICS_KEYS,
+    EarlyStopping,
+    load_checkpoint,
+    model_from_checkpoint,
+    progress_enabled,
+    run_samples,
+    train_and_evaluate,
+)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A private preprocessing cache and no progress bars for every test here."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("XLM_PROGRESS", "0")
+        yield
+
+
+@pytest.fixture(scope="module")
+def chest_phantoms(env, tmp_path_factory) -> Path:
+    """8 synthetic chest x-rays (6 landmarks) at 64x64: 7 train, 1 test."""
+    return write_phantoms("chest", tmp_path_factory.mktemp("data") / "chest", n=8, seed=0, size_wh=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def trained(chest_phantoms, tmp_path_factory) -> tuple[RunConfig, dict]:
+    """One finished 2-epoch run (shared by the tests of this module)."""
+    cfg = tiny_config(chest_phantoms, tmp_path_factory.mktemp("runs") / "run")
+    return cfg, train_and_evaluate(cfg)
+
+
+def tiny_config(root: Path, out: Path, **kw) -> RunConfig:
+    base = {"dataset": "chest", "root": str(root), "out": str(out), "arch": "unet", "encoder": "resnet18",
+            "epochs": 2, "patience": 5, "train_size": (32, 32), "test_size": (32, 32), "batch_size": 2,
+            "seed": 0, "device": "cpu"}
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    stop = EarlyStopping(patience=2)
+    assert stop.step(1.0, 1) and not stop.should_stop
+    assert not stop.step(1.0, 2)  # equal is no improvement
+    assert stop.step(0.5, 3) and stop.bad_epochs == 0
+    assert not stop.step(0.6, 4) and not stop.should_stop
+    assert not stop.step(0.7, 5) and stop.should_stop
+    assert stop.best == 0.5 and stop.best_epoch == 3
+    again = EarlyStopping(patience=2)
+    again.load_state_dict(stop.state_dict())
+    assert again == stop
+
+
+def test_progress_switch(monkeypatch):
+    monkeypatch.setenv("XLM_PROGRESS", "0")
+    assert not progress_enabled()
+    monkeypatch.setenv("XLM_PROGRESS", "1")
+    assert progress_enabled()
+
+
+def test_cv_split_has_no_leakage(env, tmp_path):
+    """Trap 4: the early-stopping set comes out of the training part, never the scored fold."""
+    root = write_phantoms("chest", tmp_path / "chest10", n=12, seed=1, size_wh=(32, 32))
+    cfg = tiny_config(root, tmp_path / "run", folds=3, extra={"train": 9})
+    heldouts = []
+    for fold in range(3):
+        s = run_samples(replace(cfg, fold=fold))
+        fit, val, held = ({x.id for x in part} for part in (s.fit, s.val, s.heldout))
+        test = {x.id for x in s.test}
+        assert val and held and fit
+        assert not (fit & val) and not (fit & held) and not (val & held)
+        assert not (test & (fit | val | held))
+        assert fit | val | held == set(s.lset.train_ids)
+        heldouts.append(held)
+    assert set().union(*heldouts) == set(s.lset.train_ids)
+    assert sum(len(h) for h in heldouts) == 9
+    # deterministic
+    assert [x.id for x in run_samples(replace(cfg, fold=1)).val] == [x.id for x in run_samples(replace(cfg, fold=1)).val]
+    with pytest.raises(XLMError, match="--folds"):
+        run_samples(replace(cfg, fold=None))
+
+
+@pytest.mark.slow
+def test_train_writes_a_complete_run(trained):
+    cfg, metrics = trained
+    out = Path(cfg.out)
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "history.csv", "predictions.csv", "metrics.json"}
+    assert all(k in metrics for k in METRICS_KEYS)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["data_source"] == "synthetic" and metrics["dataset"] == "chest"
+    assert metrics["epochs_run"] == 2 and metrics["heldout"] is None
+    for protocol in ("clean", "zhu"):
+        score = metrics["test"][protocol]
+        assert score["protocol"] == protocol and score["n_images"] == 1 and score["n_landmarks"] == 6
+        assert math.isfinite(score["mre"]) and math.isfinite(score["mean_shape_mre"])
+    assert metrics["mre"] == metrics["test"]["clean"]["mre"]
+    assert metrics["mean_shape_mre"] == metrics["test"]["clean"]["mean_shape_mre"]
+
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "lr", "seconds"}
+    assert all(math.isfinite(float(r["val_loss"])) for r in rows)
+
+    pred = list(csv.DictReader((out / "predictions.csv").open()))
+    assert len(pred) == 6 and {r["split"] for r in pred} == {"test"}
+    assert set(pred[0]) >= {"image_id", "landmark", "x", "y", "error_px", "error"}
+
+    # the checkpoint describes itself; loading it needs no other flag (weights_only=True)
+    ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    for key in ("arch", "encoder", "n_landmarks", "landmark_names", "train_size", "test_size",
+                "normalisation", "dataset", "loss", "sigma", "data_source"):
+        assert key in ckpt, key
+    assert ckpt["arch"] == "unet" and ckpt["n_landmarks"] == 6 and ckpt["test_size"] == [32, 32]
+    assert ckpt["data_source"] == "synthetic"
+    model = model_from_checkpoint(load_checkpoint(out / "checkpoint.pt"), out / "checkpoint.pt")
+    assert model.xlm_spec["encoder"] == "resnet18"
+
+
+@pytest.mark.slow
+def test_finished_run_returns_at_once_and_refuses_other_parameters(trained):
+    cfg, first = trained
+    out = Path(cfg.out)
+    stamp = (out / "checkpoint.pt").stat().st_mtime_ns
+    again = train_and_evaluate(replace(cfg, device="auto", num_workers=0))  # not part of the run's identity
+    assert again == first
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == stamp  # not retrained
+    with pytest.raises(XLMError, match="other parameters.*lr"):
+        train_and_evaluate(replace(cfg, lr=1e-3))
+
+
+@pytest.mark.slow
+def test_transfer_report_in_metrics(trained, tmp_path):
+    cfg, _ = trained
+    source = Path(cfg.out) / "checkpoint.pt"
+    target = train_and_evaluate(replace(cfg, out=str(tmp_path / "target"), epochs=1, init=str(source)))
+    report = target["transfer"]
+    assert report["encoder_matched"] == report["encoder_expected"] > 0
+    assert report["decoder_matched"] == report["decoder_expected"] > 0
+    assert report["head_matched"] == report["head_expected"]
+    assert not report["head_reinitialised"]
+
+
+def test_bad_init_leaves_run_dir_empty(chest_phantoms, tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    out = tmp_path / "run"
+    with pytest.raises(XLMError, match="corrupt.pt"):
+        train_and_evaluate(tiny_config(chest_phantoms, out, init=str(bad)))
+    assert not out.exists() or not any(out.iterdir())

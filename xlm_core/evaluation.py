@@ -1,0 +1,296 @@
+"""Evaluation of a trained model: predictions on the test images, both protocols, the outputs.
+
+Images are evaluated at the run's test size (the dataset's paper test size unless the run
+sets one). Two protocols, reported side by side and never mixed (``docs/protocols.md``):
+
+- ``clean``: the loss-aware sub-pixel decoder (:func:`xlm_core.losses.decode_for_loss`) on the
+  grid, mapped back to original-image pixels with :func:`xlm_core.geometry.from_grid`, scored
+  with :func:`xlm_core.metrics.evaluate_clean` against the float ground truth;
+- ``zhu``: integer argmax on the grid (:func:`xlm_core.heatmaps.decode_argmax`), scored with
+  :func:`xlm_core.metrics.evaluate_zhu` (ground truth mapped to the grid and rounded).
+
+Every SCORE also carries ``mean_shape_mre``: the mean training shape (normalised image
+coordinates, :func:`xlm_core.metrics.mean_shape_baseline`) placed on the same images and
+scored with the same protocol, so a number can always be read against "no model at all".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xlm_core import XLMError
+from xlm_core.datasets.base import LandmarkSet, Sample
+from xlm_core.geometry import from_grid, to_grid
+from xlm_core.heatmaps import decode_argmax
+from xlm_core.landmark_csv import write_landmark_csv
+from xlm_core.metrics import (
+    ZHU_WRIST_PAIR,
+    evaluate_clean,
+    evaluate_zhu,
+    mean_shape_baseline,
+    normalise_landmarks,
+    place_mean_shape,
+    radial_errors,
+)
+from xlm_core.torchdata import HeatmapDataset, make_loader
+
+PROTOCOLS = ("clean", "zhu")
+#: datasets the ``zhu`` protocol defines a unit for
+ZHU_DATASETS = ("head", "hand", "chest")
+
+
+@dataclass
+class SplitPredictions:
+    """Predictions of one split. ``grid_*``: ``(N, L, 2)`` (x, y) on the ``grid_hw`` grid;
+    ``pred_px``/``gt_px``: ``(N, L, 2)`` (x, y) in original pixels; ``image_hws``: ``[(H, W)] * N``."""
+
+    ids: list[str]
+    image_hws: list[tuple[int, int]]
+    grid_hw: tuple[int, int]
+    grid_subpixel: np.ndarray
+    grid_argmax: np.ndarray
+    pred_px: np.ndarray
+    gt_px: np.ndarray
+
+
+def input_divisor(model: torch.nn.Module) -> int:
+    """H and W of the model input must be multiples of this (32 U-Net/U-Net++, 8 DeepLabV3)."""
+    from xlm_core.models import required_divisor
+
+    spec = model_spec(model)
+    return required_divisor(spec["arch"], spec["encoder"])
+
+
+def model_spec(model: torch.nn.Module) -> dict:
+    """``model.xlm_spec`` (arch, encoder, n_landmarks, encoder_weights) set by ``build_model``."""
+    spec = getattr(model, "xlm_spec", None)
+    if not spec:
+        raise XLMError("this model was not built by xlm_core.models.build_model (no xlm_spec)")
+    return spec
+
+
+def forward_padded(model: torch.nn.Module, grey: torch.Tensor) -> torch.Tensor:
+    """Logits ``(B, L, H, W)`` for grey images ``(B, 1, H, W)`` in [0, 1] of any size.
+
+    Zero-pads bottom/right to the architecture's divisor (512x368, the hand test size, is
+    not a multiple of 32), converts with ``models.to_model_input`` and crops the logits
+    back; bottom/right padding leaves (x, y) unchanged.
+    """
+    from xlm_core.models import pad_to_multiple, to_model_input
+
+    h, w = grey.shape[-2:]
+    x = to_model_input(pad_to_multiple(grey, input_divisor(model)), model_spec(model)["encoder"])
+    if x.is_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model(x)[..., :h, :w]
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA, nothing elsewhere (CPU runs stay fp32 and bit-reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def model_logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Logits ``(B, L, H, W)`` float32 for grey images ``(B, 1, H, W)`` in [0, 1]."""
+    with autocast_for(device):
+        logits = forward_padded(model, images.to(device, non_blocking=True))
+    return logits.float()
+
+
+@torch.no_grad()
+def predict_split(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    grid_hw: tuple[int, int],
+    loss_name: str,
+    cache,
+    device: torch.device,
+    batch_size: int = 2,
+    num_workers: int = 0,
+) -> SplitPredictions:
+    """Run ``model`` (eval mode) on ``samples`` resized to ``grid_hw`` and decode both ways."""
+    from xlm_core.losses import decode_for_loss
+
+    dataset = HeatmapDataset(samples, grid_hw, sigma=1.0, cache=cache, augmenter=None)
+    loader = make_loader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=num_workers)
+    model.eval()
+    sub, arg = [], []
+    for batch in loader:
+        logits = model_logits(model, batch["image"], device)
+        sub.append(decode_for_loss(loss_name, logits).detach().float().cpu().numpy())
+        arg.append(decode_argmax(logits).detach().float().cpu().numpy())
+    image_hws = [dataset.image_hw(i) for i in range(len(dataset))]
+    grid_sub = np.concatenate(sub).astype(np.float64)
+    grid_arg = np.concatenate(arg).astype(np.float64)
+    pred_px = np.stack([from_grid(p, hw, grid_hw) for p, hw in zip(grid_sub, image_hws)])
+    gt_px = np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in samples])
+    return SplitPredictions(
+        ids=[s.id for s in samples],
+        image_hws=image_hws,
+        grid_hw=(int(grid_hw[0]), int(grid_hw[1])),
+        grid_subpixel=grid_sub,
+        grid_argmax=grid_arg,
+        pred_px=pred_px,
+        gt_px=gt_px,
+    )
+
+
+def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Mean training shape ``(L, 2)`` in normalised image coordinates."""
+    gt = np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in samples])
+    return mean_shape_baseline(normalise_landmarks(gt, image_hws))
+
+
+def score_split(
+    pred: SplitPredictions, lset: LandmarkSet, mean_shape_norm: np.ndarray | None
+) -> dict[str, dict | None]:
+    """``{"clean": SCORE, "zhu": SCORE | None}`` of one split, each with ``mean_shape_mre``.
+
+    ``zhu`` is None for a dataset outside head/hand/chest (it defines no unit there).
+    """
+    scores: dict[str, dict | None] = {}
+    clean = evaluate_clean(pred.pred_px, pred.gt_px, lset.scale, lset.thresholds)
+    shape_px = None
+    if mean_shape_norm is not None:
+        shape_px = place_mean_shape(mean_shape_norm, pred.image_hws)
+        base = evaluate_clean(shape_px, pred.gt_px, lset.scale, lset.thresholds)
+        clean["mean_shape_mre"] = base["mre"]
+    scores["clean"] = clean
+    if lset.name in ZHU_DATASETS:
+        args = (pred.gt_px, pred.image_hws, pred.grid_hw, lset.name, lset.thresholds)
+        zhu = evaluate_zhu(pred.grid_argmax, *args, wrist_pair=ZHU_WRIST_PAIR)
+        if shape_px is not None:
+            shape_grid = np.stack(
+                [to_grid(p, hw, pred.grid_hw) for p, hw in zip(shape_px, pred.image_hws)]
+            )
+            zhu["mean_shape_mre"] = evaluate_zhu(np.rint(shape_grid), *args, wrist_pair=ZHU_WRIST_PAIR)["mre"]
+        scores["zhu"] = zhu
+    else:
+        scores["zhu"] = None
+    return scores
+
+
+def prediction_columns(
+    pred: SplitPredictions, lset: LandmarkSet, split: str
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Landmarks ``{id: (L, 2)}`` in original pixels and the extra columns of predictions.csv:
+    ``error_px`` (radial, original pixels), ``error`` (in the dataset's unit), ``split``."""
+    err_px = radial_errors(pred.pred_px, pred.gt_px)
+    factors = np.asarray(lset.scale.factors(pred.gt_px), dtype=np.float64)
+    err_unit = err_px * factors[:, None]
+    landmarks = {i: p for i, p in zip(pred.ids, pred.pred_px)}
+    columns = {
+        "error_px": {i: e for i, e in zip(pred.ids, err_px)},
+        "error": {i: e for i, e in zip(pred.ids, err_unit)},
+        "split": {i: split for i in pred.ids},
+    }
+    return landmarks, columns
+
+
+def write_predictions(path: Path, parts: Sequence[tuple[SplitPredictions, str]], lset: LandmarkSet) -> None:
+    """predictions.csv: ``image_id,landmark,x,y,error_px,error,split`` for every evaluated split."""
+    landmarks: dict[str, np.ndarray] = {}
+    columns: dict[str, dict[str, Any]] = {"error_px": {}, "error": {}, "split": {}}
+    for pred, split in parts:
+        lm, cols = prediction_columns(pred, lset, split)
+        clash = set(lm) & set(landmarks)
+        if clash:
+            raise XLMError(f"{path}: image ids in two evaluated splits: {sorted(clash)[:5]}")
+        landmarks.update(lm)
+        for name, values in cols.items():
+            columns[name].update(values)
+    write_landmark_csv(path, landmarks, extra_columns=columns)
+
+
+def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None = None,
+                 device: str = "auto") -> dict:
+    """Recompute the test SCORE of a finished (or at least checkpointed) run from its checkpoint.
+
+    The checkpoint describes itself (dataset, root, sizes, loss, ...); ``root`` overrides the
+    dataset root recorded there (a moved dataset). Returns the SCORE dict of ``protocol``
+    (with ``mean_shape_mre``). Raises XLMError for a missing/corrupt checkpoint or an unknown
+    protocol.
+    """
+    from xlm_core.config import RunConfig
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.training import (
+        load_checkpoint,
+        model_from_checkpoint,
+        resolve_device,
+        run_samples,
+    )
+
+    if protocol not in PROTOCOLS:
+        raise XLMError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        raise XLMError(f"{path}: no checkpoint in run directory {run_dir} (train first)")
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = RunConfig.from_dict(dict(ckpt["config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise XLMError(f"{path}: the checkpoint's run configuration is unreadable ({exc})") from None
+    if root is not None:
+        cfg.root = str(root)
+    dev = resolve_device(device)
+    model = model_from_checkpoint(ckpt, path).to(dev)
+    split = run_samples(cfg)
+    preds = predict_split(model, split.test or split.heldout, tuple(ckpt["test_size"]), ckpt["loss"],
+                          PreprocessCache(), dev, batch_size=cfg.batch_size)
+    mean_shape = mean_shape_of(split.train_part, image_hws_of(split.train_part))
+    score = score_split(preds, split.lset, mean_shape)[protocol]
+    if score is None:
+        raise XLMError(f"protocol {protocol!r} is not defined for dataset {split.lset.name!r}")
+    return score
+
+
+def image_hws_of(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """Original ``(H, W)`` of each sample (image headers)."""
+    from xlm_core.imageio import read_image_size
+
+    hws = []
+    for sample in samples:
+        w, h = read_image_size(sample.image)
+        hws.append((h, w))
+    return hws
+
+
+def format_score(score: dict) -> str:
+    """A SCORE as a short human-readable block (for ``xlm evaluate`` without ``--json``)."""
+    unit = score["unit"]
+    lines = [
+        f"protocol {score['protocol']}: {score['n_images']} images x {score['n_landmarks']} landmarks",
+        f"MRE {score['mre']:.3f} {unit} (sd {score['mre_std']:.3f})"
+        + (f"; mean-shape baseline {score['mean_shape_mre']:.3f} {unit}" if "mean_shape_mre" in score else ""),
+        "SDR " + ", ".join(f"{k} {unit}: {v:.2f} %" for k, v in score["sdr"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def dumps_score(score: dict) -> str:
+    return json.dumps(score, indent=2, sort_keys=True)
+
+
+__all__ = [
+    "PROTOCOLS",
+    "SplitPredictions",
+    "evaluate_run",
+    "forward_padded",
+    "image_hws_of",
+    "mean_shape_of",
+    "model_logits",
+    "predict_split",
+    "score_split",
+    "write_predictions",
+]

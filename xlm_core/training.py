@@ -1,0 +1,611 @@
+"""The fit loop of one run: data, optimiser, scheduler, early stopping, checkpoints, resume.
+
+:func:`train_and_evaluate` is the whole run (``xlm train`` and the run notebook call it):
+
+1. samples: the dataset's training split (optionally the first ``train_limit``); with
+   ``folds``/``fold`` a deterministic k-fold split of it (``kfold_split``) whose held-out fold
+   is scored separately; the early-stopping set is carved out of the *training* part
+   (``carve_validation``, trap 4), never taken from a fold that is scored. Folds and the
+   carve use split seed 0 whatever the run seed, so runs that differ only in architecture,
+   transfer or seed are scored on the same images (paired comparisons).
+2. model ``models.build_model`` (+ ``models.load_init`` for transfer, its report printed and
+   stored); Adam (``lr``), ReduceLROnPlateau on the validation loss (factor 0.1, patience
+   ``max(1, patience // 2)``), early stopping after ``patience`` epochs without a new best
+   validation loss, at most ``epochs`` epochs. On CUDA: bf16 autocast and channels_last;
+   on CPU: fp32 (bit-reproducible).
+3. after every epoch, written atomically: ``checkpoint.pt`` when the validation loss improved
+   (the best model, self-describing), ``history.csv``, and ``last.pt`` (everything needed to
+   continue: model, optimiser, scheduler, early stopping, epoch, history, RNG states). A
+   killed run started again with the same command continues after the last finished epoch
+   and, on CPU, ends with exactly the numbers of an uninterrupted run: augmentation depends
+   on (seed, epoch, index) and shuffling on (seed, epoch) only.
+4. evaluation (:mod:`xlm_core.evaluation`) of the best checkpoint on the test split (and the
+   held-out fold), ``predictions.csv``, and ``metrics.json`` last: its presence marks a
+   finished run, which a new call returns at once. ``last.pt`` is then removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xlm_core import XLMError, __version__
+from xlm_core.config import RunConfig
+from xlm_core.datasets.base import LandmarkSet, Sample
+from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text
+
+CHECKPOINT_FORMAT = "xlm-checkpoint/1"
+STATE_FORMAT = "xlm-train-state/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+STATE_NAME = "last.pt"
+HISTORY_NAME = "history.csv"
+PREDICTIONS_NAME = "predictions.csv"
+METRICS_NAME = "metrics.json"
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+#: keys a complete metrics.json has (config.py documents the schema)
+METRICS_KEYS = ("config", "dataset", "data_source", "unit", "mre", "mean_shape_mre", "test",
+                "heldout", "transfer", "epochs_run", "best_epoch", "train_seconds")
+#: the seed of the k-fold split and the early-stopping carve (fixed: paired comparisons)
+SPLIT_SEED = 0
+PLATEAU_FACTOR = 0.1
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an XLMError."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise XLMError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise XLMError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def progress_enabled() -> bool:
+    """Progress bars: on for an interactive terminal; ``XLM_PROGRESS=0`` / ``1`` forces off / on."""
+    env = os.environ.get("XLM_PROGRESS")
+    if env is not None and env.strip() != "":
+        return env.strip().lower() not in ("0", "false", "no", "off")
+    return sys.stderr.isatty()
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class RunSamples:
+    """The images of one run. ``fit``: trained on; ``val``: early stopping / LR schedule;
+    ``heldout``: the CV fold scored separately (None without folds); ``test``: the test split."""
+
+    lset: LandmarkSet
+    fit: list[Sample]
+    val: list[Sample]
+    heldout: list[Sample] | None
+    test: list[Sample]
+
+    @property
+    def train_part(self) -> list[Sample]:
+        """Every image the run learns from (fit + val): the mean-shape baseline's source."""
+        return self.fit + self.val
+
+    def counts(self) -> dict:
+        return {
+            "fit": len(self.fit),
+            "val": len(self.val),
+            "heldout": None if self.heldout is None else len(self.heldout),
+            "test": len(self.test),
+        }
+
+
+def run_samples(cfg: RunConfig) -> RunSamples:
+    """Load the dataset of ``cfg`` and split it for this run (see the module docstring)."""
+    from xlm_core.datasets import carve_validation, kfold_split, load_dataset
+
+    lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
+    train_ids = list(lset.train_ids)
+    if cfg.train_limit is not None:
+        train_ids = train_ids[: int(cfg.train_limit)]
+    heldout_ids = None
+    if cfg.folds is not None or cfg.fold is not None:
+        if cfg.folds is None or cfg.fold is None:
+            raise XLMError("cross-validation needs both --folds N and --fold K")
+        train_ids, heldout_ids = kfold_split(train_ids, int(cfg.folds), int(cfg.fold), seed=SPLIT_SEED)
+    if not train_ids:
+        raise XLMError(f"{lset.root}: no training images for dataset {lset.name!r}")
+    fit_ids, val_ids = carve_validation(train_ids, float(cfg.val_fraction), seed=SPLIT_SEED)
+    if not lset.test_ids and heldout_ids is None:
+        raise XLMError(f"{lset.root}: no test images for dataset {lset.name!r} (override the split: train=N)")
+    return RunSamples(
+        lset=lset,
+        fit=lset.subset(fit_ids),
+        val=lset.subset(val_ids),
+        heldout=None if heldout_ids is None else lset.subset(heldout_ids),
+        test=lset.subset(list(lset.test_ids)),
+    )
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+@dataclass
+class EarlyStopping:
+    """Stop after ``patience`` epochs without a validation loss below the best so far."""
+
+    patience: int
+    best: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    def step(self, value: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s loss; True when it is a new best."""
+        if value < self.best:
+            self.best, self.best_epoch, self.bad_epochs = float(value), int(epoch), 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` atomically: the file appears whole or not at all."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by :func:`train_and_evaluate` (``weights_only=True``).
+
+    Raises XLMError naming the file when it is missing, corrupt or not such a checkpoint.
+    """
+    from xlm_core.models import read_state_dict
+
+    path = Path(path)
+    obj = read_state_dict(path)
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT or "model" not in obj:
+        raise XLMError(
+            f"{path}: not an xlm run checkpoint (expected format {CHECKPOINT_FORMAT!r} with the "
+            "model weights and their description)"
+        )
+    return obj
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
+    """Build the checkpoint's architecture and load its weights strictly (eval mode, CPU)."""
+    from xlm_core.models import build_model
+
+    model = build_model(ckpt["arch"], ckpt["encoder"], int(ckpt["n_landmarks"]), "none")
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise XLMError(
+            f"{path}: weights do not fit {ckpt['arch']}/{ckpt['encoder']} with "
+            f"{ckpt['n_landmarks']} landmarks ({first})"
+        ) from None
+    model.xlm_spec["encoder_weights"] = ckpt.get("encoder_weights", "none")
+    return model.eval()
+
+
+def checkpoint_description(cfg: RunConfig, samples: RunSamples, test_size: tuple[int, int]) -> dict:
+    """What a checkpoint says about itself, so that loading it needs no other flag."""
+    from xlm_core.models import input_normalisation
+
+    mean, std = input_normalisation(cfg.encoder)
+    lset = samples.lset
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "xlm_version": __version__,
+        "arch": cfg.arch,
+        "encoder": cfg.encoder,
+        "encoder_weights": cfg.encoder_weights,
+        "n_landmarks": lset.n_landmarks,
+        "landmark_names": list(lset.landmark_names),
+        "train_size": [int(v) for v in cfg.train_size],
+        "test_size": [int(v) for v in test_size],
+        "normalisation": {"grey_to_rgb": True, "mean": list(mean), "std": list(std), "input_range": [0.0, 1.0]},
+        "dataset": lset.name,
+        "loss": cfg.loss,
+        "sigma": float(cfg.sigma),
+        "data_source": lset.data_source,
+        "config": _config_dict(cfg),
+    }
+
+
+def _config_dict(cfg: RunConfig) -> dict:
+    d = asdict(cfg)
+    for key in ("train_size", "test_size"):
+        if d[key] is not None:
+            d[key] = [int(v) for v in d[key]]
+    return d
+
+
+def _rng_state(device: torch.device) -> dict:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+    }
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda"):
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(obj: Any) -> Any:
+    if isinstance(obj, (list, tuple)):
+        return tuple(_as_tuple(v) for v in obj)
+    return obj
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """history.csv: one row per epoch (``epoch`` 1-based, losses, lr, seconds)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (repr(float(row[k])) if k != "epoch" else int(row[k])) for k in HISTORY_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar=None) -> float:
+    """One pass over ``loader`` in train mode; returns the mean loss per batch."""
+    from xlm_core.evaluation import model_logits
+
+    model.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        target = batch["heatmaps"].to(device, non_blocking=True)
+        logits = model_logits(model, batch["image"], device)
+        loss = loss_fn(logits, target)
+        if not torch.isfinite(loss):
+            raise XLMError(f"training diverged: loss is {float(loss)} (lower --lr?)")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach())
+        count += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{optimiser.param_groups[0]['lr']:.2g}")
+    if count == 0:
+        raise XLMError("the training loader produced no batch (fewer images than the batch size?)")
+    return total / count
+
+
+@torch.no_grad()
+def mean_loss(model, loader, loss_fn, device: torch.device) -> float:
+    """Mean loss per image over ``loader`` in eval mode (no augmentation)."""
+    from xlm_core.evaluation import model_logits
+
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        target = batch["heatmaps"].to(device, non_blocking=True)
+        logits = model_logits(model, batch["image"], device)
+        n = int(target.shape[0])
+        total += float(loss_fn(logits, target)) * n
+        count += n
+    return total / max(count, 1)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def finished_metrics(out: Path, cfg: RunConfig) -> dict | None:
+    """The metrics.json of a finished run of ``cfg`` in ``out``, or None if not finished.
+
+    A finished run of *different* parameters in ``out`` is an XLMError (never overwritten).
+    """
+    path = out / METRICS_NAME
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or any(k not in metrics for k in METRICS_KEYS):
+        return None
+    _check_same_run(out, metrics.get("config", {}), cfg)
+    return metrics
+
+
+def _check_same_run(out: Path, saved_config: dict, cfg: RunConfig) -> None:
+    try:
+        saved = RunConfig.from_dict(dict(saved_config)).normalised()
+    except (TypeError, ValueError) as exc:
+        raise XLMError(f"{out}: holds a run with an unreadable configuration ({exc})") from None
+    ours = cfg.normalised()
+    if saved != ours:
+        diff = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
+        raise XLMError(
+            f"{out}: holds a run with other parameters ({', '.join(diff)} differ); "
+            "use another --out directory"
+        )
+
+
+def train_and_evaluate(cfg: RunConfig) -> dict:
+    """Train (or resume, or return a finished run), evaluate, and write the run directory.
+
+    Writes ``cfg.out/{checkpoint.pt, history.csv, predictions.csv, metrics.json}`` and returns
+    the metrics.json dict (schema in :mod:`xlm_core.config`).
+    """
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.losses import get_loss
+    from xlm_core.models import build_model, load_init
+
+    out = Path(cfg.out)
+    done = finished_metrics(out, cfg)
+    if done is not None:
+        log(f"{out}: finished run, returning its metrics (mre {done['mre']:.4g} {done['unit']})")
+        return done
+
+    device = resolve_device(cfg.device)
+    seed_everything(int(cfg.seed))
+    samples = run_samples(cfg)
+    lset = samples.lset
+    test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
+    train_size = tuple(int(v) for v in cfg.train_size)
+    loss_fn = get_loss(cfg.loss)
+    cache = PreprocessCache()
+
+    model = build_model(cfg.arch, cfg.encoder, lset.n_landmarks, cfg.encoder_weights)
+    transfer = None
+    if cfg.init:
+        report = load_init(model, cfg.init, lset.n_landmarks)
+        transfer = report.as_dict()
+        log(str(report))
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(cfg.lr))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, int(cfg.patience) // 2)
+    )
+    stopper = EarlyStopping(patience=int(cfg.patience))
+    history: list[dict] = []
+    start_epoch, training_done = 0, False
+    description = checkpoint_description(cfg, samples, test_size)
+
+    state_path = out / STATE_NAME
+    if state_path.is_file():
+        state = _load_state(state_path, cfg)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["early_stopping"])
+        history = [dict(row) for row in state["history"]]
+        start_epoch, training_done = int(state["epoch"]), bool(state["training_done"])
+        transfer = state.get("transfer", transfer)
+        _set_rng_state(state["rng"], device)
+        log(f"{out}: resuming after epoch {start_epoch}" + (" (training finished)" if training_done else ""))
+
+    counts = samples.counts()
+    log(
+        f"run {lset.name} ({lset.data_source}) {cfg.arch}/{cfg.encoder} on {device.type}: "
+        f"fit {counts['fit']}, val {counts['val']}, "
+        + (f"heldout {counts['heldout']}, " if counts["heldout"] is not None else "")
+        + f"test {counts['test']} images; train {train_size[0]}x{train_size[1]}, "
+        f"test {test_size[0]}x{test_size[1]} (HxW)"
+    )
+
+    if not training_done:
+        from xlm_core.augment import default_augmenter
+        from xlm_core.torchdata import HeatmapDataset, make_loader
+
+        fit_set = HeatmapDataset(samples.fit, train_size, cfg.sigma, cache, default_augmenter(), seed=int(cfg.seed))
+        monitor_samples = samples.val or samples.fit  # one training image: no carve possible
+        val_set = HeatmapDataset(monitor_samples, train_size, cfg.sigma, cache, None)
+        val_loader = make_loader(val_set, int(cfg.batch_size), shuffle=False, num_workers=int(cfg.num_workers))
+        show = progress_enabled()
+        for epoch in range(start_epoch, int(cfg.epochs)):
+            t0 = time.perf_counter()
+            loader = make_loader(fit_set, int(cfg.batch_size), shuffle=True, epoch=epoch, seed=int(cfg.seed),
+                                 num_workers=int(cfg.num_workers), pin_memory=device.type == "cuda")
+            bar = _bar(show, len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
+            try:
+                train_loss = train_one_epoch(model, loader, loss_fn, optimiser, device, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            val_loss = mean_loss(model, val_loader, loss_fn, device)
+            if not math.isfinite(val_loss):
+                raise XLMError(f"training diverged: validation loss is {val_loss} at epoch {epoch + 1} (lower --lr?)")
+            lr = optimiser.param_groups[0]["lr"]
+            scheduler.step(val_loss)
+            improved = stopper.step(val_loss, epoch + 1)
+            history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                            "lr": lr, "seconds": time.perf_counter() - t0})
+            if improved:
+                save_torch(out / CHECKPOINT_NAME,
+                           {**description, "model": _cpu_state(model), "epoch": epoch + 1, "val_loss": val_loss})
+            write_history(out / HISTORY_NAME, history)
+            training_done = stopper.should_stop or epoch + 1 >= int(cfg.epochs)
+            _save_state(state_path, cfg, model, optimiser, scheduler, stopper, history, epoch + 1,
+                        training_done, transfer, device)
+            log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.5g}, val loss {val_loss:.5g}, "
+                f"lr {lr:.2g}, {history[-1]['seconds']:.1f} s" + (" (best)" if improved else ""))
+            if stopper.should_stop:
+                log(f"early stopping: no better validation loss for {stopper.patience} epochs")
+                break
+        if not history:
+            raise XLMError(f"{out}: no epoch was trained (epochs={cfg.epochs})")
+
+    metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper)
+    (out / STATE_NAME).unlink(missing_ok=True)
+    return metrics
+
+
+def _bar(show: bool, total: int, desc: str):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+
+
+def _save_state(path, cfg, model, optimiser, scheduler, stopper, history, epoch, training_done,
+                transfer, device) -> None:
+    save_torch(path, {
+        "format": STATE_FORMAT,
+        "config": _config_dict(cfg),
+        "model": _cpu_state(model),
+        "optimiser": optimiser.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "early_stopping": stopper.state_dict(),
+        "history": history,
+        "epoch": int(epoch),
+        "training_done": bool(training_done),
+        "transfer": transfer,
+        "rng": _rng_state(device),
+        # the loader's shuffling generator is re-seeded from (seed, epoch) every epoch
+        # (torchdata.epoch_generator), so it needs no saved state
+    })
+
+
+def _load_state(path: Path, cfg: RunConfig) -> dict:
+    from xlm_core.models import read_state_dict
+
+    state = read_state_dict(path)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise XLMError(f"{path}: not an xlm training state (delete it to start the run afresh)")
+    _check_same_run(path.parent, state.get("config", {}), cfg)
+    return state
+
+
+def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, history, stopper) -> dict:
+    from xlm_core.evaluation import (
+        image_hws_of,
+        mean_shape_of,
+        predict_split,
+        score_split,
+        write_predictions,
+    )
+
+    out = Path(cfg.out)
+    lset = samples.lset
+    ckpt = load_checkpoint(out / CHECKPOINT_NAME)
+    model = model_from_checkpoint(ckpt, out / CHECKPOINT_NAME).to(device)
+    mean_shape = mean_shape_of(samples.train_part, image_hws_of(samples.train_part))
+    parts, scores = [], {}
+    for split, split_samples in (("test", samples.test), ("heldout", samples.heldout)):
+        if not split_samples:
+            scores[split] = None
+            continue
+        pred = predict_split(model, split_samples, test_size, cfg.loss, cache, device,
+                             batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
+        scores[split] = score_split(pred, lset, mean_shape)
+        parts.append((pred, split))
+    write_predictions(out / PREDICTIONS_NAME, parts, lset)
+    headline = scores["test"] or scores["heldout"]
+    scale = lset.scale
+    metrics = {
+        "config": _config_dict(cfg),
+        "dataset": lset.name,
+        "data_source": lset.data_source,
+        "unit": scale.unit,
+        "scale": scale.describe(),
+        "wrist_pair": None if scale.wrist_pair is None else [int(v) + 1 for v in scale.wrist_pair],
+        "zhu_wrist_pair": [1, 5] if lset.name == "hand" else None,
+        "thresholds": [float(t) for t in lset.thresholds],
+        "mre": headline["clean"]["mre"],
+        "mean_shape_mre": headline["clean"]["mean_shape_mre"],
+        "headline_split": "test" if scores["test"] else "heldout",
+        "test": scores["test"],
+        "heldout": scores["heldout"],
+        "transfer": transfer,
+        "epochs_run": len(history),
+        "best_epoch": int(ckpt.get("epoch", stopper.best_epoch)),
+        "best_val_loss": float(ckpt.get("val_loss", stopper.best)),
+        "train_seconds": float(sum(row["seconds"] for row in history)),
+        "splits": samples.counts(),
+        "train_size": [int(v) for v in cfg.train_size],
+        "test_size": [int(v) for v in test_size],
+        "device": device.type,
+        "augmentation": _augmentation_description(),
+        "optimisation": {"optimiser": "adam", "lr": float(cfg.lr), "scheduler": "ReduceLROnPlateau",
+                         "plateau_factor": PLATEAU_FACTOR, "plateau_patience": max(1, int(cfg.patience) // 2),
+                         "early_stopping_patience": int(cfg.patience),
+                         "precision": "bf16-autocast" if device.type == "cuda" else "fp32"},
+        "xlm_version": __version__,
+    }
+    atomic_write_json(out / METRICS_NAME, metrics)
+    clean = headline["clean"]
+    log(f"{metrics['headline_split']}: MRE {clean['mre']:.4g} {clean['unit']} (mean shape "
+        f"{clean['mean_shape_mre']:.4g}), SDR " + ", ".join(f"{k}: {v:.1f} %" for k, v in clean["sdr"].items()))
+    return metrics
+
+
+def _augmentation_description() -> dict:
+    from xlm_core.augment import default_augmenter
+
+    return default_augmenter().describe()
+
+
+__all__ = [
+    "EarlyStopping",
+    "RunSamples",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "resolve_device",
+    "run_samples",
+    "seed_everything",
+    "train_and_evaluate",
+]
