@@ -1,0 +1,121 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # One run: train and evaluate
+#
+# This notebook is one run of the study, executed by the study runner with papermill: the
+# parameters below are injected from the study profile (`studies/<profile>.yaml`, the single
+# source of truth); the defaults here only make the notebook importable. It trains with
+# `xlm_core.training.train_and_evaluate`, which writes `checkpoint.pt`, `history.csv`,
+# `predictions.csv` and `metrics.json` into `out` (resuming from a checkpoint when present).
+
+# %% tags=["parameters", "hide-input"]
+# every field of xlm_core.config.RunConfig (tuples as lists), then the run's identity
+dataset = "hand"
+root = ""
+out = ""
+arch = "unetplusplus"
+encoder = "vgg19"
+encoder_weights = "none"
+init = None
+epochs = 200
+patience = 20
+train_size = [512, 512]
+test_size = None
+batch_size = 2
+lr = 1e-4
+loss = "mse"
+sigma = 2.0
+folds = None
+fold = None
+seed = 0
+device = "auto"
+val_fraction = 0.1
+train_limit = None
+num_workers = 0
+extra = {}
+run_id = ""
+study = ""
+profile_note = ""
+
+# %% tags=["hide-input"]
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from xlm_core import plots, report
+from xlm_core.config import RunConfig
+
+report.quiet_imports()  # torch & co. once, without tqdm's "IProgress not found" notice
+
+cfg = RunConfig.from_dict({
+    "dataset": dataset, "root": root, "out": out, "arch": arch, "encoder": encoder,
+    "encoder_weights": encoder_weights, "init": init, "epochs": epochs, "patience": patience,
+    "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr,
+    "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device,
+    "val_fraction": val_fraction, "train_limit": train_limit, "num_workers": num_workers,
+    "extra": extra,
+})
+display(Markdown(f"**Run `{run_id}`** of study `{study}` ({profile_note}): {cfg.arch}/{cfg.encoder} "
+                 f"on `{cfg.dataset}`, init: `{cfg.init or cfg.encoder_weights}`"
+                 + (f", CV fold {cfg.fold} of {cfg.folds}" if cfg.folds else "") + f", seed {cfg.seed}."))
+
+# %% tags=["hide-input"]
+# NBVAL_IGNORE_OUTPUT
+# (training prints progress and timings; re-executed, it only reports the finished run)
+from xlm_core.training import train_and_evaluate
+
+metrics = train_and_evaluate(cfg)
+
+# %% [markdown]
+# ## Scores
+#
+# Model beside the mean-shape baseline (the mean training shape placed on the same images,
+# scored with the same protocol), for each split and protocol.
+
+# %% tags=["hide-input"]
+label = f"{study} ({profile_note}); data: {metrics.get('data_source')}; unit: {metrics['unit']} ({metrics.get('scale')})"
+display(Markdown(f"*{label}*"))
+display(report.run_scores_table(metrics).round(3))
+
+# %% [markdown]
+# ## Training curves
+
+# %% tags=["hide-input"]
+history = pd.read_csv(Path(cfg.out) / "history.csv")
+plots.show(plots.plot_history(history, caption=f"run {run_id}: {label}"))
+
+# %% [markdown]
+# ## Predicted heatmaps and landmarks on a test image
+
+# %% tags=["hide-input"]
+example = report.run_example(cfg.out, index=0)
+plots.show(plots.plot_prediction(example["image"], example["heatmaps"], example["gt_grid"],
+                                 example["pred_grid"],
+                                 caption=f"test image {example['id']} on the {example['grid_hw']} grid; {label}"))
+
+# %% [markdown]
+# ## Error per landmark (test split, clean protocol)
+
+# %% tags=["hide-input"]
+score = metrics["test"]["clean"]
+plots.show(plots.plot_per_landmark({"model": score["per_landmark_mre"]}, score["unit"],
+                                   caption=f"mean-shape baseline MRE: {score['mean_shape_mre']:.3g} {score['unit']}; {label}"))
+
+# %% [markdown]
+# ## What the initial checkpoint transferred
+
+# %% tags=["hide-input"]
+display(report.transfer_report_table(metrics))

@@ -1,0 +1,237 @@
+"""Build the Jupyter Book from a study's executed notebooks (nothing is executed at build time).
+
+``collect_generated`` copies ``results/<study>/notebooks/*.ipynb`` (the aggregation notebooks)
+and ``results/<study>/runs/*/run.ipynb`` (one per run) into ``book/generated/`` and writes the
+generated includes (the introduction's answer, the appendix's run table); ``build_book`` then
+runs ``jupyter-book build`` with warnings as errors into ``_build/html``.
+
+Notebooks are executed by :func:`xlm_core.study.notebooks.execute_notebook`, the one way a
+py:percent notebook is run (jupytext -> kernelspec -> papermill into a separate file, renamed).
+
+MathJax: the book has no mathematics, and Jupyter Book would load MathJax from a CDN, so
+``_config.yml`` sets ``mathjax_path: ""`` and :func:`check_offline_html` verifies that no page
+of the built HTML loads a script, stylesheet or image from another host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from xlm_core import XLMError
+from xlm_core.io import atomic_write_text
+from xlm_core.study.notebooks import execute_notebook
+from xlm_core.study.runner import AGGREGATION_NOTEBOOKS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def execute_aggregation_notebooks(results_dir: str | Path, study: str,
+                                  names: tuple[str, ...] = AGGREGATION_NOTEBOOKS,
+                                  notebooks_dir: str | Path = REPO / "notebooks") -> dict[str, Path]:
+    """Execute ``notebooks/<name>.py`` for each name with ``results_dir`` and ``study`` into
+    ``results_dir/notebooks/<name>.ipynb``. ``results_dir`` is passed absolute, so the
+    notebooks also re-execute (nbval) from any working directory."""
+    results_dir = Path(results_dir).resolve()
+    done = {}
+    for name in names:
+        done[name] = execute_notebook(
+            Path(notebooks_dir) / f"{name}.py", results_dir / "notebooks" / f"{name}.ipynb",
+            {"results_dir": str(results_dir), "study": study}, cwd=REPO,
+        )
+    return done
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def run_title(run: dict) -> str:
+    """A run page's title: ``Run <id>: transfer imagenet>hand -> head, seed 0``."""
+    from xlm_core import report
+
+    dataset = run.get("dataset") or (run.get("config") or {}).get("dataset")
+    arch = f"{run.get('arch')}/{run.get('encoder')}"
+    if run.get("kind") == "backbone":
+        what = f"backbone {arch} on {dataset}, fold {run.get('fold')}"
+    else:
+        what = f"transfer {report.chain_label(report.chain_before(run))} -> {dataset}"
+    return f"Run {run['run_id']}: {what}, seed {run.get('seed', 0)}"
+
+
+def copy_notebook(src: Path, dst: Path, title: str | None = None) -> Path:
+    """Copy an executed notebook into the book, folding papermill's injected parameters cell
+    (tag ``hide-input``: shown on a click, as the notebooks' own parameters cell); ``title``
+    replaces the first Markdown heading (run pages would otherwise all share one title)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(src, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for a bad file
+        raise XLMError(f"{src}: not a readable notebook ({type(exc).__name__}: {exc})") from None
+    if title is not None:
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+                first, _, rest = cell.source.lstrip().partition("\n")
+                cell.source = f"# {title}\n{rest}" if rest else f"# {title}"
+                break
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+    atomic_write_text(dst, nbformat.writes(nb))
+    return dst
+
+
+def _placeholder(name: str, study: str, why: str) -> str:
+    return f"# {name.capitalize()}\n\nNot produced by study `{study}`: {why}\n"
+
+
+def runs_table_markdown(results_dir: Path) -> str:
+    """The appendix's run list: a Markdown table of run id, role and test MRE."""
+    from xlm_core import report
+
+    try:
+        runs = report.collect_runs(results_dir)
+    except XLMError as exc:
+        return f"No run list: {exc}\n"
+    lines = ["| run | kind | dataset | chain | fold | seed | test MRE (clean) | status |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in runs.iterrows():
+        mre = r.get("test_mre")
+        mre_text = f"{mre:.3f} {r.get('unit')}" if isinstance(mre, float) and mre == mre else "n/a"
+        fold = "" if r["fold"] is None or r["fold"] != r["fold"] else int(r["fold"])
+        lines.append(f"| `{r['run_id']}` | {r['kind']} | {r['dataset']} | {r['chain']} | {fold} | "
+                     f"{r['seed']} | {mre_text} | {r['status']} |")
+    return "\n".join(lines) + "\n"
+
+
+def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "book") -> list[Path]:
+    """Fill ``book_dir/generated`` from ``results_dir`` (emptied first); return the files written.
+
+    - ``<name>.ipynb`` for each aggregation notebook the study executed; a Markdown placeholder
+      page ``<name>.md`` saying so when one is absent (the table of contents stays whole);
+    - ``runs/<run_id>.ipynb`` for each finished run's notebook (a failed run is listed in the
+      run table with its status, not shown);
+    - ``summary.md`` (the introduction's answer) and ``runs_table.md`` (the appendix's list).
+    """
+    from xlm_core import report
+
+    results_dir = Path(results_dir)
+    study = report.load_study(results_dir)
+    generated = Path(book_dir) / "generated"
+    if generated.exists():
+        shutil.rmtree(generated)
+    (generated / "runs").mkdir(parents=True)
+    written = []
+    for name in AGGREGATION_NOTEBOOKS:
+        src = results_dir / "notebooks" / f"{name}.ipynb"
+        if src.is_file():
+            written.append(copy_notebook(src, generated / f"{name}.ipynb"))
+        else:
+            path = generated / f"{name}.md"
+            atomic_write_text(path, _placeholder(name, study.name, f"{src} is absent."))
+            written.append(path)
+    n_runs = 0
+    for run in study.runs:
+        folder = report.run_dir(results_dir, run["run_id"])
+        src = folder / "run.ipynb"
+        if src.is_file() and (folder / "metrics.json").is_file():  # finished runs only
+            written.append(copy_notebook(src, generated / "runs" / f"{run['run_id']}.ipynb",
+                                         title=run_title(run)))
+            n_runs += 1
+    if n_runs == 0:  # a glob matching nothing is a Sphinx warning, so an error here
+        path = generated / "runs" / "none.md"
+        atomic_write_text(path, "# No run notebooks\n\nThis study has no executed run notebook.\n")
+        written.append(path)
+    for name, text in (("summary.md", report.summary_markdown(results_dir)),
+                       ("runs_table.md", runs_table_markdown(results_dir))):
+        atomic_write_text(generated / name, text)
+        written.append(generated / name)
+    return written
+
+
+# --------------------------------------------------------------------------- building
+
+
+_EXTERNAL = re.compile(
+    r"""<(?:script|img|iframe)[^>]+src=["'](?:https?:)?//|<link[^>]+href=["'](?:https?:)?//[^"']+["'][^>]*rel=["']?stylesheet"""
+    r"""|<link[^>]+rel=["']?stylesheet["']?[^>]+href=["'](?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def check_offline_html(html_dir: str | Path) -> list[str]:
+    """Pages of the built book that load a script, stylesheet, image or frame from another
+    host (``http(s)://`` or ``//``): ``["page.html: <tag...>", ...]``; empty when offline-clean."""
+    problems = []
+    for page in sorted(Path(html_dir).rglob("*.html")):
+        text = page.read_text(errors="replace")
+        for match in _EXTERNAL.finditer(text):
+            end = text.find(">", match.start())
+            problems.append(f"{page.relative_to(html_dir)}: {text[match.start():end + 1][:160]}")
+    return problems
+
+
+def jupyter_book_command() -> list[str]:
+    """``jupyter-book`` of this Python environment (beside ``sys.executable``)."""
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise XLMError("jupyter-book is not installed in this environment (pip install -r requirements.txt)")
+    return [found]
+
+
+def build_book(results_dir: str | Path, repo: str | Path = REPO, builder: str = "html",
+               quiet: bool = True) -> Path:
+    """Collect the study's notebooks into ``repo/book/generated`` and build ``repo/_build/html``.
+
+    Warnings are errors (``--warningiserror``); the HTML is checked to load nothing from another
+    host. Returns the HTML folder. Raises XLMError with the tail of jupyter-book's output.
+    """
+    repo = Path(repo)
+    for name in ("_config.yml", "_toc.yml"):
+        if not (repo / name).is_file():
+            raise XLMError(f"{repo / name}: missing (the book's configuration)")
+    collect_generated(results_dir, repo / "book")
+    cmd = jupyter_book_command() + ["build", str(repo), "--builder", builder, "--warningiserror",
+                                    "--keep-going"]
+    if quiet:
+        cmd.append("--quiet")
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise XLMError(f"jupyter-book build of {repo} failed (exit {proc.returncode}):\n{tail}")
+    html = repo / "_build" / "html"
+    if builder == "html":
+        external = check_offline_html(html)
+        if external:
+            raise XLMError(f"{html}: pages load files from other hosts (the book must open offline):\n"
+                           + "\n".join(external[:10]))
+    return html
+
+
+def study_results_dir(study: str, results_root: str | Path = REPO / "results") -> Path:
+    """``results/<study>`` for a profile name, or the folder itself when given a path."""
+    path = Path(study)
+    if (path / "study.json").is_file():
+        return path
+    candidate = Path(results_root) / study
+    if not (candidate / "study.json").is_file():
+        raise XLMError(f"{candidate / 'study.json'}: not found; run `xlm study run {study}` first")
+    return candidate
+
+
+def describe(results_dir: str | Path, repo: str | Path = REPO) -> str:
+    """One line for the command line: which study, how many notebooks went into the book."""
+    generated = Path(repo) / "book" / "generated"
+    n_nb = len(list(generated.glob("*.ipynb")))
+    n_runs = len(list((generated / "runs").glob("*.ipynb")))
+    meta = json.loads((Path(results_dir) / "study.json").read_text())
+    return (f"book built from {results_dir} (profile {meta.get('profile', '?')}): "
+            f"{n_nb} aggregation notebooks, {n_runs} run notebooks")

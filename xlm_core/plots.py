@@ -1,0 +1,222 @@
+"""Figure helpers shared by the notebooks (matplotlib; every function returns its Figure).
+
+Layouts: images ``(H, W)`` grey in [0, 1]; heatmaps ``(L, H, W)``; landmarks ``(L, 2)`` (x, y)
+in the pixels of the image they are drawn on. Every figure takes a ``caption`` line naming the
+profile, the data (synthetic / real) and the protocol that produced it (``StudyInfo.label``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from xlm_core.report import MEAN_SHAPE, PUBLISHED_LABEL
+
+GT_STYLE = {"marker": "o", "s": 18, "facecolors": "none", "edgecolors": "lime", "linewidths": 1.2}
+PRED_STYLE = {"marker": "x", "s": 18, "c": "red", "linewidths": 1.2}
+
+
+def _figure(width: float, height: float) -> Figure:
+    # Figure() rather than pyplot: no global state; the notebook displays the returned object
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _caption(fig: Figure, caption: str | None) -> None:
+    if caption:
+        fig.suptitle(caption, fontsize=8, wrap=True)
+
+
+def show(fig: Figure, dpi: int = 100) -> None:
+    """Display ``fig`` in a notebook as a PNG output (whatever matplotlib backend is active),
+    so the figure survives in the executed notebook and in the book's HTML."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    display(Image(data=buffer.getvalue(), format="png"))
+
+
+def show_landmarks(ax, image: np.ndarray, gt_xy: np.ndarray | None = None,
+                   pred_xy: np.ndarray | None = None, title: str = "") -> None:
+    """Draw ``image`` (H, W) with ground truth (green circles) and predictions (red crosses)."""
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    if gt_xy is not None:
+        gt = np.asarray(gt_xy)
+        ax.scatter(gt[:, 0], gt[:, 1], label="ground truth", **GT_STYLE)
+    if pred_xy is not None:
+        pred = np.asarray(pred_xy)
+        ax.scatter(pred[:, 0], pred[:, 1], label="prediction", **PRED_STYLE)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def heatmap_overlay(heatmaps: np.ndarray) -> np.ndarray:
+    """Max over landmarks of ``(L, H, W)`` heatmaps, scaled to [0, 1]: one ``(H, W)`` map."""
+    h = np.asarray(heatmaps, dtype=np.float64).max(axis=0)
+    span = h.max() - h.min()
+    return (h - h.min()) / span if span > 0 else np.zeros_like(h)
+
+
+def plot_history(history: pd.DataFrame, caption: str | None = None) -> Figure:
+    """Training curves from ``history.csv``: every ``*loss*`` column against ``epoch``, and the
+    learning rate when present (log scale)."""
+    fig = _figure(8, 3)
+    ax_loss, ax_lr = fig.subplots(1, 2)
+    x = history["epoch"] if "epoch" in history else np.arange(len(history))
+    for col in history.columns:
+        if "loss" in col:
+            ax_loss.plot(x, history[col], marker=".", label=col)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize=8)
+    lr_cols = [c for c in history.columns if c == "lr" or c.startswith("lr")]
+    if lr_cols:
+        ax_lr.plot(x, history[lr_cols[0]], marker=".")
+        ax_lr.set_yscale("log")
+        ax_lr.set_ylabel("learning rate")
+        ax_lr.set_xlabel("epoch")
+    else:
+        ax_lr.set_axis_off()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_prediction(image: np.ndarray, heatmaps: np.ndarray, gt_xy: np.ndarray,
+                    pred_xy: np.ndarray, caption: str | None = None) -> Figure:
+    """A test image with its predicted heatmaps (max over landmarks) and the landmarks.
+
+    All on the same grid: ``image`` (H, W), ``heatmaps`` (L, H, W), landmarks (L, 2) grid px.
+    """
+    fig = _figure(8, 4)
+    ax_img, ax_hm = fig.subplots(1, 2)
+    show_landmarks(ax_img, image, gt_xy, pred_xy, "landmarks: ground truth (o), prediction (x)")
+    ax_img.legend(fontsize=7, loc="lower right")
+    ax_hm.imshow(image, cmap="gray", vmin=0, vmax=1)
+    ax_hm.imshow(heatmap_overlay(heatmaps), cmap="magma", alpha=0.6)
+    ax_hm.set_title("predicted heatmaps (max over landmarks)", fontsize=9)
+    ax_hm.set_axis_off()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_per_landmark(per_landmark: dict[str, list[float]], unit: str,
+                      caption: str | None = None) -> Figure:
+    """Bars of the mean error per landmark (1-based), one series per label (model, baseline)."""
+    fig = _figure(8, 3)
+    ax = fig.subplots()
+    n = max(len(v) for v in per_landmark.values())
+    width = 0.8 / len(per_landmark)
+    for k, (label, values) in enumerate(per_landmark.items()):
+        ax.bar(np.arange(1, len(values) + 1) + k * width - 0.4 + width / 2, values, width, label=label)
+    ax.set_xticks(np.arange(1, n + 1))
+    ax.set_xlabel("landmark (1-based)")
+    ax.set_ylabel(f"mean radial error ({unit})")
+    ax.legend(fontsize=8)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_backbones(table1: pd.DataFrame, caption: str | None = None) -> Figure:
+    """Table 1 as bars: MRE mean ± std over folds per arch/encoder, mean-shape as a line."""
+    fig = _figure(8, 3.5)
+    ax = fig.subplots()
+    models = table1[table1["arch"] != MEAN_SHAPE]
+    labels = [f"{a}\n{e}" for a, e in zip(models["arch"], models["encoder"], strict=True)]
+    ax.bar(labels, models["mre"], yerr=models["mre_std"].fillna(0), capsize=3, color="tab:blue")
+    base = table1[table1["arch"] == MEAN_SHAPE]["mre"]
+    if len(base) and np.isfinite(base.iloc[0]):
+        ax.axhline(base.iloc[0], color="grey", ls="--", label=MEAN_SHAPE)
+        ax.legend(fontsize=8)
+    unit = models["unit"].dropna().iloc[0] if models["unit"].notna().any() else ""
+    ax.set_ylabel(f"MRE ({unit}), mean ± std over folds")
+    ax.tick_params(axis="x", labelsize=7)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_transfer(table2: pd.DataFrame, caption: str | None = None) -> Figure:
+    """Table 2 as one panel per target: MRE mean ± std over seeds per chain, mean-shape line."""
+    targets = list(dict.fromkeys(table2["target"]))
+    fig = _figure(4 * len(targets), 3.8)
+    axes = np.atleast_1d(fig.subplots(1, len(targets)))
+    for ax, target in zip(axes, targets, strict=True):
+        rows = table2[(table2["target"] == target) & (table2["chain"] != MEAN_SHAPE)]
+        ax.bar(rows["chain"], rows["mre"], yerr=rows["mre_std"].fillna(0), capsize=3, color="tab:orange")
+        base = table2[(table2["target"] == target) & (table2["chain"] == MEAN_SHAPE)]["mre"]
+        if len(base) and np.isfinite(base.iloc[0]):
+            ax.axhline(base.iloc[0], color="grey", ls="--", label=MEAN_SHAPE)
+            ax.legend(fontsize=7)
+        unit = rows["unit"].dropna().iloc[0] if rows["unit"].notna().any() else ""
+        ax.set_title(f"target: {target}", fontsize=9)
+        ax.set_ylabel(f"MRE ({unit})")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_sota(table3: pd.DataFrame, caption: str | None = None) -> Figure:
+    """Table 3 as one panel per dataset: published MREs (grey) beside ours (coloured, by protocol)."""
+    datasets = list(dict.fromkeys(table3["dataset"]))
+    fig = _figure(4 * len(datasets), 4)
+    axes = np.atleast_1d(fig.subplots(1, len(datasets)))
+    for ax, dataset in zip(axes, datasets, strict=True):
+        rows = table3[table3["dataset"] == dataset]
+        labels, values, colours = [], [], []
+        for _, r in rows.iterrows():
+            if r["source"] == PUBLISHED_LABEL:
+                if pd.notna(r["published_mre"]):
+                    labels.append(str(r["method"]))
+                    values.append(r["published_mre"])
+                    colours.append("lightgrey")
+            elif pd.notna(r.get("ours_mre")):
+                labels.append(f"ours ({r['protocol']})")
+                values.append(r["ours_mre"])
+                colours.append("tab:green" if r["protocol"] == "zhu" else "tab:blue")
+        ax.barh(labels, values, color=colours)
+        unit = rows["unit"].dropna().iloc[0] if rows["unit"].notna().any() else ""
+        ax.set_xlabel(f"MRE ({unit})")
+        ax.set_title(dataset, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_dataset_examples(examples: list[dict], caption: str | None = None) -> Figure:
+    """Figure 1: one annotated image per dataset. ``examples``: dicts with ``image`` (H, W),
+    ``landmarks`` (L, 2) in that image's px and ``title``."""
+    fig = _figure(4 * len(examples), 4.5)
+    axes = np.atleast_1d(fig.subplots(1, len(examples)))
+    for ax, ex in zip(axes, examples, strict=True):
+        show_landmarks(ax, ex["image"], ex["landmarks"], None, ex["title"])
+        for i, (x, y) in enumerate(np.asarray(ex["landmarks"]), start=1):
+            ax.annotate(str(i), (x, y), color="yellow", fontsize=6, xytext=(2, 2),
+                        textcoords="offset points")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_pipeline(stages: dict, caption: str | None = None) -> Figure:
+    """Figure 2 from real arrays (see ``report.pipeline_arrays``): resized image + landmarks ->
+    Gaussian targets -> augmented pair -> network output heatmaps -> decoded landmarks."""
+    fig = _figure(12, 8.5)
+    axes = fig.subplots(2, 3).ravel()
+    axes[5].set_axis_off()
+    show_landmarks(axes[0], stages["image"], stages["landmarks_grid"], None,
+                   f"1. image {stages['image'].shape[0]}x{stages['image'].shape[1]} (HxW) + landmarks")
+    axes[1].imshow(heatmap_overlay(stages["targets"]), cmap="magma")
+    axes[1].set_title(f"2. Gaussian targets ({stages['targets'].shape[0]} maps, sigma {stages['sigma']:g})",
+                      fontsize=9)
+    axes[1].set_axis_off()
+    show_landmarks(axes[2], stages["augmented_image"], stages["augmented_landmarks"], None,
+                   "3. augmentation (drawn per read)")
+    axes[2].imshow(heatmap_overlay(stages["augmented_targets"]), cmap="magma", alpha=0.4)
+    axes[3].imshow(heatmap_overlay(stages["output"]), cmap="magma")
+    axes[3].set_title(f"4. {stages['model']} output heatmaps", fontsize=9)
+    axes[3].set_axis_off()
+    show_landmarks(axes[4], stages["image"], stages["landmarks_grid"], stages["decoded"],
+                   "5. decoded landmarks (x) vs truth (o)")
+    _caption(fig, caption)
+    return fig

@@ -1,0 +1,876 @@
+"""Aggregate a study's runs into the book's tables (pure functions over files on disk).
+
+Inputs, as written by the study runner and ``train_and_evaluate``::
+
+    results/<study>/study.json               profile, data source, expanded runs (their role)
+    results/<study>/runs/<run_id>/metrics.json   one run's scores (schema: xlm_core.config)
+    results/<study>/runs/<run_id>/predictions.csv  per-landmark predictions (per-image errors)
+
+Outputs: ``table1_backbones.csv`` (architecture x encoder, CV on held-out folds),
+``table2_transfer.csv`` (target x chain, test split, mean over seeds) and ``table3_sota.csv``
+(ours beside the published figures, never in the same columns). Every table carries the
+profile, the data source (synthetic / real), the unit and the evaluation protocol in its rows.
+
+Table layout: SDR columns are positional, ``sdr_t1 ... sdr_t4``, with the thresholds (in the
+row's unit) in a ``thresholds`` column such as ``"2;2.5;3;4"`` (as in the paper's CSV files),
+because each dataset has its own thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xlm_core import XLMError
+from xlm_core.io import atomic_write
+
+PUBLISHED_LABEL = "published figures (Di Via et al. 2024 and cited works)"
+MAX_THRESHOLDS = 4
+PROTOCOLS = ("clean", "zhu")
+PROTOCOL_TEXT = {
+    "clean": "clean protocol (sub-pixel decoding, errors in the original image)",
+    "zhu": "zhu protocol (integer argmax on the resized grid, as Zhu et al. 2021)",
+}
+MEAN_SHAPE = "mean-shape baseline"
+STATS_COLUMNS = ("delta_mre", "ci_low", "ci_high", "p_value", "p_holm")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise XLMError(f"{path}: not found") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise XLMError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict):
+        raise XLMError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What a study says about itself (from ``study.json``)."""
+
+    name: str
+    profile: str
+    profile_note: str
+    data_source: str  # "synthetic" | "real" | "mixed"
+    runs: list[dict]
+    results_dir: Path
+
+    def label(self, protocol: str | None = None, evaluated_on: str | None = None) -> str:
+        """One line naming the profile, the data and the protocol: every table's caption."""
+        parts = [f"profile: {self.profile}", f"data: {self.data_source}"]
+        if protocol:
+            parts.append(PROTOCOL_TEXT.get(protocol, protocol))
+        if evaluated_on:
+            parts.append(f"evaluated on: {evaluated_on}")
+        text = "; ".join(parts)
+        if self.data_source != "real":
+            text += ". SYNTHETIC DATA: these numbers say nothing about real x-rays"
+        if self.profile_note:
+            text += f" ({self.profile_note})"
+        return text
+
+
+def _data_source(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict):
+        values = {str(v) for v in raw.values()}
+        if len(values) == 1:
+            return values.pop()
+        return "mixed" if values else "unknown"
+    return "unknown"
+
+
+def load_study(results_dir: str | Path) -> StudyInfo:
+    """Read ``results_dir/study.json``. Raises XLMError naming the file when absent or malformed."""
+    results_dir = Path(results_dir)
+    path = results_dir / "study.json"
+    obj = _read_json(path)
+    runs = obj.get("runs")
+    if not isinstance(runs, list):
+        raise XLMError(f"{path}: 'runs' must be a list of run descriptions")
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict) or "run_id" not in run or "kind" not in run:
+            raise XLMError(f"{path}: runs[{i}] needs at least 'run_id' and 'kind'")
+    name = str(obj.get("study") or obj.get("name") or results_dir.name)
+    profile = str(obj.get("profile") or name)
+    return StudyInfo(
+        name=name,
+        profile=profile,
+        profile_note=str(obj.get("profile_note") or obj.get("note") or ""),
+        data_source=_data_source(obj.get("data_source", "unknown")),
+        runs=runs,
+        results_dir=results_dir,
+    )
+
+
+def run_dir(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / "runs" / run_id
+
+
+def load_metrics(path: str | Path) -> dict:
+    """Read one run's ``metrics.json`` and check the keys the tables need."""
+    path = Path(path)
+    obj = _read_json(path)
+    for key in ("test", "unit"):
+        if key not in obj:
+            raise XLMError(f"{path}: missing key {key!r} (see xlm_core.config for the schema)")
+    return obj
+
+
+def data_roots(study: StudyInfo) -> dict[str, str]:
+    """Dataset name -> root folder, from the runs' configs (first one seen per dataset)."""
+    roots: dict[str, str] = {}
+    for run in study.runs:
+        cfg = run.get("config") or {}
+        name = run.get("dataset") or cfg.get("dataset")
+        if name and cfg.get("root") and name not in roots:
+            roots[str(name)] = str(cfg["root"])
+    return roots
+
+
+def data_options(study: StudyInfo) -> dict[str, dict]:
+    """Dataset name -> loader options (``config.extra``: wrist pair, annotator, ...), first run seen."""
+    options: dict[str, dict] = {}
+    for run in study.runs:
+        cfg = run.get("config") or {}
+        name = run.get("dataset") or cfg.get("dataset")
+        if name and name not in options:
+            options[str(name)] = dict(cfg.get("extra") or {})
+    return options
+
+
+def chain_before(run: dict) -> list[str]:
+    """The stages before the run's own dataset: ``["imagenet", "hand"]`` for imagenet>hand>target.
+
+    ``study.json`` may list the chain with or without the run's own dataset at the end; a chain
+    never names a dataset twice, so a trailing own name is dropped.
+    """
+    chain = [str(c) for c in (run.get("chain") or ["imagenet"])]
+    dataset = run.get("dataset") or (run.get("config") or {}).get("dataset")
+    if len(chain) > 1 and chain[-1] == dataset:
+        chain = chain[:-1]
+    return chain
+
+
+def chain_label(chain: Iterable[str]) -> str:
+    """``["imagenet", "head"]`` -> ``"imagenet>head"`` (the paper's CSV notation)."""
+    return ">".join(chain)
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def _score(metrics: dict, split: str, protocol: str, where: str) -> dict | None:
+    block = metrics.get(split)
+    if block is None:
+        return None
+    if protocol not in block:
+        raise XLMError(f"{where}: {split!r} has no {protocol!r} score (has {sorted(block)})")
+    return block[protocol]
+
+
+def sdr_items(score: dict) -> list[tuple[float, float]]:
+    """``[(threshold, percent), ...]`` sorted by threshold, from a SCORE's ``sdr`` dict."""
+    return sorted((float(k), float(v)) for k, v in (score.get("sdr") or {}).items())
+
+
+def thresholds_text(thresholds: Iterable[float]) -> str:
+    return ";".join(f"{t:g}" for t in thresholds)
+
+
+def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
+    """One row per run listed in ``study.json`` with its test and held-out scores.
+
+    Columns: run_id, kind, dataset, arch, encoder, fold, seed, chain (``"imagenet>hand"``,
+    stages before the run's dataset), status ("done" | "missing"), unit, protocol, thresholds,
+    test_mre, test_sdr_t1..t4, test_mean_shape_mre, heldout_mre, heldout_sdr_t1..t4,
+    heldout_mean_shape_mre, data_source, wrist_pair. A run whose ``metrics.json`` is absent is
+    listed as "missing" (never silently dropped).
+    """
+    if protocol not in PROTOCOLS:
+        raise XLMError(f"unknown protocol {protocol!r}; allowed: {list(PROTOCOLS)}")
+    study = load_study(results_dir)
+    rows = []
+    for run in study.runs:
+        cfg = run.get("config") or {}
+        row = {
+            "run_id": run["run_id"],
+            "kind": run["kind"],
+            "dataset": run.get("dataset") or cfg.get("dataset"),
+            "arch": run.get("arch") or cfg.get("arch"),
+            "encoder": run.get("encoder") or cfg.get("encoder"),
+            "fold": run.get("fold", cfg.get("fold")),
+            "seed": run.get("seed", cfg.get("seed", 0)),
+            "chain": chain_label(chain_before(run)),
+            "protocol": protocol,
+        }
+        path = run_dir(results_dir, run["run_id"]) / "metrics.json"
+        if not path.is_file():
+            rows.append({**row, "status": "missing"})
+            continue
+        metrics = load_metrics(path)
+        row.update(
+            status="done",
+            unit=metrics.get("unit"),
+            data_source=metrics.get("data_source", study.data_source),
+            wrist_pair=metrics.get("wrist_pair"),
+        )
+        for split in ("test", "heldout"):
+            score = _score(metrics, split, protocol, str(path))
+            if score is None:
+                continue
+            items = sdr_items(score)
+            row["thresholds"] = thresholds_text(t for t, _ in items)
+            row[f"{split}_mre"] = float(score["mre"])
+            row[f"{split}_n_images"] = score.get("n_images")
+            msm = score.get("mean_shape_mre", metrics.get("mean_shape_mre") if split == "test" else None)
+            row[f"{split}_mean_shape_mre"] = float(msm) if msm is not None else math.nan
+            for i, (_, value) in enumerate(items[:MAX_THRESHOLDS], start=1):
+                row[f"{split}_sdr_t{i}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    """Mean and sample std (ddof=1; 0.0 for one value, as nothing varies)."""
+    v = values.dropna().astype(float)
+    if len(v) == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _aggregate(group: pd.DataFrame, split: str) -> dict:
+    out: dict = {}
+    out["mre"], out["mre_std"] = _mean_std(group[f"{split}_mre"])
+    for i in range(1, MAX_THRESHOLDS + 1):
+        col = f"{split}_sdr_t{i}"
+        if col in group:
+            out[f"sdr_t{i}"], out[f"sdr_t{i}_std"] = _mean_std(group[col])
+        else:
+            out[f"sdr_t{i}"], out[f"sdr_t{i}_std"] = math.nan, math.nan
+    return out
+
+
+def _single(group: pd.DataFrame, column: str) -> object:
+    values = group[column].dropna().unique() if column in group else []
+    return values[0] if len(values) == 1 else ("mixed" if len(values) else None)
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
+    """Table 1: one row per (arch, encoder) over the CV folds' held-out parts, then a mean-shape row.
+
+    Columns: arch, encoder, dataset, n_folds, n_runs, mre, mre_std, sdr_t1.., sdr_t1_std..,
+    thresholds, unit, protocol, evaluated_on, profile, data_source. Mean and std (ddof=1) over
+    folds (and seeds when there are several). Runs without metrics are counted in ``n_missing``.
+    """
+    study = load_study(results_dir)
+    runs = collect_runs(results_dir, protocol)
+    runs = runs[runs["kind"] == "backbone"] if len(runs) else runs
+    if len(runs) == 0:
+        raise XLMError(f"{Path(results_dir) / 'study.json'}: no backbone runs in this study")
+    rows = []
+    for (arch, encoder), group in runs.groupby(["arch", "encoder"], sort=False):
+        done = group[group["status"] == "done"]
+        if "heldout_mre" not in done:
+            done = done.assign(heldout_mre=np.nan)
+        row = {"arch": arch, "encoder": encoder, "dataset": _single(group, "dataset")}
+        row["n_folds"] = int(done.loc[done["heldout_mre"].notna(), "fold"].nunique())
+        row["n_runs"] = int(done["heldout_mre"].notna().sum())
+        row["n_missing"] = int(len(group) - row["n_runs"])
+        row.update(_aggregate(done, "heldout"))
+        row["mean_shape_mre"] = _mean_std(done.get("heldout_mean_shape_mre", pd.Series(dtype=float)))[0]
+        row.update(
+            thresholds=_single(done, "thresholds"),
+            unit=_single(done, "unit"),
+            wrist_pair=_wrist_text(done),
+            data_source=_single(done, "data_source") or study.data_source,
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    baseline = {
+        "arch": MEAN_SHAPE,
+        "encoder": "",
+        "dataset": _single(table, "dataset"),
+        "n_folds": int(table["n_folds"].max()),
+        "n_runs": int(table["n_folds"].max()),
+        "n_missing": 0,
+        "mre": float(np.nanmean(table["mean_shape_mre"])) if table["mean_shape_mre"].notna().any() else math.nan,
+        "mre_std": math.nan,
+        "thresholds": _single(table, "thresholds"),
+        "unit": _single(table, "unit"),
+        "wrist_pair": _single(table, "wrist_pair"),
+        "data_source": _single(table, "data_source"),
+    }
+    table = pd.concat([table, pd.DataFrame([baseline])], ignore_index=True)
+    table = table.drop(columns=["mean_shape_mre"])
+    table["protocol"] = protocol
+    table["evaluated_on"] = "held-out CV fold"
+    table["profile"] = study.profile
+    return table
+
+
+def _wrist_text(group: pd.DataFrame) -> str | None:
+    if "wrist_pair" not in group:
+        return None
+    pairs = {tuple(p) for p in group["wrist_pair"] if isinstance(p, (list, tuple))}
+    if not pairs:
+        return None
+    if len(pairs) > 1:
+        return "mixed"
+    a, b = pairs.pop()
+    return f"{a}-{b} (1-based)"
+
+
+# --------------------------------------------------------------------------- Table 2
+
+
+def transfer_table(
+    results_dir: str | Path, protocol: str = "clean", with_stats: bool = True
+) -> pd.DataFrame:
+    """Table 2: one row per (target, chain), mean and std over seeds on the test split.
+
+    Rows of one target: each chain (``imagenet``, ``imagenet>A``, ..., ``imagenet>B>A``) then a
+    ``mean-shape baseline`` row. Columns: target, chain, n_seeds, mre, mre_std, sdr_t1..,
+    sdr_t1_std.., thresholds, unit, protocol, evaluated_on, profile, data_source, and the paired
+    comparison with the target's ``imagenet`` chain: delta_mre, ci_low, ci_high, p_value, p_holm
+    (NaN when ``xlm_core.stats`` or per-image errors are not available).
+    """
+    study = load_study(results_dir)
+    runs = collect_runs(results_dir, protocol)
+    runs = runs[runs["kind"] == "transfer"] if len(runs) else runs
+    if len(runs) == 0:
+        raise XLMError(f"{Path(results_dir) / 'study.json'}: no transfer runs in this study")
+    rows = []
+    for target, tgroup in runs.groupby("dataset", sort=False):
+        chains = sorted(tgroup["chain"].unique(), key=lambda c: (c.count(">"), c))
+        for chain in chains:
+            group = tgroup[(tgroup["chain"] == chain) & (tgroup["status"] == "done")]
+            if "test_mre" not in group:
+                group = group.assign(test_mre=np.nan)
+            row = {"target": target, "chain": chain}
+            row["n_seeds"] = int(group.loc[group["test_mre"].notna(), "seed"].nunique())
+            row["n_missing"] = int((tgroup["chain"] == chain).sum() - group["test_mre"].notna().sum())
+            row.update(_aggregate(group, "test"))
+            row.update(
+                thresholds=_single(group, "thresholds"),
+                unit=_single(group, "unit"),
+                wrist_pair=_wrist_text(group),
+                data_source=_single(group, "data_source") or study.data_source,
+                _mean_shape=_mean_std(group.get("test_mean_shape_mre", pd.Series(dtype=float)))[0],
+            )
+            rows.append(row)
+        target_rows = [r for r in rows if r["target"] == target]
+        ms = [r["_mean_shape"] for r in target_rows if not math.isnan(r["_mean_shape"])]
+        rows.append(
+            {
+                "target": target,
+                "chain": MEAN_SHAPE,
+                "n_seeds": max(r["n_seeds"] for r in target_rows),
+                "n_missing": 0,
+                "mre": float(np.mean(ms)) if ms else math.nan,
+                "mre_std": math.nan,
+                "thresholds": target_rows[0]["thresholds"],
+                "unit": target_rows[0]["unit"],
+                "wrist_pair": target_rows[0]["wrist_pair"],
+                "data_source": target_rows[0]["data_source"],
+                "_mean_shape": math.nan,
+            }
+        )
+    table = pd.DataFrame(rows).drop(columns=["_mean_shape"])
+    for col in STATS_COLUMNS:
+        table[col] = math.nan
+    if with_stats:
+        table = add_paired_stats(table, runs, results_dir, protocol)
+    table["protocol"] = protocol
+    table["evaluated_on"] = "test split"
+    table["profile"] = study.profile
+    return table
+
+
+def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series | None:
+    """Per-image mean radial error of one run on its test split, indexed by image id.
+
+    Read from ``predictions.csv``; the file must carry an error column for the protocol
+    (``error_<protocol>`` or ``error`` with a ``protocol`` column). Returns None when the file
+    or the column is absent (the paired statistics are then left empty, not invented).
+    """
+    path = Path(run_path) / "predictions.csv"
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise XLMError(f"{path}: not a readable CSV ({exc})") from None
+    if "split" in df:
+        df = df[df["split"] == "test"]
+    if f"error_{protocol}" in df:
+        column = f"error_{protocol}"
+    elif "error" in df and "protocol" in df:
+        df = df[df["protocol"] == protocol]
+        column = "error"
+    elif "error" in df and protocol == "clean":
+        column = "error"
+    else:
+        return None
+    if "image_id" not in df:
+        raise XLMError(f"{path}: no 'image_id' column")
+    return df.groupby(df["image_id"].astype(str))[column].mean()
+
+
+def _stats_module():
+    try:
+        from xlm_core import stats  # written by the metrics engineer
+    except ImportError:
+        return None
+    if not hasattr(stats, "compare_paired") or not hasattr(stats, "holm"):
+        return None
+    return stats
+
+
+def add_paired_stats(
+    table: pd.DataFrame, runs: pd.DataFrame, results_dir: str | Path, protocol: str
+) -> pd.DataFrame:
+    """Fill delta_mre, ci_low, ci_high, p_value, p_holm: each chain vs the target's ``imagenet``.
+
+    Per image, errors are averaged over seeds (same images in every run of a target), then
+    ``xlm_core.stats.compare_paired(baseline, other)`` gives the mean difference (other minus
+    baseline; negative = the chain helps), its bootstrap CI and p-value; Holm's correction runs
+    over the chains of all targets together (one family: the study's transfer question).
+    """
+    stats = _stats_module()
+    if stats is None:
+        return table
+    table = table.copy()
+    per_chain: dict[tuple[str, str], pd.Series] = {}
+    done = runs[runs["status"] == "done"]
+    for (target, chain), group in done.groupby(["dataset", "chain"]):
+        series = [per_image_errors(run_dir(results_dir, rid), protocol) for rid in group["run_id"]]
+        if not series or any(s is None for s in series):
+            continue
+        per_chain[(target, chain)] = pd.concat(series, axis=1).mean(axis=1)
+    tested = []
+    for idx, row in table.iterrows():
+        if row["chain"] in ("imagenet", MEAN_SHAPE):
+            continue
+        base = per_chain.get((row["target"], "imagenet"))
+        other = per_chain.get((row["target"], row["chain"]))
+        if base is None or other is None:
+            continue
+        common = base.index.intersection(other.index)
+        if len(common) < 2:
+            continue
+        # compare_paired(a, b) reports mean(a - b): the chain first, so negative = it helps
+        result = stats.compare_paired(other.loc[common].to_numpy(), base.loc[common].to_numpy())
+        for col in ("delta_mre", "ci_low", "ci_high", "p_value"):
+            table.loc[idx, col] = float(result[col])
+        tested.append(idx)
+    if tested:
+        p_holm = stats.holm([table.loc[i, "p_value"] for i in tested])
+        for i, p in zip(tested, p_holm, strict=True):
+            table.loc[i, "p_holm"] = float(p)
+    return table
+
+
+# --------------------------------------------------------------------------- Table 3
+
+
+def load_literature() -> pd.DataFrame:
+    """The published figures shipped with the package (``xlm_core/data/literature.csv``).
+
+    Columns: table (1, 2 or 3 of Di Via et al. 2024), method, dataset, chain, arch, encoder,
+    mre, mre_std, unit, sdr_t1..t4, thresholds, source. Values are as printed in the paper.
+    """
+    with resources.files("xlm_core").joinpath("data/literature.csv").open() as fh:
+        return pd.read_csv(fh, dtype={"thresholds": str, "chain": str})
+
+
+def sota_table(results_dir: str | Path) -> pd.DataFrame:
+    """Table 3: the published methods, then ours (the ``imagenet`` chain per target, both protocols).
+
+    Published values go in ``published_*`` columns, ours in ``ours_*`` columns: a row never
+    holds both. Columns: dataset, method, source, protocol, unit, thresholds, published_mre,
+    published_sdr_t1..t4, ours_mre, ours_mre_std, ours_sdr_t1..t4, n_seeds, profile, data_source.
+    """
+    study = load_study(results_dir)
+    lit = load_literature()
+    lit = lit[lit["table"] == 3]
+    rows = []
+    for _, r in lit.iterrows():
+        row = {
+            "dataset": r["dataset"],
+            "method": r["method"],
+            "source": PUBLISHED_LABEL,
+            "protocol": "as published",
+            "unit": r["unit"],
+            "thresholds": r["thresholds"],
+            "published_mre": r["mre"],
+        }
+        for i in range(1, MAX_THRESHOLDS + 1):
+            row[f"published_sdr_t{i}"] = r[f"sdr_t{i}"]
+        rows.append(row)
+    for protocol in PROTOCOLS:
+        try:
+            t2 = transfer_table(results_dir, protocol, with_stats=False)
+        except XLMError:
+            continue
+        for _, r in t2[t2["chain"] == "imagenet"].iterrows():
+            row = {
+                "dataset": r["target"],
+                "method": f"this study: U-Net++/VGG19, imagenet>{r['target']}",
+                "source": f"this study ({study.profile} profile, {r['data_source']} data)",
+                "protocol": protocol,
+                "unit": r["unit"],
+                "thresholds": r["thresholds"],
+                "ours_mre": r["mre"],
+                "ours_mre_std": r["mre_std"],
+                "n_seeds": r["n_seeds"],
+                "data_source": r["data_source"],
+            }
+            for i in range(1, MAX_THRESHOLDS + 1):
+                row[f"ours_sdr_t{i}"] = r[f"sdr_t{i}"]
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    order = {"head": 0, "hand": 1, "chest": 2}
+    table["_order"] = table["dataset"].map(order).fillna(9)
+    table = table.sort_values(["_order"], kind="stable").drop(columns=["_order"]).reset_index(drop=True)
+    table["profile"] = study.profile
+    return table
+
+
+# --------------------------------------------------------------------------- output and display
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as CSV atomically (floats with up to 6 significant digits)."""
+    path = Path(path)
+    atomic_write(path, lambda fh: table.to_csv(fh, index=False, float_format="%.6g"))
+    return path
+
+
+def format_mean_std(mean: float, std: float | None = None, digits: int = 2) -> str:
+    """``1.234, 0.05 -> "1.23 ± 0.05"``; NaN -> ``"n/a"``; a NaN std is left out."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    text = f"{mean:.{digits}f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def display_table(table: pd.DataFrame, keys: list[str], digits: int = 2,
+                  sdr_std: bool = True) -> pd.DataFrame:
+    """A human-readable copy: ``mre ± std`` and ``SDR <t> <unit>`` columns named by threshold.
+
+    ``keys``: the identifying columns kept first (e.g. ``["arch", "encoder"]``). Rows of one
+    table may have different thresholds (Table 2 across targets): then SDR columns stay
+    positional (``SDR t1`` ...) and the thresholds column is kept. ``sdr_std=False`` shows SDR
+    means only (narrower). The key columns become the index (no row numbers).
+    """
+    thresholds = table["thresholds"].dropna().unique() if "thresholds" in table else []
+    same = len(thresholds) == 1
+    units = table["unit"].dropna().unique() if "unit" in table else []
+    unit = units[0] if len(units) == 1 else ""
+    out = table[keys].copy()
+    out[f"MRE ({unit})" if unit else "MRE"] = [
+        format_mean_std(m, s, digits) for m, s in zip(table["mre"], table["mre_std"], strict=True)
+    ]
+    names = str(thresholds[0]).split(";") if same else []
+    for i in range(1, MAX_THRESHOLDS + 1):
+        col = f"sdr_t{i}"
+        if col not in table or table[col].isna().all():
+            continue
+        name = f"SDR {names[i - 1]} {unit} (%)" if same and i <= len(names) else f"SDR t{i} (%)"
+        std = table.get(f"{col}_std") if sdr_std else None
+        out[name] = [
+            format_mean_std(m, s, digits)
+            for m, s in zip(table[col], std if std is not None else [None] * len(table), strict=True)
+        ]
+    if not same and "thresholds" in table:
+        out["thresholds"] = table["thresholds"]
+        out["unit"] = table["unit"]
+    for col in ("n_folds", "n_seeds", "delta_mre", "ci_low", "ci_high", "p_holm"):
+        if col in table and not table[col].isna().all():
+            out[col] = table[col].round(4) if table[col].dtype.kind == "f" else table[col]
+    return out.set_index(keys)
+
+
+def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
+    """The introduction's answer, generated from Table 2: per target, best chain vs ``imagenet``.
+
+    Names the profile and the data source; says "synthetic" loudly when it is.
+    """
+    study = load_study(results_dir)
+    lines = [
+        f"*Generated from `{study.name}` (profile **{study.profile}**, "
+        f"**{study.data_source}** data, {PROTOCOL_TEXT[protocol]}).*",
+        "",
+    ]
+    if study.data_source != "real":
+        lines += [
+            "```{warning}",
+            f"These results come from synthetic phantoms (the `{study.profile}` profile). They show that the "
+            "pipeline runs end to end; they say nothing about real x-rays. Run the `paper` "
+            "profile on the real datasets for the study's answer.",
+            "```",
+            "",
+        ]
+    try:
+        t2 = transfer_table(results_dir, protocol)
+    except XLMError as exc:
+        return "\n".join(lines + [f"No transfer results in this study ({exc})."])
+    for target, group in t2.groupby("target", sort=False):
+        models = group[group["chain"] != MEAN_SHAPE].dropna(subset=["mre"])
+        base = models[models["chain"] == "imagenet"]
+        if models.empty or base.empty:
+            lines.append(f"- **{target}**: not enough finished runs to compare.")
+            continue
+        unit = base["unit"].iloc[0]
+        best = models.loc[models["mre"].idxmin()]
+        b = base.iloc[0]
+        if len(models) == 1:
+            verdict = "no other chain was run for this target in this study"
+        elif best["chain"] == "imagenet":
+            verdict = "no chain through other x-ray datasets beat ImageNet alone"
+        else:
+            verdict = f"`{best['chain']}` gave the lowest MRE"
+            if not math.isnan(best.get("p_holm", math.nan)):
+                verdict += f" (Holm-corrected p = {best['p_holm']:.3g})"
+        lines.append(
+            f"- **{target}**: ImageNet alone {b['mre']:.2f} {unit}; best "
+            f"`{best['chain']}` {best['mre']:.2f} {unit} (mean over {int(best['n_seeds'])} "
+            f"seed(s)): {verdict}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def pick_run(study: StudyInfo, kind: str = "transfer", dataset: str | None = None,
+             chain: str | None = "imagenet", require_checkpoint: bool = True) -> dict | None:
+    """The first run of ``study`` matching kind / dataset / chain (``"imagenet>hand"``) whose
+    folder holds a checkpoint (when ``require_checkpoint``); None when there is none."""
+    for run in study.runs:
+        if run.get("kind") != kind:
+            continue
+        if dataset is not None and (run.get("dataset") or (run.get("config") or {}).get("dataset")) != dataset:
+            continue
+        if chain is not None and chain_label(chain_before(run)) != chain:
+            continue
+        if require_checkpoint and not (run_dir(study.results_dir, run["run_id"]) / "checkpoint.pt").is_file():
+            continue
+        return run
+    return None
+
+
+def run_scores_table(metrics: dict) -> pd.DataFrame:
+    """One run's scores, model beside the mean-shape baseline: one row per (split, protocol).
+
+    Columns: split, protocol, unit, n_images, mre, mre_std, mean_shape_mre, sdr_t1..t4, thresholds.
+    """
+    rows = []
+    for split in ("test", "heldout"):
+        for protocol, score in (metrics.get(split) or {}).items():
+            if score is None:
+                continue
+            items = sdr_items(score)
+            row = {"split": split, "protocol": protocol, "unit": score.get("unit"),
+                   "n_images": score.get("n_images"), "mre": score.get("mre"),
+                   "mre_std": score.get("mre_std"), "mean_shape_mre": score.get("mean_shape_mre"),
+                   "thresholds": thresholds_text(t for t, _ in items)}
+            for i, (_, v) in enumerate(items[:MAX_THRESHOLDS], start=1):
+                row[f"sdr_t{i}"] = v
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["split", "protocol"])
+
+
+def transfer_report_table(metrics: dict) -> pd.DataFrame:
+    """The verified-transfer report of a run (what its init checkpoint loaded) as a two-column
+    table; one row saying "no init checkpoint" for a run that starts from the encoder weights."""
+    report = metrics.get("transfer")
+    if not report:
+        source = (metrics.get("config") or {}).get("encoder_weights", "none")
+        return pd.DataFrame([{"item": "init", "value": f"no init checkpoint (encoder weights: {source})"}])
+    return pd.DataFrame([{"item": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v}
+                         for k, v in sorted(report.items())])  # same order fresh or read back
+
+
+# --------------------------------------------------------------------------- figures' arrays
+# (torch is imported lazily: the tables above need only pandas)
+
+
+def quiet_imports() -> None:
+    """Import the torch side once with tqdm's "IProgress not found" notice silenced (raised
+    through huggingface_hub in a kernel without ipywidgets): noise in every notebook's output."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import tqdm.auto  # noqa: F401
+
+        import xlm_core.evaluation  # noqa: F401
+        import xlm_core.models  # noqa: F401
+
+
+def _predict_grid(model, image_hw_grid, encoder: str, loss: str):
+    """(logits (L, H, W) numpy, decoded (L, 2) grid (x, y)) for one grey image (H, W) tensor."""
+    import torch
+
+    from xlm_core.evaluation import model_logits
+    from xlm_core.losses import decode_for_loss
+
+    model.eval()
+    with torch.no_grad():
+        logits = model_logits(model, image_hw_grid[None], torch.device("cpu"))
+        decoded = decode_for_loss(loss, logits)
+    return logits[0].float().numpy(), decoded[0].float().numpy()
+
+
+def pipeline_arrays(dataset: str, root: str | Path, size_hw: tuple[int, int] = (128, 128),
+                    sigma: float = 2.0, arch: str = "unetplusplus", encoder: str = "vgg19",
+                    checkpoint: str | Path | None = None, loss: str = "mse", index: int = 0,
+                    seed: int = 0, **options) -> dict:
+    """The real intermediate arrays of the method on one training image (figure 2).
+
+    Calls the functions training uses: the dataset loader, :class:`HeatmapDataset` (resize,
+    ``to_grid``, Gaussian targets), the default augmenter (drawn from ``seed``), the model
+    (``checkpoint`` of a finished run, else an untrained ``build_model(arch, encoder)``; said
+    in ``model``) and the loss-aware decoder. Returns ``image`` (H, W), ``landmarks_grid``
+    (L, 2), ``targets`` (L, H, W), ``augmented_image``, ``augmented_landmarks``,
+    ``augmented_targets``, ``output`` (L, H, W) logits, ``decoded`` (L, 2) grid (x, y),
+    ``sigma``, ``model`` (a label), ``id``.
+    """
+    quiet_imports()
+    import torch
+
+    from xlm_core.augment import default_augmenter
+    from xlm_core.datasets import load_dataset
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.models import build_model
+    from xlm_core.torchdata import HeatmapDataset
+
+    lset = load_dataset(dataset, str(root), **options)
+    samples = lset.subset(lset.train_ids) or lset.samples
+    if not samples:
+        raise XLMError(f"{root}: dataset {dataset!r} has no usable sample")
+    sample = samples[index % len(samples)]
+    cache = PreprocessCache()
+    plain = HeatmapDataset([sample], size_hw, sigma, cache)[0]
+    augmented = HeatmapDataset([sample], size_hw, sigma, cache, augmenter=default_augmenter(),
+                               seed=seed)[0]
+    if checkpoint is not None:
+        from xlm_core.training import load_checkpoint, model_from_checkpoint
+
+        model = model_from_checkpoint(load_checkpoint(Path(checkpoint)), Path(checkpoint))
+        label = f"trained {model.xlm_spec['arch']}/{model.xlm_spec['encoder']}"
+        encoder = model.xlm_spec["encoder"]
+    else:
+        torch.manual_seed(seed)
+        model = build_model(arch, encoder, lset.n_landmarks, encoder_weights="none")
+        label = f"untrained {arch}/{encoder}"
+    output, decoded = _predict_grid(model, plain["image"], encoder, loss)
+    return {
+        "id": sample.id,
+        "image": plain["image"][0].numpy(),
+        "landmarks_grid": plain["landmarks_grid"].numpy(),
+        "targets": plain["heatmaps"].numpy(),
+        "augmented_image": augmented["image"][0].numpy(),
+        "augmented_landmarks": augmented["landmarks_grid"].numpy(),
+        "augmented_targets": augmented["heatmaps"].numpy(),
+        "output": output,
+        "decoded": decoded,
+        "sigma": float(sigma),
+        "model": label,
+    }
+
+
+def run_example(run_path: str | Path, index: int = 0) -> dict:
+    """One test image of a finished run with its predicted heatmaps, on the run's test grid.
+
+    Returns ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W) logits, ``gt_grid`` and
+    ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+    """
+    quiet_imports()
+    import torch
+
+    from xlm_core.config import RunConfig
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.torchdata import HeatmapDataset
+    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
+
+    path = Path(run_path) / "checkpoint.pt"
+    if not path.is_file():
+        raise XLMError(f"{path}: no checkpoint (the run has not trained)")
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta", ckpt)  # the checkpoint describes itself (training.checkpoint_description)
+    cfg = RunConfig.from_dict(dict(meta["config"]))
+    model = model_from_checkpoint(ckpt, path)
+    test = run_samples(cfg).test
+    if not test:
+        raise XLMError(f"{path}: the run's test split is empty")
+    grid_hw = tuple(int(v) for v in meta["test_size"])
+    item = HeatmapDataset([test[index % len(test)]], grid_hw, float(cfg.sigma), PreprocessCache())[0]
+    with torch.no_grad():
+        heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss))
+    return {
+        "id": item["id"],
+        "image": item["image"][0].numpy(),
+        "heatmaps": heatmaps,
+        "gt_grid": item["landmarks_grid"].numpy(),
+        "pred_grid": pred,
+        "grid_hw": grid_hw,
+    }
+
+
+def dataset_examples(roots: dict[str, str], **options) -> tuple[list[dict], pd.DataFrame]:
+    """Figure 1's examples and the counts table, one entry per dataset root.
+
+    Returns (examples: ``[{"image" (H, W), "landmarks" (L, 2) px, "title"}]``, counts: a
+    DataFrame with dataset, data_source, n_images, n_landmarks, n_train, n_test, unit,
+    thresholds, train_size_hw, test_size_hw, n_problems, root).
+    """
+    from xlm_core.datasets import load_dataset
+    from xlm_core.imageio import read_image
+
+    examples, rows = [], []
+    for name, root in roots.items():
+        lset = load_dataset(name, root, **options.get(name, {}))
+        rows.append({
+            "dataset": name,
+            "data_source": lset.data_source,
+            "n_images": len(lset.samples),
+            "n_landmarks": lset.n_landmarks,
+            "n_train": len(lset.train_ids),
+            "n_test": len(lset.test_ids),
+            "unit": lset.scale.unit,
+            "scale": lset.scale.describe(),
+            "thresholds": thresholds_text(lset.thresholds),
+            "train_size_hw": "x".join(map(str, lset.train_size)),
+            "test_size_hw": "x".join(map(str, lset.test_size)),
+            "n_problems": len(lset.problems),
+            "root": str(root),
+        })
+        if lset.samples:
+            s = lset.samples[0]
+            examples.append({"image": read_image(s.image), "landmarks": np.asarray(s.landmarks),
+                             "title": f"{name} ({lset.data_source}): {s.id}, {lset.n_landmarks} landmarks"})
+    return examples, pd.DataFrame(rows)
