@@ -21,7 +21,8 @@
 # (the early-stopping set carved out of it) and the target is scored on its test split. Mean and
 # standard deviation over seeds. The paired columns compare each chain with ImageNet -> T on
 # the same test images: `delta_mre` = chain minus ImageNet (negative: the chain helps), its 95 %
-# bootstrap interval, the Wilcoxon signed-rank p-value and Holm's correction over all chains.
+# bootstrap interval, the Wilcoxon signed-rank p-value and Holm's correction over the chains of
+# that target. The verdict sentences under the tables are generated from these columns.
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/demo"
@@ -45,6 +46,12 @@ for target, rows in table2.groupby("target", sort=False):
     display(Markdown(f"**target: {target}** (unit {rows['unit'].iloc[0]}, SDR thresholds "
                      f"{rows['thresholds'].iloc[0]})"))
     display(report.display_table(rows, ["chain"], digits=2, sdr_std=False))
+
+# %% [markdown]
+# ## Verdicts (generated from the paired statistics)
+
+# %% tags=["hide-input"]
+display(Markdown(report.verdicts_markdown(table2, info)))
 
 # %% tags=["hide-input"]
 plots.show(plots.plot_transfer(table2, caption=f"Table 2: {caption}"))

@@ -28,7 +28,7 @@ def test_train_and_evaluate_real_hands(hand_root: Path, tmp_path: Path, monkeypa
         "--device", "cpu", "--option", "train=6", "--out", str(out),
     ])
     assert status == 0, capsys.readouterr().err
-    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "history.csv", "predictions.csv", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "history.csv", "predictions.csv", "predictions_grid.npz", "metrics.json"}
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data_source"] == "real" and metrics["dataset"] == "hand"

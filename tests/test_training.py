@@ -101,7 +101,7 @@ def test_cv_split_has_no_leakage(env, tmp_path):
 def test_train_writes_a_complete_run(trained):
     cfg, metrics = trained
     out = Path(cfg.out)
-    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "history.csv", "predictions.csv", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "history.csv", "predictions.csv", "predictions_grid.npz", "metrics.json"}
     assert all(k in metrics for k in METRICS_KEYS)
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["data_source"] == "synthetic" and metrics["dataset"] == "chest"

@@ -22,10 +22,11 @@ table (as in the CSV files and the papers), 0-based in arguments (as in :mod:`xl
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,18 @@ from xlm_core.heatmaps import decode_argmax, decode_subpixel
 from xlm_core.metrics import (
     DEFAULT_THRESHOLDS,
     PAYER_WRIST_PAIR,
+    WRIST_MM,
     ZHU_WRIST_PAIR,
     default_scale,
+    errors_zhu,
     evaluate_clean,
-    evaluate_zhu,
+    evaluate_zhu,  # noqa: F401  (re-exported for callers of this module)
     score_errors,
     threshold_key,
 )
+
+if TYPE_CHECKING:
+    from xlm_core.datasets.base import Scale
 
 DECODINGS = ("argmax", "subpixel")
 PROTOCOLS = ("clean", "zhu")
@@ -123,6 +129,7 @@ def protocol_table(
     grid_hw: tuple[int, int] | None = None,
     thresholds: Sequence[float] | None = None,
     wrist_pairs: Sequence[tuple[int, int]] = HAND_WRIST_PAIRS,
+    scale: Scale | None = None,
 ) -> pd.DataFrame:
     """The same predictions under every decoding x protocol (x wrist pair for the hand).
 
@@ -131,7 +138,11 @@ def protocol_table(
     (as in :class:`xlm_core.evaluation.SplitPredictions`; a missing one gives no rows).
     ``gt_px`` ``(N, L, 2)`` (x, y) in original pixels, ``image_hws`` each image's (H, W).
     ``dataset``: ``head``, ``hand`` or ``chest`` (their units; ``thresholds`` default to the
-    paper's). ``wrist_pairs``: 0-based pairs for the hand, ignored otherwise.
+    paper's). ``wrist_pairs``: 0-based pairs for the hand, ignored otherwise. ``scale``: the
+    dataset's own :class:`~xlm_core.datasets.base.Scale` when it is not the paper's (synthetic
+    phantoms: e.g. a head at 1 mm per pixel): clean rows then use it (the hand: its
+    ``wrist_mm`` with each pair), and head ``zhu`` rows use its spacing instead of 0.1 mm
+    (``mm_per_px x H / grid_H`` per grid pixel, the zhu rule for that spacing).
 
     Scoring: ``clean`` maps the grid prediction back with :func:`xlm_core.geometry.from_grid`
     and uses :func:`xlm_core.metrics.evaluate_clean`; ``zhu`` uses
@@ -183,13 +194,16 @@ def protocol_table(
         for protocol in PROTOCOLS:
             for pair in pairs:
                 if protocol == "clean":
-                    scale = default_scale(dataset, pair) if pair else default_scale(dataset)
-                    score = evaluate_clean(pred_px, gt, scale, thresholds)
+                    score = evaluate_clean(pred_px, gt, _clean_scale(dataset, pair, scale), thresholds)
                 else:
-                    score = evaluate_zhu(
-                        pred_grid, gt, image_hws, grid, dataset, thresholds,
-                        wrist_pair=pair or ZHU_WRIST_PAIR,
-                    )
+                    units = {}
+                    if scale is not None and scale.mm_per_px is not None:
+                        units["mm_per_px"] = float(scale.mm_per_px)
+                    if scale is not None:
+                        units["wrist_mm"] = float(scale.wrist_mm)
+                    err, unit = errors_zhu(pred_grid, gt, image_hws, grid, dataset,
+                                           wrist_pair=pair or ZHU_WRIST_PAIR, **units)
+                    score = score_errors(err, thresholds, unit, "zhu")
                 row = {
                     "dataset": dataset,
                     "decoding": decoding,
@@ -211,6 +225,17 @@ def protocol_table(
     with np.errstate(divide="ignore", invalid="ignore"):
         table["mre_change_pct"] = 100.0 * (table["mre"] / ref_mre - 1.0)
     return table
+
+
+def _clean_scale(dataset: str, pair: tuple[int, int] | None, scale: Scale | None) -> Scale:
+    """The clean protocol's scale: the dataset's own (``scale``) or the paper's, with ``pair``."""
+    from xlm_core.datasets.base import Scale as _Scale
+
+    if scale is None:
+        return default_scale(dataset, pair) if pair else default_scale(dataset)
+    if pair is not None:
+        return _Scale(unit="mm", wrist_pair=(int(pair[0]), int(pair[1])), wrist_mm=float(scale.wrist_mm))
+    return scale
 
 
 def per_landmark_table(
@@ -358,3 +383,168 @@ def read_error_matrix(
         bad = ids[int(np.argwhere(np.isnan(errors))[0][0])]
         raise XLMError(f"{path}: image {bad!r} lacks some of the landmarks 1..{n_landmarks}")
     return ids, errors
+
+
+# --------------------------------------------------------------------------- one run's files
+
+GRID_PREDICTIONS_NAME = "predictions_grid.npz"
+
+
+def load_grid_predictions(run_path: str | os.PathLike, split: str = "test") -> dict[str, Any]:
+    """One split of a run's ``predictions_grid.npz`` (written by
+    :func:`xlm_core.evaluation.write_grid_predictions`), loaded without pickle.
+
+    Returns ``dataset``, ``ids`` (list of str), ``grid_argmax`` / ``grid_subpixel`` (N, L, 2)
+    (x, y) grid px, ``grid_hw`` (H, W), ``image_hws`` [(H, W)] * N, ``gt_px`` (N, L, 2) (x, y)
+    original px, ``errors_zhu`` (N, L) or None, ``scale`` (the run's
+    :class:`~xlm_core.datasets.base.Scale`, None when not stored). Raises XLMError naming the file when it is
+    absent, unreadable, lacks the split, or its arrays disagree in shape.
+    """
+    path = Path(run_path)
+    if path.is_dir():
+        path = path / GRID_PREDICTIONS_NAME
+    if not path.is_file():
+        raise XLMError(f"{path}: not found (runs trained before it existed: retrain or re-evaluate)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise XLMError(f"{path}: not a readable .npz ({exc})") from None
+    keys = ("ids", "grid_argmax", "grid_subpixel", "grid_hw", "image_hws", "gt_px")
+    missing = [f"{split}_{k}" for k in keys if f"{split}_{k}" not in data]
+    if missing:
+        have = [str(s) for s in data.get("splits", [])]
+        raise XLMError(f"{path}: no split {split!r} (missing {missing}; splits: {have})")
+    ids = [str(i) for i in data[f"{split}_ids"]]
+    out: dict[str, Any] = {
+        "dataset": str(data["dataset"]) if "dataset" in data else None,
+        "ids": ids,
+        "grid_argmax": np.asarray(data[f"{split}_grid_argmax"], dtype=np.float64),
+        "grid_subpixel": np.asarray(data[f"{split}_grid_subpixel"], dtype=np.float64),
+        "grid_hw": tuple(int(v) for v in data[f"{split}_grid_hw"]),
+        "image_hws": [(int(h), int(w)) for h, w in np.asarray(data[f"{split}_image_hws"])],
+        "gt_px": np.asarray(data[f"{split}_gt_px"], dtype=np.float64),
+        "errors_zhu": (np.asarray(data[f"{split}_errors_zhu"], dtype=np.float64)
+                       if f"{split}_errors_zhu" in data else None),
+        "scale": _stored_scale(data),
+    }
+    n = len(ids)
+    for key in ("grid_argmax", "grid_subpixel", "gt_px"):
+        if out[key].ndim != 3 or out[key].shape[0] != n or out[key].shape[-1] != 2:
+            raise XLMError(f"{path}: {split}_{key} has shape {out[key].shape} for {n} images")
+    if len(out["image_hws"]) != n or len(out["grid_hw"]) != 2:
+        raise XLMError(f"{path}: {split}_image_hws / {split}_grid_hw do not match {n} images")
+    return out
+
+
+def _stored_scale(data: dict[str, np.ndarray]) -> Scale | None:
+    """The run's Scale from the grid file (None for a file without one)."""
+    from xlm_core.datasets.base import Scale as _Scale
+
+    if "scale_unit" not in data:
+        return None
+    mm = float(data["mm_per_px"]) if "mm_per_px" in data else math.nan
+    pair = tuple(int(v) for v in data.get("wrist_pair", (-1, -1)))
+    return _Scale(unit=str(data["scale_unit"]), mm_per_px=None if math.isnan(mm) else mm,
+                  wrist_pair=None if min(pair) < 0 else pair,
+                  wrist_mm=float(data.get("wrist_mm", WRIST_MM)))
+
+
+def run_protocol_table(
+    run_path: str | os.PathLike,
+    split: str = "test",
+    dataset: str | None = None,
+    thresholds: Sequence[float] | None = None,
+    wrist_pairs: Sequence[tuple[int, int]] = HAND_WRIST_PAIRS,
+) -> pd.DataFrame:
+    """:func:`protocol_table` of one run's persisted grid predictions (no model needed).
+
+    ``dataset`` defaults to the one recorded in the file; ``thresholds`` to the paper's; the
+    run's own scale (stored in the file) converts errors. Rows and columns as in
+    :func:`protocol_table`.
+    """
+    grid = load_grid_predictions(run_path, split)
+    name = dataset or grid["dataset"]
+    if not name:
+        raise XLMError(f"{run_path}: the grid predictions do not name their dataset; pass dataset=")
+    return protocol_table(
+        grid["gt_px"], grid["image_hws"], name,
+        grid_argmax=grid["grid_argmax"], grid_subpixel=grid["grid_subpixel"],
+        grid_hw=grid["grid_hw"], thresholds=thresholds, wrist_pairs=wrist_pairs,
+        scale=grid["scale"],
+    )
+
+
+# --------------------------------------------------------------------------- the human limit
+
+#: ISBI 2015 test images (test1 151-300 and test2 301-400), as in the paper's split
+ISBI_TEST_IDS: tuple[str, ...] = tuple(f"{i:03d}" for i in range(151, 401))
+#: where Payer et al.'s head setup CSVs lie, relative to the repository root
+PAYER_CSV_DIR = Path("..") / "shared" / "data" / "head" / "payer_setup"
+PAYER_SOURCE = "real ISBI annotations (Payer et al.'s CSVs), images 151-400"
+PAYER_FILES = ("all_senior.csv", "all_junior.csv")
+
+
+def find_payer_csv_dir(explicit: str | os.PathLike | None = None,
+                       repo: str | os.PathLike | None = None) -> Path | None:
+    """The folder holding ``all_senior.csv`` and ``all_junior.csv``, or None when absent.
+
+    ``explicit`` (a notebook parameter / study setting ``human_limit_csv_dir``) wins; a
+    relative one is read against ``repo``. Otherwise ``repo/../shared/data/head/payer_setup``
+    (``repo`` defaults to the checkout holding this package).
+    """
+    if repo is None:
+        repo = Path(__file__).resolve().parents[1]
+    repo = Path(repo)
+    candidate = Path(explicit) if explicit else PAYER_CSV_DIR
+    if not candidate.is_absolute():
+        candidate = repo / candidate
+    if all((candidate / f).is_file() for f in PAYER_FILES):
+        return candidate.resolve()
+    return None
+
+
+def human_limit_frame(rows: Sequence[dict[str, Any]], source: str) -> pd.DataFrame:
+    """SCORE rows of :mod:`xlm_core.human_limit` as a table labelled with their ``source``.
+
+    Columns: ``comparison, source, protocol, n_images, n_landmarks, unit, mre, mre_std,
+    sdr_<t>...``; the per-landmark MREs stay out (see :func:`human_per_landmark`).
+    """
+    if not rows:
+        raise XLMError("no human-limit rows to tabulate")
+    out = []
+    for r in rows:
+        row = {"comparison": r["comparison"], "source": source, "protocol": r.get("protocol"),
+               "n_images": r["n_images"], "n_landmarks": r["n_landmarks"], "unit": r["unit"],
+               "mre": r["mre"], "mre_std": r["mre_std"]}
+        row.update({f"sdr_{k}": v for k, v in r["sdr"].items()})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def human_per_landmark(rows: Sequence[dict[str, Any]], comparison: str = "senior vs mean") -> np.ndarray:
+    """``(L,)`` per-landmark MRE of one human-limit comparison (for the error-by-landmark plot)."""
+    for r in rows:
+        if r["comparison"] == comparison:
+            return np.asarray(r["per_landmark_mre"], dtype=np.float64)
+    raise XLMError(f"no human-limit comparison {comparison!r} (have {[r['comparison'] for r in rows]})")
+
+
+def human_limit_from_dataset(root: str | os.PathLike, ids: Sequence[str] | None = None,
+                             thresholds: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Human-limit rows from a real head dataset root (its senior and junior annotation
+    folders, through the head loader), on ``ids`` (default: the loader's test split)."""
+    from xlm_core.datasets import load_dataset
+    from xlm_core.human_limit import human_limit_table
+
+    sets = {a: load_dataset("head", str(root), annotator=a) for a in ("senior", "junior")}
+    by_id = {a: {s.id: np.asarray(s.landmarks, dtype=np.float64) for s in lset.samples}
+             for a, lset in sets.items()}
+    wanted = [str(i) for i in (ids if ids is not None else sets["senior"].test_ids)]
+    missing = [i for i in wanted if i not in by_id["senior"] or i not in by_id["junior"]]
+    if missing:
+        raise XLMError(f"{root}: no senior and junior annotations for images {missing[:10]}")
+    senior = np.stack([by_id["senior"][i] for i in wanted])
+    junior = np.stack([by_id["junior"][i] for i in wanted])
+    th = tuple(thresholds) if thresholds is not None else tuple(sets["senior"].thresholds)
+    return human_limit_table(senior, junior, scale=sets["senior"].scale, thresholds=th)

@@ -30,6 +30,7 @@ from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Sample
 from xlm_core.geometry import from_grid, to_grid
 from xlm_core.heatmaps import decode_argmax
+from xlm_core.io import atomic_write
 from xlm_core.landmark_csv import write_landmark_csv
 from xlm_core.metrics import (
     ZHU_WRIST_PAIR,
@@ -151,6 +152,16 @@ def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]
     return mean_shape_baseline(normalise_landmarks(gt, image_hws))
 
 
+def zhu_units(lset: LandmarkSet) -> dict:
+    """The ``zhu`` protocol's unit settings for a dataset: Zhu's wrist pair, and the set's own
+    head spacing and wrist width (0.1 mm/px and 50 mm for the real data; a phantom set
+    records its own spacing)."""
+    units: dict = {"wrist_pair": ZHU_WRIST_PAIR, "wrist_mm": lset.scale.wrist_mm}
+    if lset.scale.mm_per_px is not None:
+        units["mm_per_px"] = float(lset.scale.mm_per_px)
+    return units
+
+
 def score_split(
     pred: SplitPredictions, lset: LandmarkSet, mean_shape_norm: np.ndarray | None
 ) -> dict[str, dict | None]:
@@ -168,12 +179,13 @@ def score_split(
     scores["clean"] = clean
     if lset.name in ZHU_DATASETS:
         args = (pred.gt_px, pred.image_hws, pred.grid_hw, lset.name, lset.thresholds)
-        zhu = evaluate_zhu(pred.grid_argmax, *args, wrist_pair=ZHU_WRIST_PAIR)
+        units = zhu_units(lset)
+        zhu = evaluate_zhu(pred.grid_argmax, *args, **units)
         if shape_px is not None:
             shape_grid = np.stack(
                 [to_grid(p, hw, pred.grid_hw) for p, hw in zip(shape_px, pred.image_hws)]
             )
-            zhu["mean_shape_mre"] = evaluate_zhu(np.rint(shape_grid), *args, wrist_pair=ZHU_WRIST_PAIR)["mre"]
+            zhu["mean_shape_mre"] = evaluate_zhu(np.rint(shape_grid), *args, **units)["mre"]
         scores["zhu"] = zhu
     else:
         scores["zhu"] = None
@@ -197,8 +209,58 @@ def prediction_columns(
     return landmarks, columns
 
 
+GRID_PREDICTIONS_NAME = "predictions_grid.npz"
+GRID_FORMAT = 1
+
+
+def write_grid_predictions(
+    path: Path, parts: Sequence[tuple[SplitPredictions, str]], lset: LandmarkSet
+) -> None:
+    """``predictions_grid.npz`` (atomic, no pickled objects): what re-scoring needs, per split.
+
+    Keys, for each evaluated ``<split>`` (``test``, ``heldout``): ``<split>_ids`` (N,) str,
+    ``<split>_grid_argmax`` and ``<split>_grid_subpixel`` (N, L, 2) float32 (x, y) grid px,
+    ``<split>_grid_hw`` (2,) int (H, W), ``<split>_image_hws`` (N, 2) int (H, W) originals,
+    ``<split>_gt_px`` (N, L, 2) float64 (x, y) original px, ``<split>_errors_zhu`` (N, L)
+    float64 in the dataset's zhu unit (absent for datasets the zhu protocol does not define);
+    plus ``splits`` (the split names), ``dataset``, ``format`` and the dataset's scale
+    (``scale_unit``, ``mm_per_px`` (NaN when none), ``wrist_pair`` 0-based ((-1, -1) when none),
+    ``wrist_mm``) so the clean protocol can be recomputed in the run's own unit. A few kB.
+    """
+    from xlm_core.metrics import errors_zhu
+
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(GRID_FORMAT),
+        "dataset": np.array(str(lset.name)),
+        "splits": np.array([split for _, split in parts], dtype=str),
+        "scale_unit": np.array(str(lset.scale.unit)),
+        "mm_per_px": np.array(np.nan if lset.scale.mm_per_px is None else float(lset.scale.mm_per_px)),
+        "wrist_pair": np.asarray(lset.scale.wrist_pair if lset.scale.wrist_pair is not None else (-1, -1),
+                                 dtype=np.int64),
+        "wrist_mm": np.array(float(getattr(lset.scale, "wrist_mm", 50.0))),
+    }
+    for pred, split in parts:
+        arrays[f"{split}_ids"] = np.array([str(i) for i in pred.ids], dtype=str)
+        arrays[f"{split}_grid_argmax"] = np.asarray(pred.grid_argmax, dtype=np.float32)
+        arrays[f"{split}_grid_subpixel"] = np.asarray(pred.grid_subpixel, dtype=np.float32)
+        arrays[f"{split}_grid_hw"] = np.asarray(pred.grid_hw, dtype=np.int64)
+        arrays[f"{split}_image_hws"] = np.asarray(pred.image_hws, dtype=np.int64).reshape(-1, 2)
+        arrays[f"{split}_gt_px"] = np.asarray(pred.gt_px, dtype=np.float64)
+        if lset.name in ZHU_DATASETS:
+            err, _ = errors_zhu(pred.grid_argmax, pred.gt_px, pred.image_hws, pred.grid_hw,
+                                lset.name, **zhu_units(lset))
+            arrays[f"{split}_errors_zhu"] = err
+
+    def _write(fh) -> None:
+        np.savez_compressed(fh, **arrays)
+
+    atomic_write(path, _write, mode="wb")
+
+
 def write_predictions(path: Path, parts: Sequence[tuple[SplitPredictions, str]], lset: LandmarkSet) -> None:
-    """predictions.csv: ``image_id,landmark,x,y,error_px,error,split`` for every evaluated split."""
+    """predictions.csv: ``image_id,landmark,x,y,error_px,error,split`` for every evaluated split,
+    and beside it ``predictions_grid.npz`` (:func:`write_grid_predictions`: the decoded grid
+    coordinates both ways, so a run can be re-scored under any protocol without its model)."""
     landmarks: dict[str, np.ndarray] = {}
     columns: dict[str, dict[str, Any]] = {"error_px": {}, "error": {}, "split": {}}
     for pred, split in parts:
@@ -210,6 +272,7 @@ def write_predictions(path: Path, parts: Sequence[tuple[SplitPredictions, str]],
         for name, values in cols.items():
             columns[name].update(values)
     write_landmark_csv(path, landmarks, extra_columns=columns)
+    write_grid_predictions(Path(path).with_name(GRID_PREDICTIONS_NAME), parts, lset)
 
 
 def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None = None,
@@ -283,6 +346,7 @@ def dumps_score(score: dict) -> str:
 
 
 __all__ = [
+    "GRID_PREDICTIONS_NAME",
     "PROTOCOLS",
     "SplitPredictions",
     "evaluate_run",
@@ -292,5 +356,6 @@ __all__ = [
     "model_logits",
     "predict_split",
     "score_split",
+    "write_grid_predictions",
     "write_predictions",
 ]

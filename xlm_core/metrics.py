@@ -152,6 +152,8 @@ def errors_zhu(
     grid_hw: tuple[int, int],
     dataset: str,
     wrist_pair: tuple[int, int] = ZHU_WRIST_PAIR,
+    mm_per_px: float = HEAD_MM_PER_PX,
+    wrist_mm: float = WRIST_MM,
 ) -> tuple[np.ndarray, str]:
     """Radial errors ``(N, L)`` of the ``zhu`` protocol and their unit. See :func:`evaluate_zhu`."""
     pred = np.rint(_landmark_array(pred_grid, "grid predictions"))
@@ -164,7 +166,7 @@ def errors_zhu(
     err_grid = np.linalg.norm(pred - gt_grid, axis=-1)
     if dataset == "head":
         grid_h = float(grid_hw[0])
-        factors = np.array([HEAD_MM_PER_PX * float(hw[0]) / grid_h for hw in image_hws])
+        factors = np.array([mm_per_px * float(hw[0]) / grid_h for hw in image_hws])
         unit = "mm"
     elif dataset == "hand":
         a, b = wrist_pair
@@ -172,7 +174,7 @@ def errors_zhu(
         if (width_grid <= 0).any():
             bad = np.nonzero(width_grid <= 0)[0][:5].tolist()
             raise XLMError(f"zero wrist width on the grid for images at positions {bad}")
-        factors = WRIST_MM / width_grid
+        factors = wrist_mm / width_grid
         unit = "mm"
     elif dataset == "chest":
         factors = np.ones(gt.shape[0])
@@ -192,17 +194,20 @@ def evaluate_zhu(
     dataset: str,
     thresholds: Sequence[float],
     wrist_pair: tuple[int, int] = ZHU_WRIST_PAIR,
+    mm_per_px: float = HEAD_MM_PER_PX,
+    wrist_mm: float = WRIST_MM,
 ) -> dict[str, Any]:
     """The ``zhu`` protocol (comparable with Zhu et al. 2021): SCORE.
 
     ``pred_grid`` ``(N, L, 2)``: argmax (x, y) on the ``grid_hw`` (H, W) grid (rounded to
     integers); ``gt_px`` ``(N, L, 2)`` in original pixels, mapped with
     :func:`xlm_core.geometry.to_grid` and rounded; ``image_hws``: each image's (H, W).
-    Unit per grid pixel: head ``0.1 x H / grid_H`` mm (0.46875 for 2400 -> 512); hand
-    ``50 mm / |gt_grid[a] - gt_grid[b]|`` with ``wrist_pair`` 0-based (default Zhu's
-    1-based 1 and 5); chest grid pixels.
+    Unit per grid pixel: head ``mm_per_px x H / grid_H`` mm (0.1 mm/px in ISBI: 0.46875 for
+    2400 -> 512; a phantom set passes its own spacing); hand ``wrist_mm / |gt_grid[a] -
+    gt_grid[b]|`` with ``wrist_pair`` 0-based (default Zhu's 1-based 1 and 5); chest grid pixels.
     """
-    err, unit = errors_zhu(pred_grid, gt_px, image_hws, grid_hw, dataset, wrist_pair)
+    err, unit = errors_zhu(pred_grid, gt_px, image_hws, grid_hw, dataset, wrist_pair,
+                           mm_per_px, wrist_mm)
     return score_errors(err, thresholds, unit, "zhu")
 
 

@@ -220,3 +220,115 @@ def plot_pipeline(stages: dict, caption: str | None = None) -> Figure:
                    "5. decoded landmarks (x) vs truth (o)")
     _caption(fig, caption)
     return fig
+
+
+def plot_landmark_errors(errors: dict[str, np.ndarray], units: dict[str, str],
+                         reference: dict[str, tuple[str, np.ndarray]] | None = None,
+                         caption: str | None = None) -> Figure:
+    """Error versus landmark: one panel per dataset, a box per landmark (1-based) of the test
+    errors ``(N, L)`` in ``units[name]``, the per-landmark mean as a dot.
+
+    ``reference``: optional ``{name: (label, (L,) per-landmark MRE)}`` drawn as a labelled line
+    on that panel (the human limit of the head: a different data source, so the label says
+    which).
+    """
+    names = list(errors)
+    fig = _figure(max(5.0, 4.5 * len(names)), 3.6)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(names))))
+    for ax, name in zip(axes, names, strict=False):
+        err = np.asarray(errors[name], dtype=np.float64)
+        positions = np.arange(1, err.shape[1] + 1)
+        ax.boxplot(list(err.T), positions=positions, widths=0.6, showfliers=True,
+                   flierprops={"markersize": 2})
+        ax.plot(positions, err.mean(axis=0), "o", color="tab:red", ms=3, label="model: mean")
+        if reference and name in reference:
+            label, values = reference[name]
+            ax.plot(np.arange(1, len(values) + 1), values, "-", color="tab:green", lw=1.2, label=label)
+        ax.set_xticks(positions)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.set_xlabel("landmark (1-based)")
+        ax.set_ylabel(f"radial error ({units.get(name, '')})")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_worst_gallery(examples: list[dict], titles: list[str] | None = None,
+                       caption: str | None = None) -> Figure:
+    """The worst predictions: per example a row of (image with ground truth (o) and prediction
+    (x), worst landmark circled) and (predicted heatmaps, max over landmarks, on the image).
+
+    ``examples``: dicts as :func:`xlm_core.report.run_examples` returns (``image`` (H, W),
+    ``heatmaps`` (L, H, W), ``gt_grid``/``pred_grid`` (L, 2) grid px), optionally ``worst``
+    (0-based landmark to circle).
+    """
+    n = max(1, len(examples))
+    fig = _figure(7, 3.2 * n)
+    axes = np.asarray(fig.subplots(n, 2)).reshape(n, 2)
+    for k, ex in enumerate(examples):
+        title = titles[k] if titles else str(ex.get("id", ""))
+        show_landmarks(axes[k, 0], ex["image"], ex["gt_grid"], ex["pred_grid"], title)
+        worst = ex.get("worst")
+        if worst is not None:
+            g, p = np.asarray(ex["gt_grid"])[worst], np.asarray(ex["pred_grid"])[worst]
+            axes[k, 0].plot([g[0], p[0]], [g[1], p[1]], "-", color="yellow", lw=1)
+            axes[k, 0].scatter([g[0]], [g[1]], s=120, facecolors="none", edgecolors="yellow")
+        axes[k, 1].imshow(ex["image"], cmap="gray", vmin=0, vmax=1)
+        axes[k, 1].imshow(heatmap_overlay(ex["heatmaps"]), cmap="magma", alpha=0.6)
+        axes[k, 1].set_title("predicted heatmaps (max over landmarks)", fontsize=9)
+        axes[k, 1].set_axis_off()
+    if examples:
+        axes[0, 0].legend(fontsize=6, loc="lower right")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_protocol_spread(table: pd.DataFrame, caption: str | None = None) -> Figure:
+    """The protocol table as bars: one panel per target, MRE per decoding/protocol(/wrist pair),
+    so the spread a protocol choice alone produces is visible (``report.study_protocol_table``)."""
+    targets = list(dict.fromkeys(table["target"]))
+    fig = _figure(max(4.0, 4.0 * len(targets)), 3.6)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(targets))))
+    colours = {"clean": "tab:blue", "zhu": "tab:green"}
+    for ax, target in zip(axes, targets, strict=False):
+        rows = table[table["target"] == target]
+        labels = [f"{d}/{p}" + (f"\nwrist {w}" if w else "")
+                  for d, p, w in zip(rows["decoding"], rows["protocol"], rows["wrist_pair"], strict=True)]
+        ax.bar(labels, rows["mre"], yerr=rows["mre_std"].fillna(0), capsize=3,
+               color=[colours.get(p, "grey") for p in rows["protocol"]])
+        ax.set_title(f"target: {target}", fontsize=9)
+        ax.set_ylabel(f"MRE ({rows['unit'].iloc[0]})")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figure:
+    """Table 2's paired comparisons as a forest plot: per target, each chain's mean MRE
+    difference against ImageNet alone with its 95 % bootstrap interval; zero marked. Chains
+    whose Holm-corrected p-value is below 0.05 are drawn filled, the others hollow."""
+    rows = table2[~table2["chain"].isin(["imagenet", MEAN_SHAPE])]
+    targets = list(dict.fromkeys(rows["target"]))
+    fig = _figure(max(4.0, 4.0 * len(targets)), 3.4)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(targets))))
+    for ax, target in zip(axes, targets, strict=False):
+        r = rows[rows["target"] == target].reset_index(drop=True)
+        y = np.arange(len(r))[::-1]
+        delta = r["delta_mre"].to_numpy(dtype=float)
+        low = r["ci_low"].to_numpy(dtype=float)
+        high = r["ci_high"].to_numpy(dtype=float)
+        sig = r["p_holm"].to_numpy(dtype=float) < 0.05
+        ax.errorbar(delta, y, xerr=[delta - low, high - delta], fmt="none", ecolor="tab:blue", capsize=3)
+        ax.scatter(delta[sig], y[sig], color="tab:blue", zorder=3, label="Holm p < 0.05")
+        ax.scatter(delta[~sig], y[~sig], facecolors="white", edgecolors="tab:blue", zorder=3,
+                   label="Holm p ≥ 0.05 (or n/a)")
+        ax.axvline(0.0, color="grey", ls="--", lw=1)
+        ax.set_yticks(y)
+        ax.set_yticklabels(r["chain"], fontsize=7)
+        unit = r["unit"].dropna().iloc[0] if r["unit"].notna().any() else ""
+        ax.set_xlabel(f"MRE change vs imagenet ({unit}), 95 % CI")
+        ax.set_title(f"target: {target}", fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
+    _caption(fig, caption)
+    return fig

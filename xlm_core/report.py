@@ -40,6 +40,8 @@ PROTOCOL_TEXT = {
 }
 MEAN_SHAPE = "mean-shape baseline"
 STATS_COLUMNS = ("delta_mre", "ci_low", "ci_high", "p_value", "p_holm")
+#: significance level of the generated verdicts (after Holm's correction within a target)
+ALPHA = 0.05
 
 
 # --------------------------------------------------------------------------- reading
@@ -117,6 +119,13 @@ def load_study(results_dir: str | Path) -> StudyInfo:
         runs=runs,
         results_dir=results_dir,
     )
+
+
+def study_settings(results_dir: str | Path) -> dict:
+    """The profile settings recorded in ``study.json`` (``settings``; {} when absent)."""
+    obj = _read_json(Path(results_dir) / "study.json")
+    settings = obj.get("settings")
+    return dict(settings) if isinstance(settings, dict) else {}
 
 
 def run_dir(results_dir: str | Path, run_id: str) -> Path:
@@ -349,10 +358,11 @@ def transfer_table(
     """Table 2: one row per (target, chain), mean and std over seeds on the test split.
 
     Rows of one target: each chain (``imagenet``, ``imagenet>A``, ..., ``imagenet>B>A``) then a
-    ``mean-shape baseline`` row. Columns: target, chain, n_seeds, mre, mre_std, sdr_t1..,
+    ``mean-shape baseline`` row. Columns: target, chain, n_seeds, n_missing, n_images, mre, mre_std, sdr_t1..,
     sdr_t1_std.., thresholds, unit, protocol, evaluated_on, profile, data_source, and the paired
     comparison with the target's ``imagenet`` chain: delta_mre, ci_low, ci_high, p_value, p_holm
-    (NaN when ``xlm_core.stats`` or per-image errors are not available).
+    (Holm over the chains of that target), n_paired_images (NaN / 0 when ``xlm_core.stats`` or
+    per-image errors are not available; see :func:`add_paired_stats`).
     """
     study = load_study(results_dir)
     runs = collect_runs(results_dir, protocol)
@@ -369,6 +379,8 @@ def transfer_table(
             row = {"target": target, "chain": chain}
             row["n_seeds"] = int(group.loc[group["test_mre"].notna(), "seed"].nunique())
             row["n_missing"] = int((tgroup["chain"] == chain).sum() - group["test_mre"].notna().sum())
+            n_img = group["test_n_images"].dropna() if "test_n_images" in group else pd.Series(dtype=float)
+            row["n_images"] = int(n_img.max()) if len(n_img) else 0
             row.update(_aggregate(group, "test"))
             row.update(
                 thresholds=_single(group, "thresholds"),
@@ -386,6 +398,7 @@ def transfer_table(
                 "chain": MEAN_SHAPE,
                 "n_seeds": max(r["n_seeds"] for r in target_rows),
                 "n_missing": 0,
+                "n_images": max(r["n_images"] for r in target_rows),
                 "mre": float(np.mean(ms)) if ms else math.nan,
                 "mre_std": math.nan,
                 "thresholds": target_rows[0]["thresholds"],
@@ -398,6 +411,7 @@ def transfer_table(
     table = pd.DataFrame(rows).drop(columns=["_mean_shape"])
     for col in STATS_COLUMNS:
         table[col] = math.nan
+    table["n_paired_images"] = 0
     if with_stats:
         table = add_paired_stats(table, runs, results_dir, protocol)
     table["protocol"] = protocol
@@ -430,10 +444,29 @@ def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series
     elif "error" in df and protocol == "clean":
         column = "error"
     else:
-        return None
+        return _per_image_from_grid(Path(run_path), protocol)
     if "image_id" not in df:
         raise XLMError(f"{path}: no 'image_id' column")
     return df.groupby(df["image_id"].astype(str))[column].mean()
+
+
+def _per_image_from_grid(run_path: Path, protocol: str) -> pd.Series | None:
+    """Per-image test MRE of ``protocol`` from ``predictions_grid.npz`` (``test_errors_<protocol>``
+    (N, L), written by :func:`xlm_core.evaluation.write_grid_predictions`); None when absent."""
+    path = run_path / "predictions_grid.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            key = f"test_errors_{protocol}"
+            if key not in npz.files or "test_ids" not in npz.files:
+                return None
+            errors, ids = np.asarray(npz[key], dtype=np.float64), [str(i) for i in npz["test_ids"]]
+    except (OSError, ValueError) as exc:
+        raise XLMError(f"{path}: not a readable .npz ({exc})") from None
+    if errors.ndim != 2 or errors.shape[0] != len(ids):
+        raise XLMError(f"{path}: {key} has shape {errors.shape} for {len(ids)} image ids")
+    return pd.Series(errors.mean(axis=1), index=pd.Index(ids, name="image_id"))
 
 
 def _stats_module():
@@ -453,8 +486,10 @@ def add_paired_stats(
 
     Per image, errors are averaged over seeds (same images in every run of a target), then
     ``xlm_core.stats.compare_paired(baseline, other)`` gives the mean difference (other minus
-    baseline; negative = the chain helps), its bootstrap CI and p-value; Holm's correction runs
-    over the chains of all targets together (one family: the study's transfer question).
+    baseline; negative = the chain helps), its bootstrap CI and the Wilcoxon signed-rank
+    p-value. Holm's correction runs over the chains of ONE target (a family per target: "does
+    any route through other x-ray datasets change this target's error?"), never across
+    targets. ``n_paired_images``: the test images the comparison used (0 when none).
     """
     stats = _stats_module()
     if stats is None:
@@ -482,12 +517,272 @@ def add_paired_stats(
         result = stats.compare_paired(other.loc[common].to_numpy(), base.loc[common].to_numpy())
         for col in ("delta_mre", "ci_low", "ci_high", "p_value"):
             table.loc[idx, col] = float(result[col])
+        table.loc[idx, "n_paired_images"] = len(common)
         tested.append(idx)
-    if tested:
-        p_holm = stats.holm([table.loc[i, "p_value"] for i in tested])
-        for i, p in zip(tested, p_holm, strict=True):
+    for target in dict.fromkeys(table.loc[tested, "target"]):
+        family = [i for i in tested if table.loc[i, "target"] == target]
+        p_holm = stats.holm([table.loc[i, "p_value"] for i in family])
+        for i, p in zip(family, p_holm, strict=True):
             table.loc[i, "p_holm"] = float(p)
     return table
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def format_p(p: float) -> str:
+    """``0.4123 -> "0.41"``, ``0.0004 -> "< 0.001"``, NaN -> ``"n/a"``."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
+                     p_holm: float, unit: str, alpha: float = ALPHA, digits: int = 2) -> str:
+    """One generated verdict: ``"head: imagenet>chest changes MRE by -0.05 mm (95 % CI -0.12 to
+    0.02, Holm p = 0.41): no evidence of a difference"``.
+
+    The conclusion follows the Holm-corrected p-value at ``alpha``: ``no evidence of a
+    difference`` when ``p_holm >= alpha``, else ``evidence that it lowers the error`` (delta < 0)
+    or ``... raises the error`` (delta > 0). Missing statistics (NaN) say so instead.
+    """
+    if delta is None or not np.isfinite(delta) or p_holm is None or not np.isfinite(p_holm):
+        return (f"{target}: {chain}: no paired comparison with imagenet (per-image errors "
+                "missing, or fewer than 2 shared test images)")
+    if p_holm >= alpha:
+        conclusion = "no evidence of a difference"
+    elif delta < 0:
+        conclusion = "evidence that it lowers the error"
+    elif delta > 0:
+        conclusion = "evidence that it raises the error"
+    else:
+        conclusion = "no evidence of a difference"
+    p_text = format_p(p_holm)
+    p_text = f"Holm p {p_text}" if p_text.startswith("<") else f"Holm p = {p_text}"
+    return (f"{target}: {chain} changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
+            f"{ci_low:.{digits}f} to {ci_high:.{digits}f}, {p_text}): {conclusion}")
+
+
+def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
+    """One :func:`verdict_sentence` per (target, chain) of Table 2 other than ``imagenet`` and
+    the mean-shape row, in table order, from its delta_mre, ci_low, ci_high and p_holm."""
+    sentences = []
+    for _, row in table2.iterrows():
+        if row["chain"] in ("imagenet", MEAN_SHAPE):
+            continue
+        sentences.append(verdict_sentence(
+            str(row["target"]), str(row["chain"]), float(row.get("delta_mre", math.nan)),
+            float(row.get("ci_low", math.nan)), float(row.get("ci_high", math.nan)),
+            float(row.get("p_holm", math.nan)), str(row.get("unit") or ""), alpha))
+    return sentences
+
+
+def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
+                      alpha: float = ALPHA) -> str:
+    """The transfer chapter's verdicts as a Markdown list, headed by what produced them
+    (profile, data, seeds, test images, the test and the correction), all from ``table2``."""
+    models = table2[~table2["chain"].isin(["imagenet", MEAN_SHAPE])]
+    seeds = sorted({int(v) for v in models.get("n_seeds", pd.Series(dtype=float)).dropna()})
+    paired = sorted({int(v) for v in models.get("n_paired_images", pd.Series(dtype=float)).dropna() if v})
+    protocol = _single(table2, "protocol") if "protocol" in table2 else None
+    head = ("Each chain against ImageNet alone on the same test images (per-image MRE averaged over "
+            f"{'/'.join(map(str, seeds)) or '?'} seed(s); {'/'.join(map(str, paired)) or 'no'} paired "
+            "test images): mean difference (chain minus ImageNet, negative = the chain helps), "
+            "95 % percentile bootstrap interval, Wilcoxon signed-rank test with Holm's correction "
+            f"over the chains of each target, alpha = {alpha:g}")
+    if protocol:
+        head += f"; {PROTOCOL_TEXT.get(str(protocol), protocol)}"
+    if study is not None:
+        head += f". {study.label()}"
+    lines = [f"*{head}.*", ""]
+    lines += [f"- {s}" for s in transfer_verdicts(table2, alpha)] or ["- no chain to compare"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- beyond the paper
+
+
+def chain_runs(results_dir: str | Path, chain: str = "imagenet") -> dict[str, list[dict]]:
+    """Target -> the finished transfer runs of ``chain`` (``"imagenet"``: ImageNet -> target),
+    ordered by seed. A run counts as finished when its ``metrics.json`` exists."""
+    study = load_study(results_dir)
+    out: dict[str, list[dict]] = {}
+    for run in study.runs:
+        if run.get("kind") != "transfer" or chain_label(chain_before(run)) != chain:
+            continue
+        if not (run_dir(results_dir, run["run_id"]) / "metrics.json").is_file():
+            continue
+        target = str(run.get("dataset") or (run.get("config") or {}).get("dataset"))
+        out.setdefault(target, []).append(run)
+    order = {"head": 0, "hand": 1, "chest": 2}
+    return {t: sorted(r, key=lambda x: int(x.get("seed") or 0))
+            for t, r in sorted(out.items(), key=lambda kv: order.get(kv[0], 9))}
+
+
+def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd.DataFrame:
+    """The same predictions under every decoding x protocol (x wrist pair for the hand), per
+    target, mean and std over seeds: :func:`xlm_core.analysis.run_protocol_table` on each run's
+    ``predictions_grid.npz``.
+
+    Columns: target, chain, decoding, protocol, wrist_pair (1-based, hand only), n_seeds,
+    n_images, unit, mre, mre_std (over seeds; 0 for one seed), mre_change_pct (against the
+    ``subpixel``/``clean`` row with Payer's pair), sdr_<t>... (means over seeds), profile,
+    data_source. Runs without the file are skipped; a target with none is absent.
+    """
+    from xlm_core.analysis import run_protocol_table
+
+    study = load_study(results_dir)
+    frames = []
+    for target, runs in chain_runs(results_dir, chain).items():
+        for run in runs:
+            path = run_dir(results_dir, run["run_id"])
+            if not (path / "predictions_grid.npz").is_file():
+                continue
+            t = run_protocol_table(path, dataset=target)
+            t.insert(0, "seed", run.get("seed", 0))
+            frames.append(t)
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    rows["wrist_pair"] = rows["wrist_pair"].fillna("")
+    keys = ["dataset", "decoding", "protocol", "wrist_pair"]
+    value_cols = ["mre", "mre_change_pct"] + [c for c in rows.columns if c.startswith("sdr_")]
+    out = []
+    for key, group in rows.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        row.update(n_seeds=int(group["seed"].nunique()), n_images=int(group["n_images"].iloc[0]),
+                   unit=group["unit"].iloc[0], mre_std=_mean_std(group["mre"])[1])
+        for col in value_cols:
+            row[col] = float(group[col].mean()) if group[col].notna().any() else math.nan
+        out.append(row)
+    table = pd.DataFrame(out).rename(columns={"dataset": "target"})
+    table.insert(1, "chain", chain)
+    table["profile"] = study.profile
+    table["data_source"] = study.data_source
+    first = ["target", "chain", "decoding", "protocol", "wrist_pair", "n_seeds", "n_images", "unit",
+             "mre", "mre_std", "mre_change_pct"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def study_error_matrices(results_dir: str | Path, chain: str = "imagenet") -> dict[str, dict]:
+    """Target -> the test errors of ``chain``'s runs (``predictions.csv``, the clean protocol):
+    ``errors`` (n_seeds x N, L) in the dataset's unit (seeds stacked, so SDR over the rows is
+    the mean SDR over seeds), ``ids`` (one per row), ``seeds``, ``run_ids``, ``unit``,
+    ``thresholds`` (from metrics.json)."""
+    from xlm_core.analysis import read_error_matrix
+
+    out: dict[str, dict] = {}
+    for target, runs in chain_runs(results_dir, chain).items():
+        ids, blocks, seeds, run_ids = [], [], [], []
+        unit, thresholds = "", []
+        for run in runs:
+            path = run_dir(results_dir, run["run_id"])
+            if not (path / "predictions.csv").is_file():
+                continue
+            metrics = load_metrics(path / "metrics.json")
+            run_ids_, errors = read_error_matrix(path / "predictions.csv", split="test")
+            ids += run_ids_
+            blocks.append(errors)
+            seeds += [run.get("seed", 0)] * len(run_ids_)
+            run_ids.append(run["run_id"])
+            unit = str(metrics.get("unit") or unit)
+            thresholds = [float(t) for t in metrics.get("thresholds") or thresholds]
+        if blocks:
+            if len({b.shape[1] for b in blocks}) != 1:
+                raise XLMError(f"{results_dir}: runs of {target!r} differ in landmark count")
+            out[target] = {"errors": np.concatenate(blocks), "ids": ids, "seeds": seeds,
+                           "run_ids": run_ids, "unit": unit, "thresholds": thresholds}
+    return out
+
+
+def per_landmark_tables(results_dir: str | Path, chain: str = "imagenet") -> pd.DataFrame:
+    """Per-landmark MRE and SDR per target (:func:`xlm_core.analysis.per_landmark_table` over the
+    seeds' stacked test errors). Columns: target, chain, landmark (1-based), name, n_seeds,
+    n_rows (images x seeds), unit, mre, mre_std, median, max, sdr_<t>..., profile, data_source."""
+    from xlm_core.analysis import per_landmark_table
+
+    study = load_study(results_dir)
+    frames = []
+    for target, m in study_error_matrices(results_dir, chain).items():
+        t = per_landmark_table(m["errors"], m["thresholds"])
+        t.insert(0, "target", target)
+        t.insert(1, "chain", chain)
+        t.insert(4, "n_seeds", len(set(m["seeds"])))
+        t.insert(5, "n_rows", int(m["errors"].shape[0]))
+        t.insert(6, "unit", m["unit"])
+        frames.append(t)
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    table["profile"] = study.profile
+    table["data_source"] = study.data_source
+    return table
+
+
+def human_limit_for_study(results_dir: str | Path, csv_dir: str | Path | None = None,
+                          repo: str | Path | None = None) -> tuple[list[dict] | None, str]:
+    """The head's inter-observer rows for a study and a sentence saying where they come from.
+
+    Real head data in the study (``data_source`` "real" and a head root): the dataset's own
+    senior and junior annotations on its test split. Otherwise Payer et al.'s CSVs (found by
+    :func:`xlm_core.analysis.find_payer_csv_dir` from ``csv_dir``), images 151-400. Returns
+    ``(rows, source)``; ``rows`` is None when neither is available, and ``source`` then says
+    why (never raises for absent data).
+    """
+    from xlm_core.analysis import (
+        ISBI_TEST_IDS,
+        PAYER_SOURCE,
+        find_payer_csv_dir,
+        human_limit_from_dataset,
+    )
+    from xlm_core.human_limit import human_limit_from_payer
+
+    study = load_study(results_dir)
+    root = data_roots(study).get("head")
+    note = ""
+    if root and study.data_source == "real":
+        try:
+            rows = human_limit_from_dataset(root)
+            return rows, f"real ISBI annotations (the head dataset at {root}: senior and junior folders), test split"
+        except XLMError as exc:
+            note = f" (the study's head dataset could not be used: {exc})"
+    folder = find_payer_csv_dir(csv_dir, repo)
+    if folder is None:
+        where = csv_dir or "../shared/data/head/payer_setup (relative to the repository)"
+        return None, (f"no human-limit data: Payer et al.'s all_senior.csv / all_junior.csv not found "
+                      f"in {where}; set human_limit_csv_dir{note}")
+    rows = human_limit_from_payer(folder / "all_senior.csv", folder / "all_junior.csv",
+                                  list(ISBI_TEST_IDS))
+    return rows, PAYER_SOURCE + note
+
+
+def models_beside_human(table2: pd.DataFrame, human: pd.DataFrame, study: StudyInfo,
+                        target: str = "head") -> pd.DataFrame:
+    """The head's models (Table 2 rows of ``target``) and the human limit in one table, each row
+    labelled with what it was measured on (``source``): the models' data (synthetic phantoms or
+    real, with the profile) and the annotations' (e.g. real ISBI, images 151-400). Columns:
+    who, source, n_images, unit, mre, mre_std, sdr_t1..t4, thresholds."""
+    rows = []
+    models = table2[table2["target"] == target]
+    data = "synthetic phantoms" if study.data_source == "synthetic" else f"{study.data_source} data"
+    for _, r in models.iterrows():
+        who = "mean-shape baseline" if r["chain"] == MEAN_SHAPE else f"model {r['chain']}>{target}"
+        row = {"who": who, "source": f"{data}, {study.profile} profile, test split, "
+               f"mean over {int(r['n_seeds'])} seed(s)", "n_images": r.get("n_images", math.nan),
+               "unit": r["unit"], "mre": r["mre"], "mre_std": r["mre_std"], "thresholds": r["thresholds"]}
+        for i in range(1, MAX_THRESHOLDS + 1):
+            row[f"sdr_t{i}"] = r.get(f"sdr_t{i}", math.nan)
+        rows.append(row)
+    sdr_cols = [c for c in human.columns if c.startswith("sdr_")]
+    for _, h in human.iterrows():
+        row = {"who": f"annotators: {h['comparison']}", "source": h["source"], "n_images": h["n_images"],
+               "unit": h["unit"], "mre": h["mre"], "mre_std": h["mre_std"],
+               "thresholds": ";".join(c[len("sdr_"):] for c in sdr_cols)}
+        for i, c in enumerate(sdr_cols[:MAX_THRESHOLDS], start=1):
+            row[f"sdr_t{i}"] = h[c]
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out
 
 
 # --------------------------------------------------------------------------- Table 3
@@ -839,6 +1134,47 @@ def run_example(run_path: str | Path, index: int = 0) -> dict:
         "pred_grid": pred,
         "grid_hw": grid_hw,
     }
+
+
+def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") -> list[dict]:
+    """Selected images of a finished run (e.g. its worst predictions) with their predicted
+    heatmaps: the model runs on these images only, on the run's test grid.
+
+    Returns, in the order of ``ids``, dicts with ``id``, ``image`` (H, W), ``heatmaps``
+    (L, H, W) logits, ``gt_grid`` and ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+    Raises XLMError for a missing checkpoint or an id not in the run's ``split``.
+    """
+    quiet_imports()
+    import torch
+
+    from xlm_core.config import RunConfig
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.torchdata import HeatmapDataset
+    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
+
+    path = Path(run_path) / "checkpoint.pt"
+    if not path.is_file():
+        raise XLMError(f"{path}: no checkpoint (the run has not trained)")
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta", ckpt)
+    cfg = RunConfig.from_dict(dict(meta["config"]))
+    model = model_from_checkpoint(ckpt, path)
+    samples = run_samples(cfg)
+    pool = {s.id: s for s in (samples.test if split == "test" else samples.heldout)}
+    ids = [str(i) for i in ids]
+    missing = [i for i in ids if i not in pool]
+    if missing:
+        raise XLMError(f"{path}: images {missing[:5]} are not in the run's {split} split")
+    grid_hw = tuple(int(v) for v in meta["test_size"])
+    data = HeatmapDataset([pool[i] for i in ids], grid_hw, float(cfg.sigma), PreprocessCache())
+    out = []
+    for k in range(len(ids)):
+        item = data[k]
+        with torch.no_grad():
+            heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss))
+        out.append({"id": item["id"], "image": item["image"][0].numpy(), "heatmaps": heatmaps,
+                    "gt_grid": item["landmarks_grid"].numpy(), "pred_grid": pred, "grid_hw": grid_hw})
+    return out
 
 
 def dataset_examples(roots: dict[str, str], **options) -> tuple[list[dict], pd.DataFrame]:
