@@ -313,7 +313,18 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar
     total, count = 0.0, 0
     for batch in loader:
         target = batch["heatmaps"].to(device, non_blocking=True)
-        logits = model_logits(model, batch["image"], device)
+        try:
+            logits = model_logits(model, batch["image"], device)
+        except ValueError as exc:
+            if "Expected more than 1 value per channel" not in str(exc):
+                raise
+            # trap 7: a batch of one image reaches a BatchNorm after global pooling
+            raise XLMError(
+                f"a training batch of {int(target.shape[0])} image(s) cannot pass the model's "
+                f"BatchNorm layers in train mode ({len(loader.dataset)} training image(s) after "
+                "carving the validation set): use more training images, a batch size they fill, "
+                "or a larger --train-size"
+            ) from None
         loss = loss_fn(logits, target)
         if not torch.isfinite(loss):
             raise XLMError(f"training diverged: loss is {float(loss)} (lower --lr?)")

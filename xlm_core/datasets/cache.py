@@ -78,7 +78,7 @@ class PreprocessCache:
                 array = np.load(entry, allow_pickle=False)
                 if array.shape == (height, width) and array.dtype == np.float32:
                     return array
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):  # EOFError: a zero-byte entry
                 pass  # damaged entry: decode again and overwrite it
         array = resize_image(read_image(path), (height, width))  # raises before any write
         try:

@@ -62,6 +62,10 @@ def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, lis
                 if not fields:
                     continue
                 key = fields[0]
+                if number == 1 and _looks_like_header(fields):
+                    log.add(csv_path, f"row 1 looks like a header ({', '.join(fields[:3])}, ...): "
+                            f"{csv_path.name} has no header row (id,x1,y1,... in pixels); delete that line")
+                    continue
                 if key in rows or key in dropped:
                     first = rows.pop(key, None)
                     if first is not None:
@@ -73,6 +77,18 @@ def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, lis
     except OSError as exc:
         raise XLMError(f"{csv_path}: cannot read landmark table ({exc.strerror or exc})") from None
     return rows, dropped
+
+
+def _looks_like_header(fields: list[str]) -> bool:
+    """True when no coordinate field of a row is a number (``id,x1,y1,...``): a header line."""
+    def number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    return len(fields) > 1 and not any(number(f) for f in fields[1:])
 
 
 def load_hand(

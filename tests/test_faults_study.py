@@ -1,0 +1,363 @@
+"""Faults during a study, performed for real: SIGKILL of ``xlm study run`` (its process group)
+mid-run, a Dask worker killed while it executes a run, two ``xlm study run`` racing on one
+results folder, and invalid profiles refused through the command line before any work.
+
+The kill test trains for real (tiny profile, CPU) and compares the final table and every
+run's numbers with an uninterrupted study run side by side; the others use a fake run
+notebook or the runner's injectable runner callable (the notebook is not their point).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xlm_core.cli import main as xlm_main
+
+REPO = Path(__file__).resolve().parents[1]
+_MAIN = "import sys; from xlm_core.cli import main; sys.exit(main())"
+KILL_EPOCHS = 4
+
+
+def _env(tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "XLM_CACHE": str(tmp_path / "cache"), "XLM_PROGRESS": "0", "NO_ALBUMENTATIONS_UPDATE": "1",
+        "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _xlm(*args: str) -> list[str]:
+    return [sys.executable, "-c", _MAIN, *args]
+
+
+def _kernels_of(pid: int) -> list[int]:
+    """Processes started with JPY_PARENT_PID=pid: the notebook kernels of process ``pid``."""
+    found = []
+    needle = f"JPY_PARENT_PID={pid}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists()
+                 and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1][:3]]
+        time.sleep(0.1)
+    return alive
+
+
+# --------------------------------------------------------------------------- 1. SIGKILL mid-study
+
+
+def kill_profile() -> dict:
+    """Two chained runs (imagenet>hand, imagenet>hand>head), U-Net/ResNet18 at 64x64, 4 epochs."""
+    return {
+        "name": "k", "note": "fault test: tiny phantoms", "data": "synthetic",
+        "synthetic": {"n": 6, "seed": 0},
+        "datasets": {"head": {"test_size": [64, 52]}, "hand": {"test_size": [64, 46]}},
+        "run": {"encoder_weights": "none", "epochs": KILL_EPOCHS, "patience": 10, "train_size": [64, 64],
+                "batch_size": 2, "lr": 1.0e-3, "loss": "spatial_ce", "sigma": 1.5, "val_fraction": 0.25,
+                "device": "cpu", "num_workers": 0},
+        "seeds": [0],
+        "backbones": None,
+        "transfer": {"arch": "unet", "encoder": "resnet18", "targets": ["head"],
+                     "chains": [["imagenet", "hand", "head"]]},
+    }
+
+
+def _comparable_metrics(path: Path) -> dict:
+    m = json.loads(path.read_text())
+    for key in ("out", "root", "init"):
+        m["config"].pop(key)
+    m.pop("train_seconds")
+    if m.get("transfer"):
+        m["transfer"] = {k: v for k, v in m["transfer"].items() if "path" not in k and k != "source"}
+    return m
+
+
+def _history(path: Path) -> list[list[str]]:
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    col = rows[0].index("seconds")
+    return [r[:col] + r[col + 1:] for r in rows]
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_study_loses_only_the_epochs_since_the_checkpoint(tmp_path):
+    if not (REPO / "notebooks" / "train_evaluate.py").is_file():
+        pytest.skip("notebooks/train_evaluate.py not written yet")
+    profile = tmp_path / "k.yaml"
+    profile.write_text(yaml.safe_dump(kill_profile()))
+    env = _env(tmp_path)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+
+    def command(results: Path) -> list[str]:
+        return _xlm("study", "run", str(profile), "--results", str(results), "--no-aggregate")
+
+    reference = subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+    victim = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    runs = killed / "k" / "runs"
+    deadline = time.monotonic() + 240
+    interrupted = None
+    while victim.poll() is None and time.monotonic() < deadline:
+        # wait until the first run (hand) is finished and the second (head) has a checkpoint
+        done = [d for d in runs.glob("*") if (d / "metrics.json").is_file()]
+        partial = [d for d in runs.glob("*") if (d / "last.pt").is_file() and not (d / "metrics.json").exists()]
+        if done and partial:
+            interrupted = partial[0]
+            break
+        time.sleep(0.02)
+    kernels = _kernels_of(victim.pid)
+    os.killpg(victim.pid, signal.SIGKILL)  # the runner and everything in its process group
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert interrupted is not None, "the study ended (or timed out) before the kill"
+    # the notebook kernel (its own session) notices its parent died and exits, so no orphan
+    # keeps writing into the run folder once the study is started again
+    assert kernels and not _wait_gone(kernels, 15.0), "an orphaned kernel kept running"
+
+    (finished,) = [d for d in runs.glob("*") if (d / "metrics.json").is_file()]
+    finished_stamp = {p.name: p.stat().st_mtime_ns for p in finished.iterdir() if p.is_file()}
+    assert not (interrupted / "metrics.json").exists() and (interrupted / "last.pt").is_file()
+    status = json.loads((interrupted / "status.json").read_text())
+    assert status["state"] == "running"  # as the killed runner left it
+    state = subprocess.run(_xlm("study", "status", str(profile), "--results", str(killed), "--json"),
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    rows = {r["run_id"]: r for r in json.loads(state.stdout)}
+    assert rows[interrupted.name]["state"] == "pending" and "interrupted" in rows[interrupted.name]["detail"]
+
+    log, _ = reference.communicate(timeout=400)
+    assert reference.returncode == 0, log
+    again = subprocess.run(command(killed), env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 of 2 runs already done; running 1" in again.stdout, again.stdout
+    # the finished run was not touched, the interrupted one resumed from its last.pt
+    assert {p.name: p.stat().st_mtime_ns for p in finished.iterdir() if p.is_file()
+            if p.name in finished_stamp} == finished_stamp
+    notebook = (interrupted / "run.ipynb").read_text()
+    assert "resuming after epoch" in notebook and f"epoch {KILL_EPOCHS}/{KILL_EPOCHS}" in notebook
+    assert "epoch 1/" not in notebook  # epoch 1 was not trained again
+    assert not (interrupted / "last.pt").exists()
+
+    # the final numbers equal those of the uninterrupted study
+    from pandas.testing import assert_frame_equal
+
+    from xlm_core.report import transfer_table
+
+    assert_frame_equal(transfer_table(straight / "k"), transfer_table(killed / "k"))
+    for run in (killed / "k" / "runs").iterdir():
+        twin = straight / "k" / "runs" / run.name
+        assert _comparable_metrics(twin / "metrics.json") == _comparable_metrics(run / "metrics.json")
+        assert _history(twin / "history.csv") == _history(run / "history.csv")
+        assert (twin / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
+    leftovers = [p.name for p in runs.rglob(".*") if p.name != ".lock"]
+    assert all(name.endswith((".tmp", ".ipynb")) for name in leftovers), leftovers
+
+
+# --------------------------------------------------------------------------- 2. a Dask worker dies
+
+
+class DyingRunner:
+    """A runner (picklable) that SIGKILLs its own worker process while it executes a run whose
+    label contains ``victim``, on its first ``deaths`` attempts (counted in ``state_dir``);
+    every other call writes a complete metrics.json. Each call appends its run id to ``calls``."""
+
+    def __init__(self, state_dir: Path, victim: str, deaths: int):
+        self.state_dir, self.victim, self.deaths = str(state_dir), victim, deaths
+
+    def __call__(self, task) -> None:
+        state = Path(self.state_dir)
+        with open(state / "calls.txt", "a") as fh:
+            fh.write(task.run_id + "\n")
+        if self.victim in task.label:
+            attempts = len(list(state.glob("attempt-*")))
+            if attempts < self.deaths:
+                (state / f"attempt-{attempts}").write_text(str(os.getpid()))
+                Path(task.run_dir, "metrics.json").write_text('{"mre": 1.0')  # half-written, then death
+                os.kill(os.getpid(), signal.SIGKILL)
+        Path(task.run_dir, "metrics.json").write_text(
+            json.dumps({"config": task.parameters, "mre": 1.0, "test": {}, "heldout": None}))
+
+
+def _stand_in_roots(tmp_path: Path) -> dict[str, Path]:
+    roots = {}
+    for name in ("head", "hand"):
+        roots[name] = tmp_path / "data" / name
+        roots[name].mkdir(parents=True)
+        (roots[name] / "a.txt").write_text(name)
+    return roots
+
+
+def _stand_in_profile(roots: dict[str, Path], name: str = "d") -> dict:
+    """Two backbone folds and the chain imagenet>hand>head (4 runs) on stand-in roots."""
+    return {
+        "name": name, "data": "real", "seeds": [0],
+        "datasets": {d: {"root": str(r)} for d, r in roots.items()},
+        "run": {"epochs": 1, "train_size": [32, 32]},
+        "backbones": {"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
+        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]},
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path):
+    pytest.importorskip("distributed")
+    import dask
+
+    from xlm_core.study import profile_from_dict, run_study, study_status
+
+    raw = _stand_in_profile(_stand_in_roots(tmp_path))
+    results = tmp_path / "r"
+    victim = "transfer imagenet>hand seed"
+    first_state, second_state = tmp_path / "s1", tmp_path / "s2"
+    first_state.mkdir()
+    second_state.mkdir()
+    lines: list[str] = []
+    # allowed-failures 1: a run whose worker dies is retried once, then reported failed
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        first = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2,
+                          runner=DyingRunner(first_state, victim, deaths=99), aggregate=False,
+                          log=lines.append)
+        plan = first.plan
+        (hand,) = [r for r in plan.runs if r.label.startswith(victim)]
+        head = plan.runs[-1]
+        assert first.exit_code == 1
+        assert [f["run_id"] for f in first.report.failed] == [hand.run_id]
+        failed = first.report.failed[0]
+        assert failed["notebook"] == str(plan.run_dir(hand.run_id) / "run.ipynb")
+        assert "KilledWorker" in failed["error"] or "died" in failed["error"], failed["error"]
+        assert [s["run_id"] for s in first.report.skipped] == [head.run_id]
+        # the two backbone folds went on, each executed once: a worker's death can lose a
+        # finished task's result, which Dask recomputes; run_task then finds the run done
+        backbones = {r.run_id for r in plan.runs if r.kind == "backbone"}
+        assert set(first.report.trained) | set(first.report.by_other) == backbones
+        first_calls = (first_state / "calls.txt").read_text().split()
+        assert sorted(c for c in first_calls if c in backbones) == sorted(backbones)
+        assert len(list(first_state.glob("attempt-*"))) == 2  # retried once on a fresh worker
+        text = "\n".join(lines)
+        assert "FAILED" in text and failed["notebook"] in text
+        states = {r["run_id"]: r["state"] for r in study_status("d", results)}
+        assert states[hand.run_id] != "done" and states[head.run_id] == "pending"
+        # the half-written metrics.json of the dead attempt does not count as done
+        assert (plan.run_dir(hand.run_id) / "metrics.json").read_text() == '{"mre": 1.0'
+
+        # second invocation: the worker dies once more, the run is retried and the study completes
+        lines.clear()
+        second = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2,
+                           runner=DyingRunner(second_state, victim, deaths=1), aggregate=False,
+                           log=lines.append)
+    assert second.exit_code == 0, (second.report.failed, lines)
+    assert sorted(second.report.trained) == sorted([hand.run_id, head.run_id])
+    assert len(second.report.cached) == 2
+    assert len(list(second_state.glob("attempt-*"))) == 1
+    calls = (second_state / "calls.txt").read_text().split()
+    assert sorted(calls) == sorted([hand.run_id, hand.run_id, head.run_id])
+    assert {r["state"] for r in study_status("d", results)} == {"done"}
+
+
+# --------------------------------------------------------------------------- 3. two runners race
+
+RACE_NOTEBOOK = '''# %% tags=["parameters"]
+out = ""
+run_id = ""
+calls = ""
+
+# %%
+import json, os, time
+from pathlib import Path
+with open(calls, "a") as fh:  # O_APPEND: one line per execution, across processes
+    fh.write(run_id + "\\n")
+Path(out, "checkpoint.pt").write_text("partial")
+time.sleep(1.5)
+Path(out, "metrics.json").write_text(json.dumps({"config": {"run_id": run_id}, "mre": 1.0, "test": {}}))
+'''
+
+
+@pytest.mark.slow
+def test_two_study_processes_on_one_results_folder(tmp_path):
+    roots = _stand_in_roots(tmp_path)
+    raw = _stand_in_profile(roots, name="race")
+    raw["transfer"]["chains"] = [["imagenet", "head"]]  # three independent runs
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    calls = tmp_path / "calls.txt"
+    (nbs / "train_evaluate.py").write_text(RACE_NOTEBOOK.replace('calls = ""', f"calls = {str(calls)!r}"))
+    profile = tmp_path / "race.yaml"
+    profile.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "r"
+    command = _xlm("study", "run", str(profile), "--results", str(results), "--notebooks", str(nbs),
+                   "--no-aggregate")
+    env = _env(tmp_path)
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    ids = calls.read_text().split()
+    assert len(ids) == 3 and len(set(ids)) == 3, ids  # every run executed exactly once
+    text = "\n".join(outputs)
+    assert "another runner" in text, text  # the second one waited for / skipped the first's runs
+    for run_dir in (results / "race" / "runs").iterdir():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["config"]["run_id"] == run_dir.name
+        json.loads((run_dir / "run.ipynb").read_text())  # whole notebooks
+        assert json.loads((run_dir / "status.json").read_text())["state"] == "done"
+        assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+    json.loads((results / "race" / "study.json").read_text())
+
+
+# --------------------------------------------------------------------------- 6. invalid profiles, CLI
+
+
+def _valid_profile(tmp_path: Path) -> dict:
+    roots = _stand_in_roots(tmp_path)
+    return _stand_in_profile(roots, name="v")
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda p: p.update(epochs=3), ["epochs", "unknown key", "allowed"]),
+        (lambda p: p["run"].update(batch_size="two"), ["run.batch_size", "integer"]),
+        (lambda p: p["run"].update(train_size="64x64"), ["run.train_size", "[H, W]"]),
+        (lambda p: p["transfer"].update(encoder="resnet9000"), ["resnet9000", "resnet18"]),
+        (lambda p: p["backbones"].update(pairs=[["unet3d", "vgg19"]]), ["backbones.pairs[0]", "unet3d",
+                                                                         "unetplusplus"]),
+        (lambda p: p["transfer"].update(chains=[["imagenet", "head", "hand", "head"]]),
+         ["transfer.chains[0]", "'head' twice"]),
+        (lambda p: p["datasets"]["hand"].update(options="wrist"), ["datasets.hand.options"]),
+    ],
+    ids=["unknown_key", "wrong_type", "bad_size", "unknown_encoder", "unknown_arch", "chain_twice",
+         "options_not_a_mapping"],
+)
+def test_invalid_profile_is_refused_before_any_work(edit, words, tmp_path, capsys):
+    raw = _valid_profile(tmp_path)
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "results"
+    assert xlm_main(["study", "run", str(path), "--results", str(results), "--no-aggregate"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert not results.exists() or not any(results.rglob("*")), "something was written before validation"
