@@ -55,3 +55,38 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, timeout_s: float | None = None, what: str = "file"):
+    """Hold an exclusive ``flock`` on ``path`` for a ``with`` block.
+
+    ``path`` may be a directory (locked as it is, leaving no lock file behind) or a file
+    (created if needed). ``timeout_s=None`` waits as long as it takes; otherwise raise
+    :class:`XLMError` naming the lock after that many seconds. The lock dies with its
+    process (a SIGKILL frees it).
+    """
+    import fcntl
+    import time
+
+    from xlm_core import XLMError
+
+    path = Path(path)
+    if path.is_dir():
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise XLMError(f"{path}: {what} is locked by another process") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -44,7 +44,7 @@ import torch
 from xlm_core import XLMError, __version__
 from xlm_core.config import RunConfig
 from xlm_core.datasets.base import LandmarkSet, Sample
-from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text
+from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text, exclusive_lock
 
 CHECKPOINT_FORMAT = "xlm-checkpoint/1"
 STATE_FORMAT = "xlm-train-state/1"
@@ -53,6 +53,7 @@ STATE_NAME = "last.pt"
 HISTORY_NAME = "history.csv"
 PREDICTIONS_NAME = "predictions.csv"
 METRICS_NAME = "metrics.json"
+TRAIN_LOCK_WAIT_S = 120.0
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 #: keys a complete metrics.json has (config.py documents the schema)
 METRICS_KEYS = ("config", "dataset", "data_source", "unit", "mre", "mean_shape_mre", "test",
@@ -398,16 +399,25 @@ def train_and_evaluate(cfg: RunConfig) -> dict:
     Writes ``cfg.out/{checkpoint.pt, history.csv, predictions.csv, metrics.json}`` and returns
     the metrics.json dict (schema in :mod:`xlm_core.config`).
     """
-    from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.losses import get_loss
-    from xlm_core.models import build_model, load_init
-
     out = Path(cfg.out)
     done = finished_metrics(out, cfg)
     if done is not None:
         log(f"{out}: finished run, returning its metrics (mre {done['mre']:.4g} {done['unit']})")
         return done
+    # one trainer per run directory: a restarted run waits for a dying predecessor's last write
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out, timeout_s=TRAIN_LOCK_WAIT_S, what="this run's directory"):
+        return _train_and_evaluate(cfg, out)
 
+
+def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.losses import get_loss
+    from xlm_core.models import build_model, load_init
+
+    done = finished_metrics(out, cfg)  # finished while we waited for the lock
+    if done is not None:
+        return done
     device = resolve_device(cfg.device)
     seed_everything(int(cfg.seed))
     samples = run_samples(cfg)
