@@ -422,3 +422,11 @@ def test_transfer_report_is_a_dataclass_with_every_count():
         "source",
     ):
         assert name in fields
+
+
+def test_batchnorm_running_statistics_follow_the_weights_at_pytorch_momentum():
+    from xlm_core.models import BATCHNORM_MOMENTUM, build_model
+
+    model = build_model("unet", "efficientnet-b0", 3)
+    momenta = {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {BATCHNORM_MOMENTUM} == {0.1}
