@@ -55,6 +55,7 @@ from xlm_core import XLMError
 from xlm_core.heatmaps import gaussian_heatmaps
 from xlm_core.losses import get_loss
 from xlm_core.models import PAPER_ENCODERS, build_model, check_combination, to_model_input
+from xlm_core.training import make_optimiser
 
 PAPER_PAIRS = [
     (arch, enc)
@@ -152,7 +153,7 @@ def time_steps(
     """Seconds of each of ``steps`` training steps (after ``warmup`` untimed ones)."""
     device = x.device
     loss_fn = get_loss(loss_name)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimiser = make_optimiser(model, 1e-4)
     model.train()
     times = []
     for i in range(warmup + steps):
