@@ -125,7 +125,11 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
     # the shipped demo profile expands the same way
     demo = load_profile("demo")
     demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / "demo")
-    assert len(demo_plan.runs) == 32 + 30
+    kinds = [r.kind for r in demo_plan.runs]
+    n_pairs, n_folds = 8, 2
+    assert kinds.count("backbone") == n_pairs * n_folds * len(demo.settings["backbones"]["seeds"])
+    assert kinds.count("transfer") == 15 * len(demo.settings["seeds"])
+    assert kinds.count("ablation") == 5  # spatial_ce at 1e-3 is the hand baseline itself
 
 
 def test_transfer_stages_start_from_the_previous_checkpoint(roots, tmp_path):

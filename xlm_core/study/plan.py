@@ -36,8 +36,9 @@ FINGERPRINT_CACHE = ".fingerprints.json"
 class PlannedRun:
     """One run of the study: its id, its role and its full config.
 
-    ``kind``: "backbone" (k-fold CV on the backbone dataset, scored on the held-out fold) or
-    "transfer" (full training split, scored on test). ``chain``: for transfer runs, the
+    ``kind``: "backbone" (k-fold CV on the backbone dataset, scored on the held-out fold),
+    "transfer" (full training split, scored on test) or "ablation" (one loss x learning rate
+    of the method chapter's ablation; full training split, scored on test). ``chain``: for transfer runs, the
     sources this run starts from, e.g. ``["imagenet", "head"]`` for chest trained from the
     head run (Table 2's ``chain`` column: ``"imagenet>head"``, target = ``dataset``); None for
     backbones. ``depends_on``: ids of the runs whose checkpoint this one starts from.
@@ -57,6 +58,9 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
+        if self.kind == "ablation":
+            return (f"ablation {self.arch}/{self.encoder} {self.dataset} loss {self.config.get('loss')} "
+                    f"lr {self.config.get('lr'):g} seed {self.seed}")
         if self.kind == "backbone":
             return f"backbone {self.arch}/{self.encoder} {self.dataset} fold {self.fold}/{self.folds} seed {self.seed}"
         return f"transfer {'>'.join(self.chain or [])}>{self.dataset} seed {self.seed}"
@@ -76,6 +80,8 @@ class PlannedRun:
             "chain_label": ">".join(self.chain) if self.chain else None,
             "stages": (self.chain or []) + [self.dataset] if self.chain else None,
             "depends_on": list(self.depends_on),
+            "loss": self.config.get("loss"),
+            "lr": self.config.get("lr"),
             "config": self.config,
         }
 
@@ -87,6 +93,10 @@ class Plan:
     study: str
     results_dir: Path
     runs: list[PlannedRun] = field(default_factory=list)
+    #: run ids of the ablation's (loss, lr) grid, in order; a grid point with the very settings
+    #: of another run (e.g. the profile's default loss and lr = the transfer baseline on that
+    #: dataset) is that run, trained once, and listed here too
+    ablation_ids: list[str] = field(default_factory=list)
 
     def by_id(self) -> dict[str, PlannedRun]:
         return {r.run_id: r for r in self.runs}
@@ -121,6 +131,8 @@ def used_datasets(profile: Profile) -> list[str]:
     if s["transfer"] is not None:
         for chain in s["transfer"]["chains"]:
             used.update(chain[1:])
+    if s.get("ablation") is not None:
+        used.add(s["ablation"]["dataset"])
     return [d for d in ("head", "hand", "chest") if d in used]
 
 
@@ -297,24 +309,28 @@ def fingerprints(roots: dict[str, Path], results_dir: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- expansion
 
 
-def run_settings_for(profile: Profile, dataset: str, section: str) -> dict:
-    """Run settings of a run on ``dataset`` in ``section``: run < datasets.<d> < <section>.run."""
+def run_settings_for(profile: Profile, dataset: str, section: str, finetune: bool = False) -> dict:
+    """Run settings of a run on ``dataset`` in ``section``: run < datasets.<d> < <section>.run
+    (< ``transfer.finetune`` when ``finetune``: a transfer stage after the first)."""
     s = profile.settings
     merged: dict = {}
     extra: dict = {}
     ds = dict(s["datasets"][dataset])
     extra.update(ds.pop("options", {}) or {})
     ds.pop("root", None)
-    for layer in (s["run"], ds, s[section]["run"]):
+    layers = [s["run"], ds, s[section]["run"]]
+    if finetune:
+        layers.append(s[section].get("finetune") or {})
+    for layer in layers:
         merged.update(layer)
     merged["extra"] = extra
     return merged
 
 
 def _config(
-    profile: Profile, dataset: str, section: str, root: Path, out: Path, **fields
+    profile: Profile, dataset: str, section: str, root: Path, out: Path, finetune: bool = False, **fields
 ) -> RunConfig:
-    settings = run_settings_for(profile, dataset, section)
+    settings = run_settings_for(profile, dataset, section, finetune)
     settings.update(fields)
     return RunConfig.from_dict({"dataset": dataset, "root": str(root), "out": str(out), **settings})
 
@@ -344,8 +360,10 @@ def expand(
 
     Backbones: every pair x fold x seed on the backbone dataset. Transfer: for every chain
     ``[imagenet, A, ..., T]`` and seed, one run per stage; stage k starts from stage k-1's
-    checkpoint (stage 1 from the profile's ``encoder_weights``). Stages shared by several
-    chains (same sources, dataset and seed) are one run.
+    checkpoint (stage 1 from the profile's ``encoder_weights``; later stages take the
+    ``transfer.finetune`` settings on top). Stages shared by several chains (same sources,
+    dataset and seed) are one run. Ablation: every loss x lr of ``ablation`` on its dataset
+    (``plan.ablation_ids``; a point identical to an earlier run is that run).
     """
     s = profile.settings
     results_dir = Path(results_dir).resolve()
@@ -387,11 +405,24 @@ def expand(
                         fields["init"] = str(plan.run_dir(parent) / "checkpoint.pt")
                         # the weights come from the checkpoint: nothing to fetch first
                         fields["encoder_weights"] = "none"
-                    cfg = _config(profile, ds, "transfer", roots[ds], results_dir, **fields)
+                    cfg = _config(profile, ds, "transfer", roots[ds], results_dir,
+                                  finetune=parent is not None, **fields)
                     rid = _run_id(cfg, prints[ds], parent)
                     cfg.out = str(plan.run_dir(rid))
                     stage_ids[path] = rid
                     add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], None, None, seed,
                                    list(path[:-1]), [parent] if parent else [], _config_json(cfg)))
+    if s.get("ablation") is not None:
+        ab = s["ablation"]
+        ds = ab["dataset"]
+        for loss, lr in ab["points"]:
+            cfg = _config(profile, ds, "ablation", roots[ds], results_dir, arch=ab["arch"],
+                          encoder=ab["encoder"], seed=ab["seed"], folds=None, fold=None, init=None,
+                          loss=loss, lr=lr)
+            rid = _run_id(cfg, prints[ds], None)
+            cfg.out = str(plan.run_dir(rid))
+            plan.ablation_ids.append(rid)
+            add(PlannedRun(rid, "ablation", ds, ab["arch"], ab["encoder"], None, None, ab["seed"],
+                           None, [], _config_json(cfg)))
     assert all(p[0] == INIT_TOKEN for p in (r.chain for r in plan.runs if r.chain))
     return plan

@@ -31,9 +31,23 @@ A profile is the single source of truth for every setting of a study. Its schema
       chains: all                    # or [[imagenet, hand, head], ...], each ending with its target
       seeds: null
       run: {}
+      finetune: {}                   # run settings of the stages after the first (they start
+                                     # from a trained checkpoint: e.g. fewer epochs, lower lr)
+    ablation:                        # optional: losses x learning rates on one dataset (kind
+      dataset: hand                  # "ablation" runs; full training split, scored on test)
+      arch: unetplusplus
+      encoder: vgg19
+      losses: [spatial_ce, mse]
+      lrs: [1.0e-3, 1.0e-4]          # every loss x every lr, or per loss: {mse: [1.0e-4], ...}
+      seed: 0
+      run: {}
+    execution:                       # how runs are executed (not part of any result)
+      workers: 2                     # parallel runs when --workers is not given
+      threads: 1                     # torch/OpenMP threads per run (null: torch's default)
 
 Run settings are merged in this order (later wins): ``run``, ``datasets.<d>``,
-``<section>.run``. ``options`` dictionaries are merged key by key.
+``<section>.run`` (and, for transfer stages after the first, ``transfer.finetune``).
+``options`` dictionaries are merged key by key.
 """
 
 from __future__ import annotations
@@ -81,11 +95,15 @@ _TOP_KEYS = {
     "seeds": "a list of integer seeds",
     "backbones": "the backbone comparison (Table 1), or null",
     "transfer": "the transfer chains (Table 2), or null",
+    "ablation": "losses x learning rates on one dataset (the method chapter), or null",
+    "execution": "{workers, threads}: parallel runs and torch threads per run",
 }
 _SYNTH_KEYS = ("n", "seed")
 _DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
 _BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
-_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "seeds", "run")
+_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "seeds", "run", "finetune")
+_ABLATION_KEYS = ("dataset", "arch", "encoder", "losses", "lrs", "seed", "run")
+_EXECUTION_KEYS = ("workers", "threads")
 
 
 @dataclass(frozen=True)
@@ -368,8 +386,10 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
 
     out["backbones"] = _validate_backbones(check, top.get("backbones"))
     out["transfer"] = _validate_transfer(check, top.get("transfer"))
-    if out["backbones"] is None and out["transfer"] is None:
-        raise check.fail("backbones", "both backbones and transfer are empty: nothing to run")
+    out["ablation"] = _validate_ablation(check, top.get("ablation"))
+    out["execution"] = _validate_execution(check, top.get("execution"))
+    if out["backbones"] is None and out["transfer"] is None and out["ablation"] is None:
+        raise check.fail("backbones", "backbones, transfer and ablation are all empty: nothing to run")
     return out
 
 
@@ -460,6 +480,67 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         "chains": chains,
         "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
         "run": check.run_settings(sec.get("run"), "transfer.run"),
+        "finetune": check.run_settings(sec.get("finetune"), "transfer.finetune"),
+    }
+
+
+def _validate_ablation(check: _Checker, value: Any) -> dict | None:
+    """``ablation``: losses x learning rates on one dataset, one seed (kind "ablation" runs).
+
+    ``lrs``: a list (every loss with every lr) or a mapping loss -> list. Normalised with
+    ``lrs`` as that mapping and ``points``: ``[[loss, lr], ...]`` in order.
+    """
+    if value is None:
+        return None
+    sec = check.mapping(value, "ablation", _ABLATION_KEYS)
+    arch = check.string(sec.get("arch", "unetplusplus"), "ablation.arch")
+    enc = check.string(sec.get("encoder", "vgg19"), "ablation.encoder")
+    _check_arch_encoder(check, arch, enc, "ablation.arch/encoder")
+    losses = check.string_list(sec.get("losses", list(LOSSES)), "ablation.losses", LOSSES)
+    if len(set(losses)) != len(losses):
+        raise check.fail("ablation.losses", f"a loss is listed twice: {losses}")
+    lrs_raw = sec.get("lrs", [1.0e-3, 1.0e-4])
+
+    def lr_list(value: Any, key: str) -> list[float]:
+        if not isinstance(value, list) or not value:
+            raise check.fail(key, f"expected a non-empty list of positive numbers, got {_kind(value)}")
+        out = [check.run_setting("lr", v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if len(set(out)) != len(out):
+            raise check.fail(key, f"a learning rate is listed twice: {out}")
+        return out
+
+    if isinstance(lrs_raw, dict):  # per loss: {spatial_ce: [1.0e-3, 1.0e-4], mse: [1.0e-3]}
+        lrs_map = check.mapping(lrs_raw, "ablation.lrs", tuple(losses))
+        missing = [loss for loss in losses if loss not in lrs_map]
+        if missing:
+            raise check.fail(f"ablation.lrs.{missing[0]}", "missing: give the learning rates of every loss")
+        lrs = {loss: lr_list(lrs_map[loss], f"ablation.lrs.{loss}") for loss in losses}
+    else:
+        grid = lr_list(lrs_raw, "ablation.lrs")
+        lrs = {loss: list(grid) for loss in losses}
+    run = check.run_settings(sec.get("run"), "ablation.run")
+    for key in ("loss", "lr"):
+        if key in run:
+            raise check.fail(f"ablation.run.{key}", "set by ablation.losses / ablation.lrs")
+    return {
+        "dataset": check.string(sec.get("dataset", "hand"), "ablation.dataset", DATASET_NAMES),
+        "arch": arch,
+        "encoder": enc,
+        "losses": losses,
+        "lrs": lrs,  # {loss: [lr, ...]}
+        "points": [[loss, lr] for loss in losses for lr in lrs[loss]],
+        "seed": check.integer(sec.get("seed", 0), "ablation.seed", 0),
+        "run": run,
+    }
+
+
+def _validate_execution(check: _Checker, value: Any) -> dict:
+    """``execution``: ``workers`` (parallel runs, default 1) and ``threads`` (per run, or null)."""
+    sec = check.mapping(value, "execution", _EXECUTION_KEYS)
+    threads = sec.get("threads")
+    return {
+        "workers": check.integer(sec.get("workers", 1), "execution.workers", 1),
+        "threads": None if threads is None else check.integer(threads, "execution.threads", 1),
     }
 
 

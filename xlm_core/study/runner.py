@@ -2,7 +2,7 @@
 
 ``run_study``: load + validate the profile -> data (phantoms written for ``data: synthetic``)
 -> fingerprints -> plan -> ``results/<study>/study.json`` -> runs (papermill, local or Dask)
--> aggregation notebooks (``notebooks/{datasets,pipeline,backbones,transfer,sota,beyond}.py``,
+-> aggregation notebooks (``notebooks/{datasets,pipeline,backbones,transfer,sota,beyond,ablation}.py``,
 those that exist) into ``results/<study>/notebooks/<name>.ipynb``.
 """
 
@@ -32,7 +32,10 @@ from xlm_core.study.plan import Plan, expand, fingerprints, prepare_data
 from xlm_core.study.profile import Profile, load_profile, repo_root, resolve_profile_path
 
 RUN_NOTEBOOK = "train_evaluate"
-AGGREGATION_NOTEBOOKS = ("datasets", "pipeline", "backbones", "transfer", "sota", "beyond")
+#: aggregation notebooks (notebooks/<name>.py), executed after the runs, in this order; each
+#: has a page in _toc.yml (book/generated/<name>)
+AGGREGATION_NOTEBOOKS = ("datasets", "pipeline", "ablation", "backbones", "transfer", "sota",
+                         "beyond")
 STUDY_JSON = "study.json"
 
 
@@ -84,8 +87,12 @@ def study_document(profile: Profile, plan: Plan, roots: dict, prints: dict) -> d
             "runs": len(plan.runs),
             "backbone": sum(r.kind == "backbone" for r in plan.runs),
             "transfer": sum(r.kind == "transfer" for r in plan.runs),
+            "ablation": sum(r.kind == "ablation" for r in plan.runs),
         },
+        "execution": profile.settings.get("execution"),
         "runs": [r.as_dict() for r in plan.runs],
+        # the ablation's grid (loss x lr), including points that are another run of the study
+        "ablation_runs": list(plan.ablation_ids),
     }
 
 
@@ -138,15 +145,20 @@ def run_study(
         runner = PapermillRunner(str(source))
 
     profile, plan, _ = plan_study(spec, results, data_root, phantom_writer, log)
-    n_bb = sum(r.kind == "backbone" for r in plan.runs)
-    log(f"study {profile.name}: {len(plan.runs)} runs ({n_bb} backbone, {len(plan.runs) - n_bb} "
-        f"transfer), results in {plan.results_dir}")
+    counts = {k: sum(r.kind == k for r in plan.runs) for k in ("backbone", "transfer", "ablation")}
+    log(f"study {profile.name}: {len(plan.runs)} runs ("
+        + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k != "ablation")
+        + f"), results in {plan.results_dir}")
     log(f"  {profile.note}")
     if dry_run:
         for run in plan.runs:
             state, _ = run_state(plan.run_dir(run.run_id))
             log(f"  {run.run_id}  {state:<8} {run.label}")
         return StudyResult(profile, plan, None)
+
+    execution = profile.settings.get("execution") or {}
+    if workers is None and scheduler is None:
+        workers = execution.get("workers")
 
     def make_executor():
         if executor == "dask":
@@ -156,7 +168,8 @@ def run_study(
             return ex
         return LocalExecutor(runner, workers=workers or 1)
 
-    report = execute_plan(plan, make_executor, profile.note, log=log, poll_s=poll_s)
+    with thread_limit(execution.get("threads")):
+        report = execute_plan(plan, make_executor, profile.note, log=log, poll_s=poll_s)
     log(summary_line(report))
     for f in report.failed:
         log(f"  failed  {f['run_id']} {f['label']}: {f['error']}\n          notebook: {f['notebook']}")
@@ -166,6 +179,40 @@ def run_study(
     if aggregate:
         result.aggregation = run_aggregation(plan, nb_dir, log=log)
     return result
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class thread_limit:
+    """Within a ``with`` block, processes started from here (notebook kernels, Dask workers)
+    run torch/OpenMP with ``threads`` threads (``OMP_NUM_THREADS`` and friends); None: no change.
+
+    Several runs side by side on a few cores are faster with one thread each than with
+    every run spreading over every core (oversubscription). The variables are restored after.
+    """
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        import os
+
+        if self.threads is not None:
+            for key in THREAD_ENV:
+                self.saved[key] = os.environ.get(key)
+                os.environ[key] = str(int(self.threads))
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def summary_line(report: ExecutionReport) -> str:
@@ -293,7 +340,9 @@ def study_status(study: str | Path, results: str | Path = "results") -> list[dic
         rows.append({
             "run_id": run["run_id"], "state": state, "detail": detail, "kind": run["kind"],
             "dataset": run["dataset"], "arch": run["arch"], "encoder": run["encoder"],
-            "chain": run.get("chain_label"), "fold": run.get("fold"), "seed": run.get("seed"),
+            "chain": run.get("chain_label") if run["kind"] != "ablation"
+            else f"{run.get('loss')} lr {run.get('lr')}",
+            "fold": run.get("fold"), "seed": run.get("seed"),
             "notebook": str(notebook) if notebook.is_file() else None,
         })
     return rows

@@ -1,0 +1,202 @@
+"""The loss x learning-rate ablation of the method chapter (``notebooks/ablation.py``).
+
+A profile's ``ablation:`` section (see :mod:`xlm_core.study.profile`) expands into runs of
+kind ``"ablation"``: one run per (loss, learning rate) on one dataset and seed, trained on
+the full training split and scored on the test split like every other run. This module
+reads them back (``study.json``, ``runs/<id>/{metrics.json, history.csv}``) into
+
+- :func:`ablation_table`: one row per run, its test MRE beside the mean-shape baseline's
+  on the same images (``ratio`` = MRE / mean-shape MRE; the study's quality floor is
+  ``ratio <= 0.35``), the steps it trained, when its best epoch came;
+- :func:`ablation_curves`: the learning curves (train and validation loss per epoch,
+  against optimisation steps);
+- :func:`plot_ablation`: the curves, one panel per loss (their scales differ), and the
+  final ratio per loss and learning rate.
+
+A run that has not finished is listed with ``state = "missing"`` (never silently dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from xlm_core import XLMError
+
+FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
+TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
+                 "mean_shape_mre", "ratio", "unit", "meets_floor", "epochs_run", "best_epoch",
+                 "steps_per_epoch", "steps", "train_seconds")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise XLMError(f"{path}: not found (run `xlm study run` first)") from None
+    except (OSError, ValueError) as exc:
+        raise XLMError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise XLMError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def ablation_runs(results_dir: str | Path) -> list[dict]:
+    """The ablation's runs from ``results_dir/study.json`` (may be empty).
+
+    ``ablation_runs`` (a list of run ids, written by the runner) when present: a grid point
+    with the very settings of another run of the study (the default loss and lr) is that run,
+    whatever its kind; else every run of kind ``"ablation"``.
+    """
+    path = Path(results_dir) / "study.json"
+    study = _read_json(path)
+    runs = study.get("runs")
+    if not isinstance(runs, list):
+        raise XLMError(f"{path}: 'runs' must be a list")
+    ids = study.get("ablation_runs")
+    if ids is None:
+        return [r for r in runs if isinstance(r, dict) and r.get("kind") == "ablation"]
+    by_id = {r.get("run_id"): r for r in runs if isinstance(r, dict)}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise XLMError(f"{path}: ablation_runs names run(s) not in runs: {unknown[:3]}")
+    return [by_id[i] for i in ids]
+
+
+def steps_per_epoch(metrics: dict) -> int:
+    """Optimiser steps in one epoch: ``fit`` images // batch size (the loader drops the last
+    partial batch), at least 1."""
+    fit = int((metrics.get("splits") or {}).get("fit") or 0)
+    batch = int((metrics.get("config") or {}).get("batch_size") or 1)
+    return max(1, fit // batch) if fit >= batch else 1
+
+
+def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
+    """One row per ablation run (columns :data:`TABLE_COLUMNS`), sorted by loss then lr.
+
+    ``ratio`` = test MRE / mean-shape MRE (clean protocol, same images); ``meets_floor`` =
+    ``ratio <= floor``; ``steps`` = ``epochs_run`` x :func:`steps_per_epoch`.
+    """
+    rows = []
+    for run in ablation_runs(results_dir):
+        cfg = run.get("config") or {}
+        row = {"run_id": run["run_id"], "state": "missing", "dataset": run.get("dataset"),
+               "arch": run.get("arch"), "encoder": run.get("encoder"), "seed": run.get("seed"),
+               "loss": cfg.get("loss", run.get("loss")), "lr": cfg.get("lr", run.get("lr")),
+               "sigma": cfg.get("sigma")}
+        path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
+        if path.is_file():
+            m = _read_json(path)
+            ratio = m["mre"] / m["mean_shape_mre"] if m.get("mean_shape_mre") else math.nan
+            spe = steps_per_epoch(m)
+            row.update({"state": "done", "mre": m["mre"], "mean_shape_mre": m["mean_shape_mre"],
+                        "ratio": ratio, "unit": m.get("unit"), "meets_floor": bool(ratio <= floor),
+                        "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
+                        "steps_per_epoch": spe, "steps": int(m.get("epochs_run") or 0) * spe,
+                        "train_seconds": m.get("train_seconds")})
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    if len(table):
+        table = table.sort_values(["loss", "lr"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    return table
+
+
+def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
+    """Learning curves of the finished ablation runs, long form.
+
+    Columns: ``run_id, loss, lr, epoch, step, train_loss, val_loss`` (``step`` = optimiser
+    steps done at the end of ``epoch``). Runs without ``history.csv`` are left out (their
+    absence shows in :func:`ablation_table`).
+    """
+    frames = []
+    for run in ablation_runs(results_dir):
+        folder = Path(results_dir) / "runs" / run["run_id"]
+        hist_path, metrics_path = folder / "history.csv", folder / "metrics.json"
+        if not hist_path.is_file():
+            continue
+        try:
+            hist = pd.read_csv(hist_path)
+        except (OSError, ValueError) as exc:
+            raise XLMError(f"{hist_path}: not a readable history ({exc})") from None
+        missing = {"epoch", "train_loss", "val_loss"} - set(hist.columns)
+        if missing:
+            raise XLMError(f"{hist_path}: missing column(s) {sorted(missing)}")
+        spe = steps_per_epoch(_read_json(metrics_path)) if metrics_path.is_file() else 1
+        cfg = run.get("config") or {}
+        frames.append(pd.DataFrame({
+            "run_id": run["run_id"], "loss": cfg.get("loss"), "lr": cfg.get("lr"),
+            "epoch": hist["epoch"].astype(int), "step": hist["epoch"].astype(int) * spe,
+            "train_loss": hist["train_loss"].astype(float), "val_loss": hist["val_loss"].astype(float),
+        }))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "loss", "lr", "epoch", "step", "train_loss", "val_loss"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def display_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The columns a reader needs, rounded: loss, lr, MRE, mean shape, ratio, floor, steps."""
+    cols = ["loss", "lr", "mre", "mean_shape_mre", "ratio", "meets_floor", "steps", "best_epoch",
+            "epochs_run", "state"]
+    out = table[[c for c in cols if c in table.columns]].copy()
+    for c in ("mre", "mean_shape_mre", "ratio"):
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce").round(digits)
+    return out.rename(columns={"mre": "test MRE", "mean_shape_mre": "mean-shape MRE",
+                               "ratio": "MRE / mean shape", "meets_floor": f"<= {FLOOR} x mean shape"})
+
+
+def plot_ablation(curves: pd.DataFrame, table: pd.DataFrame, caption: str | None = None,
+                  floor: float = FLOOR) -> Figure:
+    """Validation-loss curves per loss (one line per lr, against steps) and a last panel with
+    the final MRE / mean-shape ratio per loss and lr (the floor drawn as a dashed line)."""
+    losses = sorted(set(table["loss"].dropna())) if len(table) else []
+    n = max(1, len(losses))
+    fig = Figure(figsize=(3.0 * (n + 1), 2.8), layout="constrained")
+    axes = fig.subplots(1, n + 1, squeeze=False)[0]
+    for ax, loss in zip(axes, losses):
+        sub = curves[curves["loss"] == loss] if len(curves) else curves
+        for lr, group in sub.groupby("lr"):
+            ax.plot(group["step"], group["val_loss"], marker=".", label=f"lr {lr:g}")
+        ax.set_title(f"{loss}: validation loss", fontsize=9)
+        ax.set_xlabel("optimiser steps")
+        if len(sub):
+            ax.legend(fontsize=7)
+    ax = axes[-1]
+    done = table[table["state"] == "done"] if len(table) else table
+    if len(done):
+        lrs = sorted(set(done["lr"]), reverse=True)
+        width = 0.8 / max(1, len(lrs))
+        for k, lr in enumerate(lrs):
+            sub = done[done["lr"] == lr].set_index("loss").reindex(losses)
+            xs = [i + (k - (len(lrs) - 1) / 2) * width for i in range(len(losses))]
+            ax.bar(xs, sub["ratio"], width=width, label=f"lr {lr:g}")
+        ax.axhline(floor, linestyle="--", color="black", linewidth=1, label=f"floor {floor}")
+        ax.axhline(1.0, linestyle=":", color="grey", linewidth=1, label="mean shape")
+        ax.set_xticks(range(len(losses)), losses, fontsize=8)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax.set_title("test MRE / mean-shape MRE", fontsize=9)
+    if caption:
+        fig.suptitle(caption, fontsize=8, wrap=True)
+    return fig
+
+
+def chosen_defaults(results_dir: str | Path) -> dict:
+    """The run settings the study's other runs use (``settings.run`` of study.json): the
+    defaults the ablation justifies (loss, lr, sigma, epochs, train_size) and the transfer
+    stages' ``finetune`` overrides."""
+    study = _read_json(Path(results_dir) / "study.json")
+    settings = study.get("settings") or {}
+    run = settings.get("run") or {}
+    out = {k: run.get(k) for k in ("loss", "lr", "sigma", "epochs", "patience", "train_size", "batch_size")}
+    transfer = settings.get("transfer") or {}
+    out["transfer.finetune"] = transfer.get("finetune") or {}
+    return out
+
+
+__all__ = ["FLOOR", "ablation_curves", "ablation_runs", "ablation_table", "chosen_defaults",
+           "display_table", "plot_ablation", "steps_per_epoch"]
