@@ -164,3 +164,42 @@ def test_bad_init_leaves_run_dir_empty(chest_phantoms, tmp_path):
     with pytest.raises(XLMError, match="corrupt.pt"):
         train_and_evaluate(tiny_config(chest_phantoms, out, init=str(bad)))
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.slow
+def test_resume_state_interval_skips_writes_and_a_resume_replays_to_the_same_numbers(
+    chest_phantoms, tmp_path, monkeypatch
+):
+    """checkpoint_every_s: the large resume state is written at most that often (and at the
+    end); a run resumed from an older state replays the epochs since then to equal numbers."""
+    import xlm_core.training as training
+
+    saved_epochs = []
+    real_save = training._save_state
+
+    def counting_save(path, cfg, model, optimiser, scheduler, stopper, history, epoch, *rest):
+        saved_epochs.append(epoch)
+        if epoch == 1 or not stale[0]:
+            real_save(path, cfg, model, optimiser, scheduler, stopper, history, epoch, *rest)
+
+    stale = [False]
+    monkeypatch.setattr(training, "_save_state", counting_save)
+    reference = train_and_evaluate(tiny_config(chest_phantoms, tmp_path / "ref", epochs=3,
+                                               checkpoint_every_s=3600))
+    assert saved_epochs == [3]  # only the final state: an hour had not passed
+
+    # killed after epoch 3's checkpoint and history, its last resume state from epoch 1
+    saved_epochs.clear()
+    stale[0] = True
+    cfg = tiny_config(chest_phantoms, tmp_path / "resumed", epochs=3)
+    real_evaluate = training._evaluate
+    monkeypatch.setattr(training, "_evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(cfg)
+    assert saved_epochs == [1, 2, 3]
+    state = torch.load(Path(cfg.out) / "last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1
+    monkeypatch.setattr(training, "_evaluate", real_evaluate)
+    stale[0] = False
+    resumed = train_and_evaluate(cfg)
+    assert resumed["mre"] == reference["mre"] and resumed["test"] == reference["test"]

@@ -54,6 +54,7 @@ class RunConfig:
     val_fraction: float = 0.1  # early-stopping set, carved out of the training part
     train_limit: int | None = None  # use only the first N training images (demo/tests)
     num_workers: int = 0
+    checkpoint_every_s: float = 0.0  # resume state (last.pt) at most this often; 0: every epoch
     extra: dict = field(default_factory=dict)  # dataset options (annotator, wrist pair, ...)
 
     def normalised(self) -> dict:
@@ -62,6 +63,7 @@ class RunConfig:
         d.pop("out")
         d.pop("device")
         d.pop("num_workers")
+        d.pop("checkpoint_every_s")  # where the resume state is written, not what is trained
         for key in ("train_size", "test_size"):
             if d[key] is not None:
                 d[key] = [int(v) for v in d[key]]

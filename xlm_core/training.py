@@ -483,6 +483,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         val_set = HeatmapDataset(monitor_samples, train_size, cfg.sigma, cache, None)
         val_loader = make_loader(val_set, int(cfg.batch_size), shuffle=False, num_workers=int(cfg.num_workers))
         show = progress_enabled()
+        last_state_s = time.monotonic()
         for epoch in range(start_epoch, int(cfg.epochs)):
             t0 = time.perf_counter()
             loader = make_loader(fit_set, int(cfg.batch_size), shuffle=True, epoch=epoch, seed=int(cfg.seed),
@@ -506,8 +507,13 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                            {**description, "model": _cpu_state(model), "epoch": epoch + 1, "val_loss": val_loss})
             write_history(out / HISTORY_NAME, history)
             training_done = stopper.should_stop or epoch + 1 >= int(cfg.epochs)
-            _save_state(state_path, cfg, model, optimiser, scheduler, stopper, history, epoch + 1,
-                        training_done, transfer, device)
+            # the resume state is large (weights + Adam moments): at most every
+            # checkpoint_every_s seconds, and always at the end of training. A resume from an
+            # older state replays the epochs since then, to the same numbers on CPU.
+            if training_done or time.monotonic() - last_state_s >= float(cfg.checkpoint_every_s):
+                _save_state(state_path, cfg, model, optimiser, scheduler, stopper, history,
+                            epoch + 1, training_done, transfer, device)
+                last_state_s = time.monotonic()
             log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.5g}, val loss {val_loss:.5g}, "
                 f"lr {lr:.2g}, {history[-1]['seconds']:.1f} s" + (" (best)" if improved else ""))
             if stopper.should_stop:

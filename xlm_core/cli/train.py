@@ -67,6 +67,8 @@ def register(subparsers: Any) -> None:
                    help="early-stopping share carved out of the training part")
     p.add_argument("--train-limit", dest="train_limit", type=_positive_int, help="use the first N training images")
     p.add_argument("--num-workers", dest="num_workers", type=int, help="data loader worker processes")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every_s", type=float,
+                   help="write the resume state at most every S seconds (default: every epoch)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--option", dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (train=6, annotator=senior, exclusion=zhu, ...)")
@@ -90,7 +92,7 @@ def register(subparsers: Any) -> None:
 
 _CONFIG_ARGS = ("dataset", "root", "out", "arch", "encoder", "encoder_weights", "init", "epochs", "patience",
                 "train_size", "test_size", "batch_size", "lr", "loss", "sigma", "folds", "fold", "seed",
-                "val_fraction", "train_limit", "num_workers", "device")
+                "val_fraction", "train_limit", "num_workers", "checkpoint_every_s", "device")
 
 
 def config_from_args(args: argparse.Namespace):

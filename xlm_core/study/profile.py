@@ -82,6 +82,7 @@ _RUN_SETTINGS: dict[str, tuple[str, str]] = {
     "train_limit": ("int>=1_or_null", "an integer >= 1 or null"),
     "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
     "num_workers": ("int>=0", "an integer >= 0"),
+    "checkpoint_every_s": ("float>=0", "a number of seconds >= 0 (0: every epoch)"),
 }
 RUN_SETTING_KEYS = tuple(_RUN_SETTINGS)
 
@@ -257,11 +258,11 @@ class _Checker:
             if value < int(check[5]):
                 raise bad
             return int(value)
-        if check in ("float>0", "fraction"):
+        if check in ("float>0", "float>=0", "fraction"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
             value = float(value)
-            if value <= 0 or (check == "fraction" and value >= 1):
+            if value < 0 or (value == 0 and check != "float>=0") or (check == "fraction" and value >= 1):
                 raise bad
             return value
         if check in ("size", "size_or_null"):
