@@ -257,7 +257,7 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
         text = "\n".join(lines)
         assert "FAILED" in text and failed["notebook"] in text
         states = {r["run_id"]: r["state"] for r in study_status("d", results)}
-        assert states[hand.run_id] != "done" and states[head.run_id] == "pending"
+        assert states[hand.run_id] == "failed" and states[head.run_id] == "pending"
         # the half-written metrics.json of the dead attempt does not count as done
         assert (plan.run_dir(hand.run_id) / "metrics.json").read_text() == '{"mre": 1.0'
 

@@ -177,6 +177,7 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
             return RunOutcome(task.run_id, "busy", holder=fh.read().strip() or "another process")
         if run_done(run_dir):  # finished by another runner while this one waited
             return RunOutcome(task.run_id, "cached", by_other=True)
+        _remove_leftover_temporaries(run_dir)  # of a writer killed mid-write: never read, only big
         holder = f"pid {os.getpid()} on {socket.gethostname()} since {_now()}: {task.label}"
         fh.seek(0)
         fh.truncate()
@@ -207,6 +208,14 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         if error:
             return RunOutcome(task.run_id, "failed", seconds, notebook, error)
         return RunOutcome(task.run_id, "trained", seconds, notebook)
+
+
+def _remove_leftover_temporaries(run_dir: Path) -> None:
+    """Delete the temporaries of atomic writes (``.NAME.*.tmp``, ``.run.*.ipynb``) that a killed
+    writer left behind. Called under the run's lock, so no live writer owns them."""
+    for pattern in (".*.tmp", f".{Path(NOTEBOOK_NAME).stem}.*.ipynb"):
+        for path in run_dir.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _worker_index() -> int:
@@ -327,8 +336,15 @@ def _result(future, task: RunTask) -> RunOutcome:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001
-        return RunOutcome(task.run_id, "failed", error=f"{type(exc).__name__}: {exc}",
-                          notebook=str(Path(task.run_dir) / NOTEBOOK_NAME))
+        error = f"{type(exc).__name__}: {exc}"
+        notebook = str(Path(task.run_dir) / NOTEBOOK_NAME)
+        # the worker died under the run: its status still says "running". Record the failure
+        # unless another runner has taken the run since (it holds the lock, and writes status)
+        if lock_holder(task.run_dir) is None and not run_done(Path(task.run_dir)):
+            atomic_write_json(Path(task.run_dir) / STATUS_NAME,
+                              {"state": "failed", "finished": _now(), "notebook": notebook,
+                               "error": error})
+        return RunOutcome(task.run_id, "failed", error=error, notebook=notebook)
 
 
 def cuda_device_count() -> int:

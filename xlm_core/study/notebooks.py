@@ -51,6 +51,7 @@ def execute_notebook(
         jupytext.write(nb, nb_in, fmt="ipynb")
         fd, partial = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent)
         os.close(fd)
+        os.chmod(partial, 0o644)  # mkstemp makes 0600; an executed notebook is for reading
         try:
             papermill.execute_notebook(
                 str(nb_in),
