@@ -42,7 +42,8 @@ from xlm_core.metrics import (
     default_scale,
     errors_zhu,
     evaluate_clean,
-    evaluate_zhu,  # noqa: F401  (re-exported for callers of this module)
+    evaluate_zhu,
+    landmark_array,
     score_errors,
     threshold_key,
 )
@@ -67,13 +68,6 @@ def wrist_pair_label(pair: tuple[int, int] | None) -> str | None:
 def sdr_column(threshold: float) -> str:
     """The DataFrame column of an SDR threshold: ``2.5`` -> ``"sdr_2.5"``."""
     return f"sdr_{threshold_key(threshold)}"
-
-
-def _landmarks(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[-1] != 2:
-        raise XLMError(f"{name} must be (N, L, 2) (x, y), got shape {arr.shape}")
-    return arr
 
 
 def _errors(errors: Any) -> np.ndarray:
@@ -107,7 +101,7 @@ def _decoded(
             raise XLMError(f"grid_hw {tuple(grid_hw)} differs from the heatmaps' (H, W) {hw}")
         return {"argmax": decode_argmax(maps), "subpixel": decode_subpixel(maps)}, hw
     decoded = {
-        name: _landmarks(xy, f"grid_{name}")
+        name: landmark_array(xy, f"grid_{name}")
         for name, xy in (("argmax", grid_argmax), ("subpixel", grid_subpixel))
         if xy is not None
     }
@@ -161,7 +155,7 @@ def protocol_table(
             f"unknown dataset {dataset!r} for the protocol table;"
             f" expected one of {sorted(DEFAULT_THRESHOLDS)}"
         )
-    gt = _landmarks(gt_px, "ground truth")
+    gt = landmark_array(gt_px, "ground truth")
     image_hws = [(int(h), int(w)) for h, w in image_hws]
     if len(image_hws) != gt.shape[0]:
         raise XLMError(f"{len(image_hws)} image sizes for {gt.shape[0]} images")
@@ -326,7 +320,7 @@ def wrist_width_ratio(
     under ``numerator``). Defaults: Zhu's width (1-based 1,5) over Payer's (2,6), 1.07 in the
     median over the 909 DHA images: Payer-pair mm errors are about 7 % larger.
     """
-    gt = _landmarks(gt_px, "ground truth")
+    gt = landmark_array(gt_px, "ground truth")
     for pair in (numerator, denominator):
         if not all(0 <= int(i) < gt.shape[1] for i in pair):
             raise XLMError(f"wrist pair {tuple(pair)} (0-based) outside {gt.shape[1]} landmarks")

@@ -62,7 +62,8 @@ def threshold_key(t: float) -> str:
     return f"{float(t):g}"
 
 
-def _landmark_array(a: Any, name: str) -> np.ndarray:
+def landmark_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as a float64 ``(N, L, 2)`` (x, y) array, or an XLMError naming ``name``."""
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[-1] != 2:
         raise XLMError(f"{name} must be (N, L, 2) (x, y), got shape {arr.shape}")
@@ -71,8 +72,8 @@ def _landmark_array(a: Any, name: str) -> np.ndarray:
 
 def radial_errors(pred_xy: Any, gt_xy: Any) -> np.ndarray:
     """Euclidean distance per landmark: ``(N, L, 2)`` x2 -> ``(N, L)`` (same unit as the input)."""
-    pred = _landmark_array(pred_xy, "predictions")
-    gt = _landmark_array(gt_xy, "ground truth")
+    pred = landmark_array(pred_xy, "predictions")
+    gt = landmark_array(gt_xy, "ground truth")
     if pred.shape != gt.shape:
         raise XLMError(f"predictions {pred.shape} and ground truth {gt.shape} differ in shape")
     return np.linalg.norm(pred - gt, axis=-1)
@@ -156,8 +157,8 @@ def errors_zhu(
     wrist_mm: float = WRIST_MM,
 ) -> tuple[np.ndarray, str]:
     """Radial errors ``(N, L)`` of the ``zhu`` protocol and their unit. See :func:`evaluate_zhu`."""
-    pred = np.rint(_landmark_array(pred_grid, "grid predictions"))
-    gt = _landmark_array(gt_px, "ground truth")
+    pred = np.rint(landmark_array(pred_grid, "grid predictions"))
+    gt = landmark_array(gt_px, "ground truth")
     if pred.shape != gt.shape:
         raise XLMError(f"predictions {pred.shape} and ground truth {gt.shape} differ in shape")
     if len(image_hws) != gt.shape[0]:
@@ -213,7 +214,7 @@ def evaluate_zhu(
 
 def normalise_landmarks(landmarks_px: Any, image_hws: Sequence[tuple[int, int]]) -> np.ndarray:
     """``(N, L, 2)`` (x, y) pixels -> normalised [0, 1] coordinates (pixel-centre convention)."""
-    lm = _landmark_array(landmarks_px, "landmarks")
+    lm = landmark_array(landmarks_px, "landmarks")
     if len(image_hws) != lm.shape[0]:
         raise XLMError(f"{len(image_hws)} image sizes for {lm.shape[0]} images")
     return np.stack([normalise(p, hw) for p, hw in zip(lm, image_hws)])
@@ -224,7 +225,7 @@ def mean_shape_baseline(train_landmarks_norm: Any) -> np.ndarray:
 
     ``train_landmarks_norm``: ``(N, L, 2)`` in [0, 1] (see :func:`normalise_landmarks`).
     """
-    lm = _landmark_array(train_landmarks_norm, "training landmarks")
+    lm = landmark_array(train_landmarks_norm, "training landmarks")
     if lm.shape[0] == 0:
         raise XLMError("the mean-shape baseline needs at least one training image")
     return lm.mean(axis=0)

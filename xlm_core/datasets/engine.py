@@ -39,7 +39,13 @@ from xlm_core.datasets.check import (
     validate_sample,
 )
 from xlm_core.datasets.descriptor import DEFAULT_ALTERNATIVE, Descriptor
-from xlm_core.datasets.formats import FILE_NOUNS, PER_IMAGE_READERS, TABLE_READERS, Parsed, TableEntry
+from xlm_core.datasets.formats import (
+    FILE_NOUNS,
+    PER_IMAGE_READERS,
+    TABLE_READERS,
+    Parsed,
+    TableEntry,
+)
 from xlm_core.datasets.splits import sorted_ids
 from xlm_core.imageio import is_image_file
 

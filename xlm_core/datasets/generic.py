@@ -41,10 +41,9 @@ from xlm_core.datasets.check import (
     require_root,
     validate_sample,
 )
+from xlm_core.datasets.engine import THRESHOLDS_MM, THRESHOLDS_PX
 from xlm_core.imageio import is_image_file
 
-THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
-THRESHOLDS_PX = (3.0, 6.0, 9.0)
 _NUMBERED = re.compile(r"^\s*(?:[A-Za-z]+[\s_\-]*)?0*(\d+)\s*$")
 
 
