@@ -133,7 +133,20 @@ def used_datasets(profile: Profile) -> list[str]:
             used.update(chain[1:])
     if s.get("ablation") is not None:
         used.add(s["ablation"]["dataset"])
-    return [d for d in ("head", "hand", "chest") if d in used]
+    return [d for d in ("head", "hand", "chest", *s.get("custom_datasets", {})) if d in used]
+
+
+def custom_descriptor(profile: Profile, dataset: str) -> Path | None:
+    """The dataset.yaml of a ``custom_datasets`` entry (absolute), None for head/hand/chest."""
+    given = profile.settings.get("custom_datasets", {}).get(dataset)
+    if given is None:
+        return None
+    path = Path(given).expanduser()
+    if not path.is_absolute():
+        path = profile.base_dir / path
+    if not path.is_file():
+        raise XLMError(f"custom_datasets.{dataset}: {path} not found (from {profile.path or 'the profile'})")
+    return path.resolve()
 
 
 def synthetic_count(profile: Profile, dataset: str) -> int:
@@ -171,6 +184,11 @@ def prepare_data(
     """
     names = used_datasets(profile)
     roots: dict[str, Path] = {}
+    for name in list(names):  # your own datasets: the descriptor's folder, whatever the profile's data
+        descriptor = custom_descriptor(profile, name)
+        if descriptor is not None:
+            roots[name] = descriptor.parent
+            names.remove(name)
     if profile.data == "synthetic":
         if data_root is not None:
             raise XLMError(
@@ -332,11 +350,16 @@ def _config(
 ) -> RunConfig:
     settings = run_settings_for(profile, dataset, section, finetune)
     settings.update(fields)
+    descriptor = custom_descriptor(profile, dataset)
+    if descriptor is not None:  # the run reads the dataset.yaml itself; its root is the YAML's
+        return RunConfig.from_dict({"dataset": str(descriptor), "root": "", "out": str(out), **settings})
     return RunConfig.from_dict({"dataset": dataset, "root": str(root), "out": str(out), **settings})
 
 
-def _run_id(cfg: RunConfig, fingerprint: str, init_id: str | None) -> str:
-    view = RunConfig.from_dict({**_config_json(cfg), "root": f"dataset:{cfg.dataset}"})
+def _run_id(cfg: RunConfig, name: str, fingerprint: str, init_id: str | None) -> str:
+    # the data enter through their name in the profile and their fingerprint, not through
+    # where they are: moving the data (or a custom dataset.yaml with its folder) reruns nothing
+    view = RunConfig.from_dict({**_config_json(cfg), "dataset": name, "root": f"dataset:{name}"})
     if init_id is not None:
         view.init = f"runs/{init_id}/checkpoint.pt"
     return view.run_hash(fingerprint)
@@ -383,7 +406,7 @@ def expand(
                 for fold in range(bb["folds"]):
                     cfg = _config(profile, ds, "backbones", roots[ds], results_dir, arch=arch,
                                   encoder=enc, folds=bb["folds"], fold=fold, seed=seed, init=None)
-                    rid = _run_id(cfg, prints[ds], None)
+                    rid = _run_id(cfg, ds, prints[ds], None)
                     cfg.out = str(plan.run_dir(rid))
                     add(PlannedRun(rid, "backbone", ds, arch, enc, fold, bb["folds"], seed, None, [],
                                    _config_json(cfg)))
@@ -407,7 +430,7 @@ def expand(
                         fields["encoder_weights"] = "none"
                     cfg = _config(profile, ds, "transfer", roots[ds], results_dir,
                                   finetune=parent is not None, **fields)
-                    rid = _run_id(cfg, prints[ds], parent)
+                    rid = _run_id(cfg, ds, prints[ds], parent)
                     cfg.out = str(plan.run_dir(rid))
                     stage_ids[path] = rid
                     add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], None, None, seed,
@@ -419,7 +442,7 @@ def expand(
             cfg = _config(profile, ds, "ablation", roots[ds], results_dir, arch=ab["arch"],
                           encoder=ab["encoder"], seed=ab["seed"], folds=None, fold=None, init=None,
                           loss=loss, lr=lr)
-            rid = _run_id(cfg, prints[ds], None)
+            rid = _run_id(cfg, ds, prints[ds], None)
             cfg.out = str(plan.run_dir(rid))
             plan.ablation_ids.append(rid)
             add(PlannedRun(rid, "ablation", ds, ab["arch"], ab["encoder"], None, None, ab["seed"],

@@ -92,6 +92,8 @@ _TOP_KEYS = {
     "data": "synthetic | real",
     "synthetic": "{n, seed}: the phantoms written for data: synthetic",
     "datasets": "per-dataset settings: root, options and run settings",
+    "custom_datasets": "{name: path of a dataset.yaml}: your own datasets, usable as backbone, "
+    "ablation or transfer datasets (relative paths: to the profile's folder)",
     "run": "run settings of every run",
     "seeds": "a list of integer seeds",
     "backbones": "the backbone comparison (Table 1), or null",
@@ -207,6 +209,7 @@ class _Checker:
 
     def __init__(self, source: str):
         self.source = source
+        self.datasets: tuple[str, ...] = DATASET_NAMES  # + the profile's custom_datasets
 
     def fail(self, key: str, problem: str) -> XLMError:
         return XLMError(f"study profile {self.source}: {key}: {problem}")
@@ -364,9 +367,23 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
         n = check.integer(n, "synthetic.n", 2)
     out["synthetic"] = {"n": n, "seed": check.integer(synth.get("seed", 0), "synthetic.seed", 0)}
 
-    datasets = check.mapping(top.get("datasets"), "datasets", DATASET_NAMES)
+    custom = top.get("custom_datasets") or {}
+    if not isinstance(custom, dict):
+        raise check.fail("custom_datasets", f"expected a mapping name: dataset.yaml, got {_kind(custom)}")
+    out["custom_datasets"] = {}
+    for cname, cpath in custom.items():
+        key = f"custom_datasets.{cname}"
+        if not isinstance(cname, str) or not NAME_RE.match(cname) or cname in DATASET_NAMES + (INIT_TOKEN,):
+            raise check.fail(key, f"a name of letters, digits, '_', '.', '-', not one of {DATASET_NAMES}")
+        path = check.string(cpath, key)
+        if not path.endswith((".yaml", ".yml")):
+            raise check.fail(key, f"expected the path of a dataset.yaml, got {path!r}")
+        out["custom_datasets"][cname] = path
+    check.datasets = DATASET_NAMES + tuple(out["custom_datasets"])
+
+    datasets = check.mapping(top.get("datasets"), "datasets", check.datasets)
     out["datasets"] = {}
-    for d in DATASET_NAMES:
+    for d in check.datasets:
         entry = check.run_settings(datasets.get(d), f"datasets.{d}", ("root", "options"))
         root = entry.get("root")
         if root is not None:
@@ -407,7 +424,7 @@ def _validate_backbones(check: _Checker, value: Any) -> dict | None:
         return None
     sec = check.mapping(value, "backbones", _BACKBONE_KEYS)
     out: dict[str, Any] = {
-        "dataset": check.string(sec.get("dataset", "hand"), "backbones.dataset", DATASET_NAMES),
+        "dataset": check.string(sec.get("dataset", "hand"), "backbones.dataset", check.datasets),
         "folds": check.integer(sec.get("folds", 5), "backbones.folds", 2),
         "seeds": _section_seeds(check, sec.get("seeds"), "backbones.seeds"),
         "run": check.run_settings(sec.get("run"), "backbones.run"),
@@ -450,9 +467,13 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
     arch = check.string(sec.get("arch", "unetplusplus"), "transfer.arch")
     enc = check.string(sec.get("encoder", "vgg19"), "transfer.encoder")
     _check_arch_encoder(check, arch, enc, "transfer.arch/encoder")
-    targets = check.string_list(sec.get("targets", list(DATASET_NAMES)), "transfer.targets", DATASET_NAMES)
+    targets = check.string_list(sec.get("targets", list(DATASET_NAMES)), "transfer.targets", check.datasets)
     chains_raw = sec.get("chains", "all")
     if chains_raw == "all":
+        own = [t for t in targets if t not in DATASET_NAMES]
+        if own:
+            raise check.fail("transfer.chains", f"'all' is defined for {DATASET_NAMES}; list the chains "
+                             f"of {own[0]!r} explicitly, e.g. [[imagenet, hand, {own[0]}]]")
         chains = [c for t in targets for c in all_chains(t)]
     else:
         if not isinstance(chains_raw, list) or not chains_raw:
@@ -460,7 +481,7 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         chains = []
         for i, chain in enumerate(chains_raw):
             key = f"transfer.chains[{i}]"
-            chain = check.string_list(chain, key, (INIT_TOKEN,) + DATASET_NAMES)
+            chain = check.string_list(chain, key, (INIT_TOKEN,) + check.datasets)
             if chain[0] != INIT_TOKEN or INIT_TOKEN in chain[1:]:
                 raise check.fail(key, f"a chain starts with {INIT_TOKEN!r} (and names it once): {chain}")
             if len(chain) < 2:
@@ -524,7 +545,7 @@ def _validate_ablation(check: _Checker, value: Any) -> dict | None:
         if key in run:
             raise check.fail(f"ablation.run.{key}", "set by ablation.losses / ablation.lrs")
     return {
-        "dataset": check.string(sec.get("dataset", "hand"), "ablation.dataset", DATASET_NAMES),
+        "dataset": check.string(sec.get("dataset", "hand"), "ablation.dataset", check.datasets),
         "arch": arch,
         "encoder": enc,
         "losses": losses,
