@@ -14,7 +14,6 @@ The config handed to the run notebook carries the real absolute paths.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.config import RunConfig
-from xlm_core.io import atomic_write_json
+from xlm_core.io import atomic_write_json, exclusive_lock
 from xlm_core.study.profile import INIT_TOKEN, Profile
 
 FINGERPRINT_CACHE = ".fingerprints.json"
@@ -198,7 +197,7 @@ def prepare_data(
         data_dir = results_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         seed = profile.settings["synthetic"]["seed"]
-        with _file_lock(data_dir / ".lock"):
+        with exclusive_lock(data_dir / ".lock"):
             for name in names:
                 n = synthetic_count(profile, name)
                 roots[name] = _write_phantoms_once(name, data_dir, n, seed, writer, log)
@@ -250,22 +249,6 @@ def _write_phantoms_once(
             shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_json(stamp_path, stamp)
     return out.resolve()
-
-
-class _file_lock:
-    """A blocking exclusive flock on ``path`` for the duration of a ``with`` block."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.fh = open(self.path, "a+")
-        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-        self.fh.close()
 
 
 def _data_files(root: Path) -> list[Path]:
@@ -320,7 +303,7 @@ def fingerprints(roots: dict[str, Path], results_dir: Path) -> dict[str, str]:
     """``{dataset: fingerprint}``; per-file hashes cached in ``results_dir/.fingerprints.json``."""
     results_dir.mkdir(parents=True, exist_ok=True)
     cache_path = results_dir / FINGERPRINT_CACHE
-    with _file_lock(results_dir / ".fingerprints.lock"):
+    with exclusive_lock(results_dir / ".fingerprints.lock"):
         return {name: dataset_fingerprint(root, cache_path) for name, root in roots.items()}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlm_core import XLMError
-from xlm_core.io import atomic_write_json
+from xlm_core.io import atomic_write_json, exclusive_lock
 from xlm_core.study.execute import (
     DaskExecutor,
     ExecutionReport,
@@ -263,14 +263,12 @@ def run_aggregation(
     A notebook is re-executed only when its source, study.json, the finished runs or the
     xlm_core sources changed since it last succeeded (stamps in ``notebooks/.stamps.json``).
     """
-    from xlm_core.study.plan import _file_lock
-
     out_dir = plan.results_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamps_path = out_dir / ".stamps.json"
     results = []
     digest = _sources_digest()
-    with _file_lock(out_dir / ".lock"):
+    with exclusive_lock(out_dir / ".lock"):
         try:
             stamps = json.loads(stamps_path.read_text())
         except (OSError, ValueError):
