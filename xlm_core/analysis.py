@@ -42,10 +42,11 @@ from xlm_core.metrics import (
     default_scale,
     errors_zhu,
     evaluate_clean,
-    evaluate_zhu,
+    evaluate_zhu,  # noqa: F401  (re-exported for callers of this module)
     landmark_array,
     score_errors,
     threshold_key,
+    zhu_units,
 )
 
 if TYPE_CHECKING:
@@ -190,13 +191,8 @@ def protocol_table(
                 if protocol == "clean":
                     score = evaluate_clean(pred_px, gt, _clean_scale(dataset, pair, scale), thresholds)
                 else:
-                    units = {}
-                    if scale is not None and scale.mm_per_px is not None:
-                        units["mm_per_px"] = float(scale.mm_per_px)
-                    if scale is not None:
-                        units["wrist_mm"] = float(scale.wrist_mm)
                     err, unit = errors_zhu(pred_grid, gt, image_hws, grid, dataset,
-                                           wrist_pair=pair or ZHU_WRIST_PAIR, **units)
+                                           wrist_pair=pair or ZHU_WRIST_PAIR, **zhu_units(scale))
                     score = score_errors(err, thresholds, unit, "zhu")
                 row = {
                     "dataset": dataset,

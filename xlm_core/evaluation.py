@@ -40,6 +40,7 @@ from xlm_core.metrics import (
     normalise_landmarks,
     place_mean_shape,
     radial_errors,
+    zhu_units,
 )
 from xlm_core.torchdata import HeatmapDataset, make_loader
 
@@ -152,16 +153,6 @@ def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]
     return mean_shape_baseline(normalise_landmarks(gt, image_hws))
 
 
-def zhu_units(lset: LandmarkSet) -> dict:
-    """The ``zhu`` protocol's unit settings for a dataset: Zhu's wrist pair, and the set's own
-    head spacing and wrist width (0.1 mm/px and 50 mm for the real data; a phantom set
-    records its own spacing)."""
-    units: dict = {"wrist_pair": ZHU_WRIST_PAIR, "wrist_mm": lset.scale.wrist_mm}
-    if lset.scale.mm_per_px is not None:
-        units["mm_per_px"] = float(lset.scale.mm_per_px)
-    return units
-
-
 def score_split(
     pred: SplitPredictions, lset: LandmarkSet, mean_shape_norm: np.ndarray | None
 ) -> dict[str, dict | None]:
@@ -179,7 +170,7 @@ def score_split(
     scores["clean"] = clean
     if lset.name in ZHU_DATASETS:
         args = (pred.gt_px, pred.image_hws, pred.grid_hw, lset.name, lset.thresholds)
-        units = zhu_units(lset)
+        units = {"wrist_pair": ZHU_WRIST_PAIR, **zhu_units(lset.scale)}
         zhu = evaluate_zhu(pred.grid_argmax, *args, **units)
         if shape_px is not None:
             shape_grid = np.stack(
@@ -248,7 +239,8 @@ def write_grid_predictions(
         arrays[f"{split}_gt_px"] = np.asarray(pred.gt_px, dtype=np.float64)
         if lset.name in ZHU_DATASETS:
             err, _ = errors_zhu(pred.grid_argmax, pred.gt_px, pred.image_hws, pred.grid_hw,
-                                lset.name, **zhu_units(lset))
+                                lset.name, wrist_pair=ZHU_WRIST_PAIR,
+                                **zhu_units(lset.scale))
             arrays[f"{split}_errors_zhu"] = err
 
     def _write(fh) -> None:

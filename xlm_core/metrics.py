@@ -146,6 +146,18 @@ def evaluate_clean(
     return score_errors(errors_clean(pred_px, gt_px, scale), thresholds, scale.unit, "clean")
 
 
+def zhu_units(scale: Scale | None) -> dict[str, float]:
+    """Keyword arguments of :func:`errors_zhu` / :func:`evaluate_zhu` from a dataset's scale:
+    its own head spacing and wrist width (ISBI's 0.1 mm/px and 50 mm when ``scale`` is None
+    or sets none; a phantom set records its own spacing)."""
+    units: dict[str, float] = {}
+    if scale is not None:
+        units["wrist_mm"] = float(scale.wrist_mm)
+        if scale.mm_per_px is not None:
+            units["mm_per_px"] = float(scale.mm_per_px)
+    return units
+
+
 def errors_zhu(
     pred_grid: Any,
     gt_px: Any,
