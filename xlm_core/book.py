@@ -70,7 +70,7 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None) -> Path:
 
     try:
         nb = nbformat.read(src, as_version=4)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for a bad file
         raise XLMError(f"{src}: not a readable notebook ({type(exc).__name__}: {exc})") from None
     if title is not None:
         for cell in nb.cells:

@@ -1020,10 +1020,10 @@ def quiet_imports() -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
-        import tqdm.auto
+        import tqdm.auto  # noqa: F401
 
-        import xlm_core.evaluation
-        import xlm_core.models
+        import xlm_core.evaluation  # noqa: F401
+        import xlm_core.models  # noqa: F401
 
 
 def _predict_grid(model, image_hw_grid, encoder: str, loss: str):

@@ -195,7 +195,7 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         except NotebookFailed as exc:
             error = str(exc)
             notebook = str(exc.notebook) if exc.notebook else notebook
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of a run is reported, not raised
             error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
         if error is None and not metrics_complete(run_dir):
@@ -335,7 +335,7 @@ def _result(future, task: RunTask) -> RunOutcome:
     """A finished future's outcome; an infrastructure failure (worker died) counts as failed."""
     try:
         return future.result()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"
         notebook = str(Path(task.run_dir) / NOTEBOOK_NAME)
         # the worker died under the run: its status still says "running". Record the failure
@@ -353,7 +353,7 @@ def cuda_device_count() -> int:
         import torch
 
         return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
-    except Exception:
+    except Exception:  # noqa: BLE001
         return 0
 
 
