@@ -31,6 +31,12 @@ median MRE / mean-shape ratio, and how many runs miss the floor::
     python benchmarks/demo_budget.py curve results/demo results/demo_short ...
 
 or ``--run PROFILE.yaml ...`` to run those profiles first (``xlm study run --no-aggregate``).
+
+``trace``: the same trade-off measured from ONE finished study whose runs had ``trace_mre: true``
+(every epoch's test MRE in ``history.csv``); :func:`xlm_core.ablation.budget_curve` explains
+why a prefix of a traced run is the run a smaller budget would have given::
+
+    python benchmarks/demo_budget.py trace results/demo --fractions 0.2,0.4,0.6,0.8,1.0
 """
 
 from __future__ import annotations
@@ -335,6 +341,30 @@ def cmd_curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from xlm_core.ablation import budget_curve
+
+    fractions = [float(v) for v in args.fractions.split(",")]
+    rows = budget_curve(args.results, fractions, args.workers).to_dict("records")
+    print(f"{args.results}: budget = a fraction of every run's epochs; ratio = test MRE / mean-shape "
+          f"MRE at the best-validation epoch within the budget (traced); minutes = those epochs + each "
+          f"run's measured overhead, over {args.workers} workers. Transfer stages after the first are "
+          f"traced from full-budget parents (an approximation).")
+    print(f"{'fraction':>8} {'worker min':>10} {'wall min':>8} {'worst':>6} {'median':>6} {'> floor':>9} "
+          f"{'ablation worst':>14}")
+    for r in rows:
+        print(f"{r['fraction']:>8.2f} {r['worker_minutes']:>10.1f} {r['wall_minutes']:>8.1f} "
+              f"{r['worst_ratio']:>6.3f} {r['median_ratio']:>6.3f} "
+              f"{r['above_floor']:>4}/{r['table_runs']:<4} {r['ablation_worst']:>14.3f}")
+    measured = study_budget(Path(args.results))
+    print(f"measured at fraction 1: {measured['wall_minutes']:.1f} wall minutes, "
+          f"{measured['notebook_worker_minutes']:.1f} notebook worker-minutes (the projection above "
+          f"ignores idle workers waiting on a parent run, and the aggregation notebooks)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -373,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--results-root", default="results")
     c.add_argument("--json", help="write the rows here")
     c.set_defaults(func=cmd_curve)
+    t = sub.add_parser("trace", help="minutes against ratio from one study traced with trace_mre")
+    t.add_argument("results", help="results/<study> folder")
+    t.add_argument("--fractions", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--json", help="write the rows here")
+    t.set_defaults(func=cmd_trace)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -76,3 +76,47 @@ if len(done):
                  f"({best['ratio']:.3f}). Runs meeting the floor: "
                  f"{int(done['meets_floor'].sum())} of {len(done)}.")
 display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## Did every run learn? The quality floor, study-wide
+#
+# Every run of the study (backbone folds, transfer stages, the ablation above), its headline
+# MRE over the mean-shape MRE on the same images. The runs that feed Tables 1 and 2 must be
+# at or under the floor; an ablation run above it is a finding about its loss, not a failure.
+# Any run above the floor is listed by id below the summary.
+
+# %% tags=["hide-input"]
+floor = ablation.floor_table(results_dir)
+display(Markdown(f"*{info.label(protocol='clean', evaluated_on='each run headline split')}*"))
+display(ablation.floor_summary(floor))
+misses = floor[(floor["state"] == "done") & ~floor["meets_floor"].astype(bool)]
+missing = floor[floor["state"] != "done"]
+notes = [f"- `{r.run_id}` ({r.kind}, {r.run}): ratio {r.ratio:.3f}" for r in misses.itertuples()]
+notes += [f"- `{r.run_id}` ({r.kind}, {r.run}): not finished" for r in missing.itertuples()]
+display(Markdown("\n".join(notes) if notes else f"Every run is at or under {ablation.FLOOR} x the mean shape."))
+
+# %% [markdown]
+# ## Minutes against quality
+#
+# How much training does the study need? When its runs traced their MRE after every epoch
+# (`trace_mre: true`, recorded only: checkpoints are still chosen by the validation loss),
+# one study measures the whole trade-off: a run given a fraction of its epochs trains exactly
+# the first epochs of the traced run and keeps its best-validation checkpoint among them
+# (`xlm_core.ablation.budget_curve`). The minutes add each run's measured overhead (kernel,
+# data, evaluation) and divide by the study's workers: a lower bound on wall time, since a
+# transfer stage waits for its parent. The points are labelled with the fraction of the
+# profile's epochs. Transfer stages after the first are traced from parents trained at the
+# full budget: for them the smaller budgets are an approximation.
+
+# %% tags=["hide-input"]
+from xlm_core import XLMError
+
+workers = (report.study_settings(results_dir).get("execution") or {}).get("workers") or 1
+try:
+    curve = ablation.budget_curve(results_dir, workers=int(workers))
+except XLMError as exc:  # an untraced (or unfinished) study: say so instead of a curve
+    curve = None
+    display(Markdown(f"No budget curve: {exc}"))
+if curve is not None:
+    display(curve.round(3))
+    plots.show(ablation.plot_budget_curve(curve, caption=f"Budget against quality; {label}"), dpi=72)

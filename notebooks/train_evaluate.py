@@ -45,6 +45,7 @@ val_fraction = 0.1
 train_limit = None
 num_workers = 0
 checkpoint_every_s = 0.0
+trace_mre = False
 extra = {}
 run_id = ""
 study = ""
@@ -67,7 +68,7 @@ cfg = RunConfig.from_dict({
     "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr,
     "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device,
     "val_fraction": val_fraction, "train_limit": train_limit, "num_workers": num_workers,
-    "checkpoint_every_s": checkpoint_every_s, "extra": extra,
+    "checkpoint_every_s": checkpoint_every_s, "trace_mre": trace_mre, "extra": extra,
 })
 display(Markdown(f"**Run `{run_id}`** of study `{study}` ({profile_note}): {cfg.arch}/{cfg.encoder} "
                  f"on `{cfg.dataset}`, init: `{cfg.init or cfg.encoder_weights}`"

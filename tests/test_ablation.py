@@ -151,6 +151,65 @@ def test_table_and_curves_from_runs(tmp_path):
     assert ablation.chosen_defaults(results)["transfer.finetune"] == {"epochs": 2}
 
 
+def test_traced_runs_draw_the_validation_ratio_on_one_scale(tmp_path):
+    """Runs that traced their MRE (trace_mre) are drawn as validation MRE / mean shape, on a
+    log scale shared by every loss, instead of their incomparable losses."""
+    results = tmp_path / "s"
+    run = write_run(results, "a", "mse", 1e-3, 1.5, epochs=2)
+    (results / "runs" / "a" / "history.csv").write_text(
+        "epoch,train_loss,val_loss,lr,seconds,val_mre,val_ratio,test_mre,test_ratio,trace_seconds\n"
+        "1,1.0,2.0,0.001,0.1,3.0,1.5,3.2,1.6,0.01\n2,0.5,1.0,0.001,0.1,1.0,0.5,1.2,0.6,0.01\n")
+    (results / "study.json").write_text(json.dumps({"study": "s", "runs": [run]}))
+    curves = ablation.ablation_curves(results)
+    assert list(curves["val_ratio"]) == [1.5, 0.5]
+    fig = ablation.plot_ablation(curves, ablation.ablation_table(results))
+    panel = fig.axes[0]
+    assert panel.get_yscale() == "log" and "MRE / mean shape" in panel.get_title()
+    assert list(panel.lines[0].get_ydata()) == [1.5, 0.5]
+
+
+def write_traced(results: Path, run_id: str, kind: str, val_losses, test_ratios, seconds, notebook_s,
+                 final_ratio) -> dict:
+    folder = results / "runs" / run_id
+    folder.mkdir(parents=True)
+    head = "epoch,train_loss,val_loss,lr,seconds,val_mre,val_ratio,test_mre,test_ratio,trace_seconds\n"
+    rows = "".join(f"{e},1.0,{v},0.001,{seconds},1.0,1.0,{t},{t},1.0\n"
+                   for e, (v, t) in enumerate(zip(val_losses, test_ratios), start=1))
+    (folder / "history.csv").write_text(head + rows)
+    (folder / "status.json").write_text(json.dumps({"state": "done", "seconds": notebook_s}))
+    (folder / "metrics.json").write_text(json.dumps({"mre": final_ratio, "mean_shape_mre": 1.0, "unit": "mm"}))
+    return {"run_id": run_id, "kind": kind, "dataset": "hand", "arch": "unet", "encoder": "vgg19", "fold": None,
+            "seed": 0, "chain": ["imagenet"], "config": {"epochs": len(val_losses), "loss": "mse", "lr": 1e-3}}
+
+
+def test_budget_curve_replays_the_checkpoint_choice_of_a_shorter_run(tmp_path):
+    """At a budget of k epochs a run keeps its best-validation epoch among the first k, whatever
+    the test trace says; minutes are those epochs plus the run's measured overhead."""
+    results = tmp_path / "s"
+    a = write_traced(results, "a", "transfer", [3, 2, 2.5, 1], [2.0, 0.5, 0.4, 0.3], 10, 100, 0.3)  # overhead 56
+    b = write_traced(results, "b", "ablation", [1, 2], [0.9, 0.1], 5, 30, 0.9)  # overhead 18
+    (results / "study.json").write_text(json.dumps({"study": "s", "runs": [a, b]}))
+    curve = ablation.budget_curve(results, fractions=(0.5, 0.75, 1.0), workers=2).set_index("fraction")
+    assert list(curve["worst_ratio"]) == [0.5, 0.5, 0.3]  # 0.75: epoch 3's 0.4 is not the checkpoint
+    assert list(curve["ablation_worst"]) == [0.9, 0.9, 0.9]  # epoch 2's val loss never improved
+    assert curve.loc[0.5, "worker_minutes"] == pytest.approx((20 + 56 + 5 + 18) / 60)
+    assert curve.loc[1.0, "wall_minutes"] == pytest.approx((40 + 56 + 10 + 18) / 60 / 2)
+    assert list(curve["above_floor"]) == [1, 1, 0] and set(curve["table_runs"]) == {1}
+    floor = ablation.floor_table(results).set_index("run_id")
+    assert bool(floor.loc["a", "meets_floor"]) and not bool(floor.loc["b", "meets_floor"])
+    summary = ablation.floor_summary(floor.reset_index()).set_index("kind")
+    assert summary.loc["ablation", f"above {ablation.FLOOR}"] == 1 and summary.loc["transfer", "worst ratio"] == 0.3
+
+
+def test_an_untraced_study_has_no_budget_curve(tmp_path):
+    results = tmp_path / "s"
+    run = write_run(results, "a", "mse", 1e-3, 1.5)
+    (results / "runs" / "a" / "status.json").write_text(json.dumps({"state": "done", "seconds": 1}))
+    (results / "study.json").write_text(json.dumps({"study": "s", "runs": [run]}))
+    with pytest.raises(XLMError, match="trace_mre"):
+        ablation.budget_curve(results)
+
+
 def test_missing_study_names_the_file(tmp_path):
     with pytest.raises(XLMError, match="study.json"):
         ablation.ablation_table(tmp_path)

@@ -203,3 +203,27 @@ def test_resume_state_interval_skips_writes_and_a_resume_replays_to_the_same_num
     stale[0] = False
     resumed = train_and_evaluate(cfg)
     assert resumed["mre"] == reference["mre"] and resumed["test"] == reference["test"]
+
+
+def test_trace_mre_records_each_epoch_and_leaves_the_training_unchanged(chest_phantoms, tmp_path):
+    """trace_mre scores the validation and test images after every epoch. It must not change
+    what is trained (RNG states restored, eval mode undone), it is not part of the run's
+    identity, and its test MRE at the best epoch is the run's final test MRE."""
+    plain = train_and_evaluate(tiny_config(chest_phantoms, tmp_path / "plain", epochs=3))
+    cfg = tiny_config(chest_phantoms, tmp_path / "traced", epochs=3, trace_mre=True)
+    traced = train_and_evaluate(cfg)
+    assert cfg.run_hash() == tiny_config(chest_phantoms, tmp_path / "plain", epochs=3).run_hash()
+
+    def rows(run):
+        with open(Path(run) / "history.csv") as f:
+            return list(csv.DictReader(f))
+
+    plain_rows, traced_rows = rows(tmp_path / "plain"), rows(tmp_path / "traced")
+    assert "test_ratio" not in plain_rows[0] and len(traced_rows) == len(plain_rows) == 3
+    for a, b in zip(plain_rows, traced_rows):
+        assert (a["train_loss"], a["val_loss"], a["lr"]) == (b["train_loss"], b["val_loss"], b["lr"])
+        assert all(math.isfinite(float(b[k])) for k in ("val_mre", "val_ratio", "test_mre", "test_ratio"))
+    assert traced["test"] == plain["test"] and traced["best_epoch"] == plain["best_epoch"]
+    best = traced_rows[traced["best_epoch"] - 1]
+    assert float(best["test_mre"]) == pytest.approx(traced["mre"], rel=1e-9)
+    assert float(best["test_ratio"]) == pytest.approx(traced["mre"] / traced["mean_shape_mre"], rel=1e-9)

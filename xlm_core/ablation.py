@@ -8,10 +8,10 @@ reads them back (``study.json``, ``runs/<id>/{metrics.json, history.csv}``) into
 - :func:`ablation_table`: one row per run, its test MRE beside the mean-shape baseline's
   on the same images (``ratio`` = MRE / mean-shape MRE; the study's quality floor is
   ``ratio <= 0.35``), the steps it trained, when its best epoch came;
-- :func:`ablation_curves`: the learning curves (train and validation loss per epoch,
-  against optimisation steps);
-- :func:`plot_ablation`: the curves, one panel per loss (their scales differ), and the
-  final ratio per loss and learning rate.
+- :func:`ablation_curves`: the learning curves (train and validation loss per epoch, and
+  the validation MRE / mean-shape ratio when traced, against optimisation steps);
+- :func:`plot_ablation`: the curves, one panel per loss, and the final ratio per loss and
+  learning rate.
 
 A run that has not finished is listed with ``state = "missing"`` (never silently dropped).
 """
@@ -108,8 +108,9 @@ def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFram
 def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
     """Learning curves of the finished ablation runs, long form.
 
-    Columns: ``run_id, loss, lr, epoch, step, train_loss, val_loss`` (``step`` = optimiser
-    steps done at the end of ``epoch``). Runs without ``history.csv`` are left out (their
+    Columns: ``run_id, loss, lr, epoch, step, train_loss, val_loss, val_ratio`` (``step`` =
+    optimiser steps done at the end of ``epoch``; ``val_ratio``: validation MRE / mean-shape
+    MRE when the run traced it, ``trace_mre``, else NaN). Runs without ``history.csv`` are left out (their
     absence shows in :func:`ablation_table`).
     """
     frames = []
@@ -131,9 +132,10 @@ def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
             "run_id": run["run_id"], "loss": cfg.get("loss"), "lr": cfg.get("lr"),
             "epoch": hist["epoch"].astype(int), "step": hist["epoch"].astype(int) * spe,
             "train_loss": hist["train_loss"].astype(float), "val_loss": hist["val_loss"].astype(float),
+            "val_ratio": hist["val_ratio"].astype(float) if "val_ratio" in hist else float("nan"),
         }))
     if not frames:
-        return pd.DataFrame(columns=["run_id", "loss", "lr", "epoch", "step", "train_loss", "val_loss"])
+        return pd.DataFrame(columns=["run_id", "loss", "lr", "epoch", "step", "train_loss", "val_loss", "val_ratio"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -151,17 +153,25 @@ def display_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 def plot_ablation(curves: pd.DataFrame, table: pd.DataFrame, caption: str | None = None,
                   floor: float = FLOOR) -> Figure:
-    """Validation-loss curves per loss (one line per lr, against steps) and a last panel with
-    the final MRE / mean-shape ratio per loss and lr (the floor drawn as a dashed line)."""
+    """Learning curves per loss (one line per lr, against steps) and a last panel with the
+    final test MRE / mean-shape ratio per loss and lr (the floor drawn as a dashed line).
+
+    The curves are the validation MRE / mean-shape ratio when the runs traced it (one scale for
+    every loss, the floor and the mean shape drawn), else the validation loss (one scale each)."""
     losses = sorted(set(table["loss"].dropna())) if len(table) else []
     n = max(1, len(losses))
     fig = Figure(figsize=(3.0 * (n + 1), 2.8), layout="constrained")
     axes = fig.subplots(1, n + 1, squeeze=False)[0]
+    traced = "val_ratio" in curves and bool(curves["val_ratio"].notna().any())
     for ax, loss in zip(axes, losses):
         sub = curves[curves["loss"] == loss] if len(curves) else curves
         for lr, group in sub.groupby("lr"):
-            ax.plot(group["step"], group["val_loss"], marker=".", label=f"lr {lr:g}")
-        ax.set_title(f"{loss}: validation loss", fontsize=9)
+            ax.plot(group["step"], group["val_ratio" if traced else "val_loss"], marker=".", label=f"lr {lr:g}")
+        if traced:
+            ax.axhline(floor, linestyle="--", color="black", linewidth=1)
+            ax.axhline(1.0, linestyle=":", color="grey", linewidth=1)
+            ax.set_yscale("log")
+        ax.set_title(f"{loss}: validation " + ("MRE / mean shape" if traced else "loss"), fontsize=9)
         ax.set_xlabel("optimiser steps")
         if len(sub):
             ax.legend(fontsize=7)
@@ -185,6 +195,139 @@ def plot_ablation(curves: pd.DataFrame, table: pd.DataFrame, caption: str | None
     return fig
 
 
+# --------------------------------------------------------------------------- the floor, study-wide
+
+FLOOR_COLUMNS = ("run_id", "kind", "run", "dataset", "state", "mre", "mean_shape_mre", "ratio", "unit",
+                 "meets_floor", "train_seconds")
+
+
+def _what(run: dict) -> str:
+    """A run in a few words, without its kind."""
+    if run.get("kind") == "backbone":
+        return f"{run.get('arch')}/{run.get('encoder')} fold {run.get('fold')}, seed {run.get('seed')}"
+    if run.get("kind") == "transfer":
+        return f"{'>'.join(run.get('chain') or [])}>{run.get('dataset')}, seed {run.get('seed')}"
+    cfg = run.get("config") or {}
+    return f"{cfg.get('loss')} lr {cfg.get('lr'):g}, seed {run.get('seed')}"
+
+
+def floor_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
+    """Every run of the study against the quality floor (columns :data:`FLOOR_COLUMNS`):
+    ``ratio`` = its headline MRE (``metrics.json`` ``mre``) / the mean-shape MRE on the same
+    images. A run without ``metrics.json`` has ``state = "missing"``."""
+    rows = []
+    for run in _read_json(Path(results_dir) / "study.json").get("runs") or []:
+        row = {"run_id": run["run_id"], "kind": run.get("kind"), "run": _what(run),
+               "dataset": run.get("dataset"), "state": "missing"}
+        path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
+        if path.is_file():
+            m = _read_json(path)
+            ratio = m["mre"] / m["mean_shape_mre"] if m.get("mean_shape_mre") else math.nan
+            row.update({"state": "done", "mre": m["mre"], "mean_shape_mre": m.get("mean_shape_mre"),
+                        "ratio": ratio, "unit": m.get("unit"), "meets_floor": bool(ratio <= floor),
+                        "train_seconds": m.get("train_seconds")})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(FLOOR_COLUMNS))
+
+
+def floor_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per kind of run: how many, how many finished, worst and median ratio, how many miss the floor."""
+    done = table[table["state"] == "done"]
+    rows = []
+    for kind, group in table.groupby("kind", sort=False):
+        g = done[done["kind"] == kind]
+        rows.append({"kind": kind, "runs": len(group), "finished": len(g),
+                     "worst ratio": round(float(g["ratio"].max()), 3) if len(g) else math.nan,
+                     "median ratio": round(float(g["ratio"].median()), 3) if len(g) else math.nan,
+                     f"above {FLOOR}": int((~g["meets_floor"].astype(bool)).sum())})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- budget curve
+
+
+def _history(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise XLMError(f"{path}: not a readable history ({exc})") from None
+
+
+def best_epoch_within(history: pd.DataFrame, epochs: int) -> int:
+    """The epoch whose checkpoint a run given ``epochs`` epochs keeps: the one the trainer's
+    :class:`~xlm_core.training.EarlyStopping` marks best among the first ``epochs``."""
+    from xlm_core.training import EarlyStopping
+
+    stopper = EarlyStopping(patience=len(history) + 1)
+    for epoch, val_loss in zip(history["epoch"][:epochs], history["val_loss"][:epochs]):
+        stopper.step(float(val_loss), int(epoch))
+    return stopper.best_epoch
+
+
+def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                 workers: int = 2, floor: float = FLOOR) -> pd.DataFrame:
+    """Minutes against quality, measured from ONE study whose runs traced their MRE
+    (``trace_mre``: every epoch's test MRE / mean-shape MRE in ``history.csv``).
+
+    Training is a prefix of itself: the plateau schedule and early stopping look only at the
+    validation losses so far, never at the budget. So a run given a fraction ``f`` of its
+    epochs trains exactly its first ``ceil(f x epochs)`` epochs and keeps the best-validation
+    checkpoint among them (:func:`best_epoch_within`): its test ratio is the traced one at that
+    epoch. Cost at ``f``: those epochs' seconds plus the run's measured overhead (notebook
+    seconds from ``status.json`` minus training and trace seconds), summed (``worker_minutes``)
+    and over ``workers`` (``wall_minutes``, a lower bound: runs waiting on a parent idle a
+    worker). One approximation: a transfer stage after the first is traced from its parent
+    trained at the full budget. Ratios: worst / median / count above the floor over the runs
+    that feed the tables (backbone and transfer), and the worst ablation run apart.
+    """
+    results_dir = Path(results_dir)
+    runs = []
+    for run in _read_json(results_dir / "study.json").get("runs") or []:
+        folder = results_dir / "runs" / run["run_id"]
+        hist = _history(folder / "history.csv")
+        if "test_ratio" not in hist:
+            raise XLMError(f"{folder / 'history.csv'}: no MRE trace (run the study with `trace_mre: true`)")
+        status = _read_json(folder / "status.json")
+        traced_s = float(hist["seconds"].sum() + hist["trace_seconds"].fillna(0).sum())
+        runs.append({"kind": run.get("kind"), "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,
+                     "overhead_s": max(0.0, float(status.get("seconds", traced_s)) - traced_s)})
+    rows = []
+    for f in fractions:
+        table, abl, seconds = [], [], 0.0
+        for r in runs:
+            budget = max(1, math.ceil(f * r["epochs"]))
+            best = best_epoch_within(r["hist"], budget)
+            ratio = float(r["hist"].loc[r["hist"]["epoch"] == best, "test_ratio"].iloc[0])
+            seconds += float(r["hist"]["seconds"][:budget].sum()) + r["overhead_s"]
+            (abl if r["kind"] == "ablation" else table).append(ratio)
+        rows.append({"fraction": f, "worker_minutes": seconds / 60, "wall_minutes": seconds / 60 / workers,
+                     "worst_ratio": max(table) if table else math.nan,
+                     "median_ratio": float(pd.Series(table).median()) if table else math.nan,
+                     "above_floor": sum(v > floor for v in table), "table_runs": len(table),
+                     "ablation_worst": max(abl) if abl else math.nan})
+    return pd.DataFrame(rows)
+
+
+def plot_budget_curve(curve: pd.DataFrame, caption: str | None = None, floor: float = FLOOR) -> Figure:
+    """Worst and median test ratio (runs feeding the tables) against projected wall minutes."""
+    fig = Figure(figsize=(5.0, 3.0), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(curve["wall_minutes"], curve["worst_ratio"], marker="o", label="worst run")
+    ax.plot(curve["wall_minutes"], curve["median_ratio"], marker=".", label="median run")
+    for _, row in curve.iterrows():
+        ax.annotate(f"{row['fraction']:g}", (row["wall_minutes"], row["worst_ratio"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, 3))
+    ax.axhline(floor, linestyle="--", color="black", linewidth=1, label=f"floor {floor}")
+    ax.axhline(1.0, linestyle=":", color="grey", linewidth=1, label="mean shape")
+    ax.set_yscale("log")
+    ax.set_xlabel("projected wall minutes (training + overhead)")
+    ax.set_ylabel("test MRE / mean-shape MRE")
+    ax.legend(fontsize=7)
+    if caption:
+        fig.suptitle(caption, fontsize=8, wrap=True)
+    return fig
+
+
 def chosen_defaults(results_dir: str | Path) -> dict:
     """The run settings the study's other runs use (``settings.run`` of study.json): the
     defaults the ablation justifies (loss, lr, sigma, epochs, train_size) and the transfer
@@ -198,5 +341,18 @@ def chosen_defaults(results_dir: str | Path) -> dict:
     return out
 
 
-__all__ = ["FLOOR", "ablation_curves", "ablation_runs", "ablation_table", "chosen_defaults",
-           "display_table", "plot_ablation", "steps_per_epoch"]
+__all__ = [
+    "FLOOR",
+    "ablation_curves",
+    "ablation_runs",
+    "ablation_table",
+    "best_epoch_within",
+    "budget_curve",
+    "chosen_defaults",
+    "display_table",
+    "floor_summary",
+    "floor_table",
+    "plot_ablation",
+    "plot_budget_curve",
+    "steps_per_epoch",
+]

@@ -55,6 +55,7 @@ class RunConfig:
     train_limit: int | None = None  # use only the first N training images (demo/tests)
     num_workers: int = 0
     checkpoint_every_s: float = 0.0  # resume state (last.pt) at most this often; 0: every epoch
+    trace_mre: bool = False  # score val + test after every epoch (history.csv); recorded, never selects
     extra: dict = field(default_factory=dict)  # dataset options (annotator, wrist pair, ...)
 
     def normalised(self) -> dict:
@@ -64,6 +65,7 @@ class RunConfig:
         d.pop("device")
         d.pop("num_workers")
         d.pop("checkpoint_every_s")  # where the resume state is written, not what is trained
+        d.pop("trace_mre")  # a record of the training, which it leaves unchanged (tested)
         for key in ("train_size", "test_size"):
             if d[key] is not None:
                 d[key] = [int(v) for v in d[key]]

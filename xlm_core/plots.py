@@ -61,10 +61,13 @@ def heatmap_overlay(heatmaps: np.ndarray) -> np.ndarray:
 
 
 def plot_history(history: pd.DataFrame, caption: str | None = None) -> Figure:
-    """Training curves from ``history.csv``: every ``*loss*`` column against ``epoch``, and the
-    learning rate when present (log scale)."""
-    fig = _figure(8, 3)
-    ax_loss, ax_lr = fig.subplots(1, 2)
+    """Training curves from ``history.csv``: every ``*loss*`` column against ``epoch``, the
+    traced MRE / mean-shape ratios when the run recorded them (``trace_mre``; log scale, with
+    the mean shape at 1), and the learning rate when present (log scale)."""
+    ratio_cols = [c for c in history.columns if c.endswith("_ratio")]
+    fig = _figure(12 if ratio_cols else 8, 3)
+    axes = list(fig.subplots(1, 3 if ratio_cols else 2))
+    ax_loss, ax_lr = axes[0], axes[-1]
     x = history["epoch"] if "epoch" in history else np.arange(len(history))
     for col in history.columns:
         if "loss" in col:
@@ -72,6 +75,14 @@ def plot_history(history: pd.DataFrame, caption: str | None = None) -> Figure:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend(fontsize=8)
+    if ratio_cols:
+        ax = axes[1]
+        for col in ratio_cols:
+            ax.plot(x, history[col], marker=".", label=col.replace("_ratio", " MRE / mean shape"))
+        ax.axhline(1.0, linestyle=":", color="grey", linewidth=1, label="mean shape")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
     lr_cols = [c for c in history.columns if c == "lr" or c.startswith("lr")]
     if lr_cols:
         ax_lr.plot(x, history[lr_cols[0]], marker=".")

@@ -55,6 +55,11 @@ PREDICTIONS_NAME = "predictions.csv"
 METRICS_NAME = "metrics.json"
 TRAIN_LOCK_WAIT_S = 120.0
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+# with ``trace_mre``: after every epoch, the clean-protocol MRE of the validation images and of
+# the headline split (test, else held-out), each over its mean-shape MRE (``*_ratio``), and the
+# seconds this scoring took (not in ``seconds``). Recorded only: the checkpoint is still chosen by
+# the validation loss. It measures what a shorter budget would have given (benchmarks/demo_budget.py).
+TRACE_COLUMNS = ("val_mre", "val_ratio", "test_mre", "test_ratio", "trace_seconds")
 #: keys a complete metrics.json has (config.py documents the schema)
 METRICS_KEYS = ("config", "dataset", "data_source", "unit", "mre", "mean_shape_mre", "test",
                 "heldout", "transfer", "epochs_run", "best_epoch", "train_seconds")
@@ -294,12 +299,16 @@ def _as_tuple(obj: Any) -> Any:
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    """history.csv: one row per epoch (``epoch`` 1-based, losses, lr, seconds)."""
+    """history.csv: one row per epoch (``epoch`` 1-based, losses, lr, seconds; the
+    :data:`TRACE_COLUMNS` too when the rows have them)."""
+    traced = any("val_ratio" in row for row in history)  # a resumed run may have turned it on
+    columns = HISTORY_COLUMNS + (TRACE_COLUMNS if traced else ())
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (repr(float(row[k])) if k != "epoch" else int(row[k])) for k in HISTORY_COLUMNS})
+        writer.writerow({k: ("" if k not in row else int(row[k]) if k == "epoch" else repr(float(row[k])))
+                         for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 
@@ -484,6 +493,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         val_loader = make_loader(val_set, int(cfg.batch_size), shuffle=False, num_workers=int(cfg.num_workers))
         show = progress_enabled()
         last_state_s = time.monotonic()
+        trace_shape = _train_mean_shape(samples) if cfg.trace_mre else None
         for epoch in range(start_epoch, int(cfg.epochs)):
             t0 = time.perf_counter()
             loader = make_loader(fit_set, int(cfg.batch_size), shuffle=True, epoch=epoch, seed=int(cfg.seed),
@@ -502,6 +512,9 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
             improved = stopper.step(val_loss, epoch + 1)
             history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                             "lr": lr, "seconds": time.perf_counter() - t0})
+            if cfg.trace_mre:
+                history[-1].update(_trace_scores(cfg, model, samples, monitor_samples, test_size,
+                                                 cache, device, trace_shape))
             if improved:
                 save_torch(out / CHECKPOINT_NAME,
                            {**description, "model": _cpu_state(model), "epoch": epoch + 1, "val_loss": val_loss})
@@ -525,6 +538,34 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper)
     (out / STATE_NAME).unlink(missing_ok=True)
     return metrics
+
+
+def _train_mean_shape(samples: RunSamples):
+    from xlm_core.evaluation import image_hws_of, mean_shape_of
+
+    return mean_shape_of(samples.train_part, image_hws_of(samples.train_part))
+
+
+def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache, device, mean_shape) -> dict:
+    """``trace_mre``: the model as it is now, scored on the validation and headline splits
+    (clean protocol, over the mean shape). The RNG states are restored afterwards, so the
+    training goes on exactly as without the trace."""
+    from xlm_core.evaluation import predict_split, score_split
+
+    t0 = time.perf_counter()
+    rng = _rng_state(device)
+    row = {}
+    try:
+        for name, split in (("val", val_samples), ("test", samples.test or samples.heldout)):
+            pred = predict_split(model, split, test_size, cfg.loss, cache, device,
+                                 batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
+            clean = score_split(pred, samples.lset, mean_shape)["clean"]
+            row[f"{name}_mre"] = clean["mre"]
+            row[f"{name}_ratio"] = clean["mre"] / clean["mean_shape_mre"] if clean["mean_shape_mre"] else math.nan
+    finally:
+        _set_rng_state(rng, device)
+    row["trace_seconds"] = time.perf_counter() - t0
+    return row
 
 
 def _bar(show: bool, total: int, desc: str):
@@ -566,8 +607,6 @@ def _load_state(path: Path, cfg: RunConfig) -> dict:
 
 def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, history, stopper) -> dict:
     from xlm_core.evaluation import (
-        image_hws_of,
-        mean_shape_of,
         predict_split,
         score_split,
         write_predictions,
@@ -577,7 +616,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     lset = samples.lset
     ckpt = load_checkpoint(out / CHECKPOINT_NAME)
     model = model_from_checkpoint(ckpt, out / CHECKPOINT_NAME).to(device)
-    mean_shape = mean_shape_of(samples.train_part, image_hws_of(samples.train_part))
+    mean_shape = _train_mean_shape(samples)
     parts, scores = [], {}
     for split, split_samples in (("test", samples.test), ("heldout", samples.heldout)):
         if not split_samples:

@@ -69,6 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--num-workers", dest="num_workers", type=int, help="data loader worker processes")
     p.add_argument("--checkpoint-every", dest="checkpoint_every_s", type=float,
                    help="write the resume state at most every S seconds (default: every epoch)")
+    p.add_argument("--trace-mre", dest="trace_mre", action="store_true", default=None,
+                   help="score the validation and test images after every epoch (history.csv); "
+                        "recorded only, the checkpoint is still chosen by the validation loss")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--option", dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (train=6, annotator=senior, exclusion=zhu, ...)")
@@ -92,7 +95,7 @@ def register(subparsers: Any) -> None:
 
 _CONFIG_ARGS = ("dataset", "root", "out", "arch", "encoder", "encoder_weights", "init", "epochs", "patience",
                 "train_size", "test_size", "batch_size", "lr", "loss", "sigma", "folds", "fold", "seed",
-                "val_fraction", "train_limit", "num_workers", "checkpoint_every_s", "device")
+                "val_fraction", "train_limit", "num_workers", "checkpoint_every_s", "trace_mre", "device")
 
 
 def config_from_args(args: argparse.Namespace):

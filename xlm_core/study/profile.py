@@ -83,6 +83,7 @@ _RUN_SETTINGS: dict[str, tuple[str, str]] = {
     "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
     "num_workers": ("int>=0", "an integer >= 0"),
     "checkpoint_every_s": ("float>=0", "a number of seconds >= 0 (0: every epoch)"),
+    "trace_mre": ("bool", "true or false"),
 }
 RUN_SETTING_KEYS = tuple(_RUN_SETTINGS)
 
@@ -279,6 +280,10 @@ class _Checker:
             if not ok:
                 raise bad
             return [int(v) for v in value]
+        if check == "bool":
+            if not isinstance(value, bool):
+                raise bad
+            return value
         if check == "loss":
             if value not in LOSSES:
                 raise bad
