@@ -467,3 +467,29 @@ def test_ci_profile_trains_for_real(tmp_path):
     assert (result.plan.run_dir(head.run_id) / "run.ipynb").is_file()
     again = run_study(profile_from_dict(raw), results=tmp_path, aggregate=False, log=quiet)
     assert again.report.trained == [] and again.exit_code == 0
+
+
+def test_prune_lists_then_deletes_run_folders_outside_the_plan_but_never_a_held_one(tmp_path, capsys):
+    """Runs of changed parameters stay on disk as orphans; `xlm study prune` lists them,
+    `--yes` deletes them, and a folder whose lock a live process holds is kept."""
+    import fcntl
+
+    from xlm_core.study.execute import LOCK_NAME
+
+    runs = tmp_path / "s" / "runs"
+    planned = {"run_id": "a" * 16, "kind": "transfer", "dataset": "head", "arch": "unet", "encoder": "vgg19",
+               "chain_label": "imagenet", "fold": None, "seed": 0}
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text(json.dumps({"study": "s", "runs": [planned]}))
+    for name in ("a" * 16, "b" * 16, "c" * 16):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "checkpoint.pt").write_bytes(b"x")
+    (runs / ("c" * 16) / LOCK_NAME).write_text("pid 1 on host: a run")
+    with open(runs / ("c" * 16) / LOCK_NAME) as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert xlm_main(["study", "prune", "s", "--results", str(tmp_path)]) == 0
+        listed = capsys.readouterr().out
+        assert "b" * 16 in listed and "a" * 16 not in listed and "held by" in listed
+        assert (runs / ("b" * 16)).is_dir()  # listing deletes nothing
+        assert xlm_main(["study", "prune", "s", "--results", str(tmp_path), "--yes"]) == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["a" * 16, "c" * 16]

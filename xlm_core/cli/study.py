@@ -40,6 +40,12 @@ def register(subparsers) -> None:
     status.add_argument("--json", action="store_true", help="print the rows as JSON")
     status.set_defaults(func=_status)
 
+    prune = sub.add_parser("prune", help="list (or, with --yes, delete) run folders the study no longer plans")
+    prune.add_argument("study", help="a study name (results/<name>) or a profile path")
+    prune.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    prune.add_argument("--yes", action="store_true", help="delete them (a folder whose run is held is kept)")
+    prune.set_defaults(func=_prune)
+
 
 def _run(args: argparse.Namespace) -> int:
     from xlm_core.study.runner import run_study
@@ -63,4 +69,18 @@ def _status(args: argparse.Namespace) -> int:
 
     rows = study_status(args.study, args.results)
     print(json.dumps(rows, indent=2) if args.json else format_status(rows))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from xlm_core.study.runner import prune_orphans
+
+    rows = prune_orphans(args.study, args.results, delete=args.yes)
+    for row in rows:
+        print(f"{row['state']:<8} {row['path']}")
+    if not rows:
+        print("no run folders outside the study's plan")
+    elif not args.yes:
+        print(f"{len(rows)} run folder(s) outside the study's plan (runs of changed parameters); "
+              "`--yes` deletes them")
     return 0

@@ -346,6 +346,38 @@ def study_status(study: str | Path, results: str | Path = "results") -> list[dic
     return rows
 
 
+def orphan_runs(study: str | Path, results: str | Path = "results") -> list[Path]:
+    """Run directories under ``results/<study>/runs/`` that the study's last plan
+    (``study.json``) does not name: runs of parameters since changed. The tables never read
+    them, but they hold checkpoints (hundreds of MB each) and confuse anyone who globs
+    ``runs/*``."""
+    results_dir = study_results_dir(study, results)
+    planned = {row["run_id"] for row in study_status(study, results)}
+    runs_dir = results_dir / "runs"
+    if not runs_dir.is_dir():
+        return []
+    return sorted(d for d in runs_dir.iterdir() if d.is_dir() and d.name not in planned)
+
+
+def prune_orphans(study: str | Path, results: str | Path = "results", delete: bool = False) -> list[dict]:
+    """:func:`orphan_runs`, each ``{"path", "state"}``: ``kept (held by ...)`` when a process
+    holds its lock (never deleted), ``deleted`` when ``delete``, else ``orphan``."""
+    import shutil
+
+    from xlm_core.study.execute import lock_holder
+
+    rows = []
+    for path in orphan_runs(study, results):
+        holder = lock_holder(path)
+        if holder is not None:
+            rows.append({"path": str(path), "state": f"kept (held by {holder})"})
+            continue
+        if delete:
+            shutil.rmtree(path)
+        rows.append({"path": str(path), "state": "deleted" if delete else "orphan"})
+    return rows
+
+
 def format_status(rows: list[dict]) -> str:
     """A fixed-width table of :func:`study_status` rows, with a count per state."""
     head = f"{'run_id':<16}  {'state':<8} {'kind':<9} {'dataset':<7} {'model':<32} {'chain':<24} {'fold':>4} {'seed':>4}"
