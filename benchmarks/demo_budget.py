@@ -350,12 +350,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
           f"MRE at the best-validation epoch within the budget (traced); minutes = those epochs + each "
           f"run's measured overhead, over {args.workers} workers. Transfer stages after the first are "
           f"traced from full-budget parents (an approximation).")
+    archs = [k for k in rows[0] if k.startswith("worst_") and k != "worst_ratio"] if rows else []
     print(f"{'fraction':>8} {'worker min':>10} {'wall min':>8} {'worst':>6} {'median':>6} {'> floor':>9} "
-          f"{'ablation worst':>14}")
+          f"{'ablation worst':>14}" + "".join(f" {a:>18}" for a in archs))
     for r in rows:
         print(f"{r['fraction']:>8.2f} {r['worker_minutes']:>10.1f} {r['wall_minutes']:>8.1f} "
               f"{r['worst_ratio']:>6.3f} {r['median_ratio']:>6.3f} "
-              f"{r['above_floor']:>4}/{r['table_runs']:<4} {r['ablation_worst']:>14.3f}")
+              f"{r['above_floor']:>4}/{r['table_runs']:<4} {r['ablation_worst']:>14.3f}"
+              + "".join(f" {r[a]:>18.3f}" for a in archs))
     measured = study_budget(Path(args.results))
     print(f"measured at fraction 1: {measured['wall_minutes']:.1f} wall minutes, "
           f"{measured['notebook_worker_minutes']:.1f} notebook worker-minutes (the projection above "

@@ -195,6 +195,8 @@ def test_budget_curve_replays_the_checkpoint_choice_of_a_shorter_run(tmp_path):
     assert curve.loc[0.5, "worker_minutes"] == pytest.approx((20 + 56 + 5 + 18) / 60)
     assert curve.loc[1.0, "wall_minutes"] == pytest.approx((40 + 56 + 10 + 18) / 60 / 2)
     assert list(curve["above_floor"]) == [1, 1, 0] and set(curve["table_runs"]) == {1}
+    assert list(curve["worst_unet"]) == [0.5, 0.5, 0.3]  # per architecture, table runs only
+    assert len(ablation.plot_budget_curve(curve.reset_index()).axes[0].lines) >= 2
     floor = ablation.floor_table(results).set_index("run_id")
     assert bool(floor.loc["a", "meets_floor"]) and not bool(floor.loc["b", "meets_floor"])
     summary = ablation.floor_summary(floor.reset_index()).set_index("kind")

@@ -278,7 +278,8 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
     and over ``workers`` (``wall_minutes``, a lower bound: runs waiting on a parent idle a
     worker). One approximation: a transfer stage after the first is traced from its parent
     trained at the full budget. Ratios: worst / median / count above the floor over the runs
-    that feed the tables (backbone and transfer), and the worst ablation run apart.
+    that feed the tables (backbone and transfer), ``worst_<arch>`` per architecture among
+    them, and the worst ablation run apart.
     """
     results_dir = Path(results_dir)
     runs = []
@@ -289,33 +290,39 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
             raise XLMError(f"{folder / 'history.csv'}: no MRE trace (run the study with `trace_mre: true`)")
         status = _read_json(folder / "status.json")
         traced_s = float(hist["seconds"].sum() + hist["trace_seconds"].fillna(0).sum())
-        runs.append({"kind": run.get("kind"), "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,
+        runs.append({"kind": run.get("kind"), "arch": run.get("arch"),
+                     "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,
                      "overhead_s": max(0.0, float(status.get("seconds", traced_s)) - traced_s)})
     rows = []
     for f in fractions:
-        table, abl, seconds = [], [], 0.0
+        table, abl, seconds, by_arch = [], [], 0.0, {}
         for r in runs:
             budget = max(1, math.ceil(f * r["epochs"]))
             best = best_epoch_within(r["hist"], budget)
             ratio = float(r["hist"].loc[r["hist"]["epoch"] == best, "test_ratio"].iloc[0])
             seconds += float(r["hist"]["seconds"][:budget].sum()) + r["overhead_s"]
             (abl if r["kind"] == "ablation" else table).append(ratio)
+            if r["kind"] != "ablation":
+                by_arch[r["arch"]] = max(by_arch.get(r["arch"], ratio), ratio)
         rows.append({"fraction": f, "worker_minutes": seconds / 60, "wall_minutes": seconds / 60 / workers,
                      "worst_ratio": max(table) if table else math.nan,
                      "median_ratio": float(pd.Series(table).median()) if table else math.nan,
                      "above_floor": sum(v > floor for v in table), "table_runs": len(table),
-                     "ablation_worst": max(abl) if abl else math.nan})
+                     "ablation_worst": max(abl) if abl else math.nan,
+                     **{f"worst_{arch}": v for arch, v in sorted(by_arch.items())}})
     return pd.DataFrame(rows)
 
 
 def plot_budget_curve(curve: pd.DataFrame, caption: str | None = None, floor: float = FLOOR) -> Figure:
-    """Worst and median test ratio (runs feeding the tables) against projected wall minutes."""
+    """The worst test ratio per architecture and the median over the runs feeding the tables,
+    against projected wall minutes."""
     fig = Figure(figsize=(5.0, 3.0), layout="constrained")
     ax = fig.subplots()
-    ax.plot(curve["wall_minutes"], curve["worst_ratio"], marker="o", label="worst run")
-    ax.plot(curve["wall_minutes"], curve["median_ratio"], marker=".", label="median run")
+    for col in [c for c in curve.columns if c.startswith("worst_") and c != "worst_ratio"]:
+        ax.plot(curve["wall_minutes"], curve[col], marker="o", label=f"worst {col[len('worst_'):]} run")
+    ax.plot(curve["wall_minutes"], curve["median_ratio"], marker=".", color="black", label="median run")
     for _, row in curve.iterrows():
-        ax.annotate(f"{row['fraction']:g}", (row["wall_minutes"], row["worst_ratio"]), fontsize=7,
+        ax.annotate(f"{row['fraction']:g}", (row["wall_minutes"], row["median_ratio"]), fontsize=7,
                     textcoords="offset points", xytext=(3, 3))
     ax.axhline(floor, linestyle="--", color="black", linewidth=1, label=f"floor {floor}")
     ax.axhline(1.0, linestyle=":", color="grey", linewidth=1, label="mean shape")
