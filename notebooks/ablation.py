@@ -27,7 +27,9 @@
 # paper's family); `bce` treats the Gaussian as a soft per-pixel label (Zhu et al.);
 # `spatial_ce` is a softmax over all positions per landmark, trained by cross-entropy
 # against the normalised Gaussian; `awing` is the adaptive wing loss. The learning curves
-# plot the validation loss of each run against optimiser steps (each loss on its own scale).
+# plot each run's validation MRE over the mean-shape MRE against optimiser steps when the
+# runs traced it (`trace_mre`; one log scale for every loss, the floor dashed, the mean shape
+# dotted), else the validation loss (each loss on its own scale).
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/demo"
