@@ -53,6 +53,8 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from xlm_core.metrics import baseline_ratio  # after the environment defaults
+
 FLOOR = 0.35  # test MRE / mean-shape MRE must not exceed this
 
 
@@ -131,7 +133,7 @@ def learning_curve(
             if step % eval_every == 0 or step == max_steps:
                 pred = predict_split(model, samples.test, test_hw, loss, cache, device, batch_size=8)
                 clean = score_split(pred, samples.lset, shape)["clean"]
-                ratio = clean["mre"] / clean["mean_shape_mre"]
+                ratio = baseline_ratio(clean)
                 curve.append({"step": step, "mre": clean["mre"], "mean_shape_mre": clean["mean_shape_mre"],
                               "ratio": ratio, "train_loss": statistics.fmean(running)})
                 running = []
@@ -295,7 +297,7 @@ def study_budget(results_dir: Path, floor: float = FLOOR) -> dict:
         except (OSError, ValueError):
             missing.append(run["run_id"])
             continue
-        ratios.append(m["mre"] / m["mean_shape_mre"])
+        ratios.append(baseline_ratio(m))
         train_s += float(m.get("train_seconds", 0.0))
         try:
             st = json.loads((run_dir / "status.json").read_text())

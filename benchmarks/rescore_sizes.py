@@ -30,6 +30,7 @@ def rescore(run_dir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.evaluation import image_hws_of, mean_shape_of, predict_split, score_split
+    from xlm_core.metrics import baseline_ratio
     from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -47,7 +48,7 @@ def rescore(run_dir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
         for name, split in splits.items():
             pred = predict_split(model, split, size, cfg.loss, cache, device, batch_size=int(cfg.batch_size))
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
-            row[f"{name}_ratio"] = clean["mre"] / clean["mean_shape_mre"]
+            row[f"{name}_ratio"] = baseline_ratio(clean)
         row["headline"] = headline
         rows.append(row)
     return rows

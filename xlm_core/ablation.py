@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from xlm_core import XLMError
+from xlm_core.metrics import baseline_ratio
 
 FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
 TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
@@ -75,6 +76,15 @@ def steps_per_epoch(metrics: dict) -> int:
     return max(1, fit // batch) if fit >= batch else 1
 
 
+def _floor_fields(metrics: dict, floor: float) -> dict:
+    """A finished run's ``metrics.json`` against the floor: state, MRE, mean-shape MRE, ratio,
+    unit, meets_floor, train_seconds."""
+    ratio = baseline_ratio(metrics)
+    return {"state": "done", "mre": metrics["mre"], "mean_shape_mre": metrics.get("mean_shape_mre"),
+            "ratio": ratio, "unit": metrics.get("unit"), "meets_floor": bool(ratio <= floor),
+            "train_seconds": metrics.get("train_seconds")}
+
+
 def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
     """One row per ablation run (columns :data:`TABLE_COLUMNS`), sorted by loss then lr.
 
@@ -91,13 +101,10 @@ def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFram
         path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
         if path.is_file():
             m = _read_json(path)
-            ratio = m["mre"] / m["mean_shape_mre"] if m.get("mean_shape_mre") else math.nan
             spe = steps_per_epoch(m)
-            row.update({"state": "done", "mre": m["mre"], "mean_shape_mre": m["mean_shape_mre"],
-                        "ratio": ratio, "unit": m.get("unit"), "meets_floor": bool(ratio <= floor),
-                        "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
-                        "steps_per_epoch": spe, "steps": int(m.get("epochs_run") or 0) * spe,
-                        "train_seconds": m.get("train_seconds")})
+            row.update({**_floor_fields(m, floor), "epochs_run": m.get("epochs_run"),
+                        "best_epoch": m.get("best_epoch"), "steps_per_epoch": spe,
+                        "steps": int(m.get("epochs_run") or 0) * spe})
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     if len(table):
@@ -221,11 +228,7 @@ def floor_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
                "dataset": run.get("dataset"), "state": "missing"}
         path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
         if path.is_file():
-            m = _read_json(path)
-            ratio = m["mre"] / m["mean_shape_mre"] if m.get("mean_shape_mre") else math.nan
-            row.update({"state": "done", "mre": m["mre"], "mean_shape_mre": m.get("mean_shape_mre"),
-                        "ratio": ratio, "unit": m.get("unit"), "meets_floor": bool(ratio <= floor),
-                        "train_seconds": m.get("train_seconds")})
+            row.update(_floor_fields(_read_json(path), floor))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(FLOOR_COLUMNS))
 

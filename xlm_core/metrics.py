@@ -249,3 +249,11 @@ def place_mean_shape(mean_shape_norm: Any, image_hws: Sequence[tuple[int, int]])
     if shape.ndim != 2 or shape.shape[-1] != 2:
         raise XLMError(f"mean shape must be (L, 2), got shape {shape.shape}")
     return np.stack([denormalise(shape, hw) for hw in image_hws])
+
+
+def baseline_ratio(score: dict) -> float:
+    """``mre / mean_shape_mre`` of a score (a protocol score, or a run's ``metrics.json``):
+    below 1 the model beats the mean shape; the demo's quality floor is 0.35. NaN when the
+    score has no (or a zero) mean-shape MRE."""
+    base = score.get("mean_shape_mre")
+    return float(score["mre"]) / float(base) if base else float("nan")

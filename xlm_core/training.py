@@ -551,6 +551,7 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
     (clean protocol, over the mean shape). The RNG states are restored afterwards, so the
     training goes on exactly as without the trace."""
     from xlm_core.evaluation import predict_split, score_split
+    from xlm_core.metrics import baseline_ratio
 
     t0 = time.perf_counter()
     rng = _rng_state(device)
@@ -561,7 +562,7 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
                                  batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
             row[f"{name}_mre"] = clean["mre"]
-            row[f"{name}_ratio"] = clean["mre"] / clean["mean_shape_mre"] if clean["mean_shape_mre"] else math.nan
+            row[f"{name}_ratio"] = baseline_ratio(clean)
     finally:
         _set_rng_state(rng, device)
     row["trace_seconds"] = time.perf_counter() - t0
