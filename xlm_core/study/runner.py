@@ -315,21 +315,26 @@ def study_results_dir(study: str | Path, results: str | Path = "results") -> Pat
     return (Path(results) / name).resolve()
 
 
+def planned_runs(study: str | Path, results: str | Path = "results") -> tuple[Path, list[dict]]:
+    """``(results/<study>, runs)``: the runs of the study's last plan, from its ``study.json``."""
+    results_dir = study_results_dir(study, results)
+    path = results_dir / STUDY_JSON
+    if not path.is_file():
+        raise XLMError(f"{path} not found: run `xlm study run {study}` first (or pass --results DIR)")
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise XLMError(f"{path}: not a study file ({exc})") from None
+    return results_dir, runs
+
+
 def study_status(study: str | Path, results: str | Path = "results") -> list[dict]:
     """Every run of a study (as last planned by ``xlm study run``) with its state.
 
     Rows: ``run_id, state (done|running|failed|pending), detail, kind, dataset, arch,
     encoder, chain, fold, seed, notebook``.
     """
-    results_dir = study_results_dir(study, results)
-    path = results_dir / STUDY_JSON
-    if not path.is_file():
-        raise XLMError(f"{path} not found: run `xlm study run {study}` first (or pass --results DIR)")
-    try:
-        document = json.loads(path.read_text())
-        runs = document["runs"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise XLMError(f"{path}: not a study file ({exc})") from None
+    results_dir, runs = planned_runs(study, results)
     rows = []
     for run in runs:
         run_dir = results_dir / "runs" / run["run_id"]
@@ -351,8 +356,8 @@ def orphan_runs(study: str | Path, results: str | Path = "results") -> list[Path
     (``study.json``) does not name: runs of parameters since changed. The tables never read
     them, but they hold checkpoints (hundreds of MB each) and confuse anyone who globs
     ``runs/*``."""
-    results_dir = study_results_dir(study, results)
-    planned = {row["run_id"] for row in study_status(study, results)}
+    results_dir, runs = planned_runs(study, results)
+    planned = {run["run_id"] for run in runs}
     runs_dir = results_dir / "runs"
     if not runs_dir.is_dir():
         return []
