@@ -465,13 +465,19 @@ def _validate_backbones(check: _Checker, value: Any) -> dict | None:
     return out
 
 
+def _section_model(check: _Checker, sec: dict, section: str) -> tuple[str, str]:
+    """``<section>.arch`` / ``<section>.encoder`` (default the paper's U-Net++ / VGG19), checked as a pair."""
+    arch = check.string(sec.get("arch", "unetplusplus"), f"{section}.arch")
+    enc = check.string(sec.get("encoder", "vgg19"), f"{section}.encoder")
+    _check_arch_encoder(check, arch, enc, f"{section}.arch/encoder")
+    return arch, enc
+
+
 def _validate_transfer(check: _Checker, value: Any) -> dict | None:
     if value is None:
         return None
     sec = check.mapping(value, "transfer", _TRANSFER_KEYS)
-    arch = check.string(sec.get("arch", "unetplusplus"), "transfer.arch")
-    enc = check.string(sec.get("encoder", "vgg19"), "transfer.encoder")
-    _check_arch_encoder(check, arch, enc, "transfer.arch/encoder")
+    arch, enc = _section_model(check, sec, "transfer")
     targets = check.string_list(sec.get("targets", list(DATASET_NAMES)), "transfer.targets", check.datasets)
     chains_raw = sec.get("chains", "all")
     if chains_raw == "all":
@@ -520,9 +526,7 @@ def _validate_ablation(check: _Checker, value: Any) -> dict | None:
     if value is None:
         return None
     sec = check.mapping(value, "ablation", _ABLATION_KEYS)
-    arch = check.string(sec.get("arch", "unetplusplus"), "ablation.arch")
-    enc = check.string(sec.get("encoder", "vgg19"), "ablation.encoder")
-    _check_arch_encoder(check, arch, enc, "ablation.arch/encoder")
+    arch, enc = _section_model(check, sec, "ablation")
     losses = check.string_list(sec.get("losses", list(LOSSES)), "ablation.losses", LOSSES)
     if len(set(losses)) != len(losses):
         raise check.fail("ablation.losses", f"a loss is listed twice: {losses}")
