@@ -131,7 +131,7 @@ def learning_curve(
             running.append(float(value.detach()))
             step += 1
             if step % eval_every == 0 or step == max_steps:
-                pred = predict_split(model, samples.test, test_hw, loss, cache, device, batch_size=8)
+                pred = predict_split(model, samples.test, test_hw, loss, sigma, cache, device, batch_size=8)
                 clean = score_split(pred, samples.lset, shape)["clean"]
                 ratio = baseline_ratio(clean)
                 curve.append({"step": step, "mre": clean["mre"], "mean_shape_mre": clean["mean_shape_mre"],

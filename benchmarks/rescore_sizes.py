@@ -46,7 +46,7 @@ def rescore(run_dir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
         row = {"run": run_dir.name, "arch": cfg.arch, "encoder": cfg.encoder, "dataset": samples.lset.name,
                "train_size": list(cfg.train_size), "test_size": list(size)}
         for name, split in splits.items():
-            pred = predict_split(model, split, size, cfg.loss, cache, device, batch_size=int(cfg.batch_size))
+            pred = predict_split(model, split, size, cfg.loss, cfg.sigma, cache, device, batch_size=int(cfg.batch_size))
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
             row[f"{name}_ratio"] = baseline_ratio(clean)
         row["headline"] = headline

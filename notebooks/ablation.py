@@ -120,5 +120,14 @@ except XLMError as exc:  # an untraced (or unfinished) study: say so instead of 
     curve = None
     display(Markdown(f"No budget curve: {exc}"))
 if curve is not None:
+    decoders = ablation.trace_decoders(results_dir)
+    changed = decoders[decoders["trace_decoder"] != decoders["decoder"]]
+    if len(changed):
+        display(Markdown(
+            "The traces behind this curve were decoded as the runs trained; since then "
+            + ", ".join(f"{int(r.runs)} runs traced with `{r.trace_decoder}` are scored with `{r.decoder}`"
+                        for r in changed.itertuples())
+            + " (scored again from their checkpoints; a trace would need the training again). "
+            "The ratio at fraction 1.0 is therefore the trace's, not the tables'."))
     display(curve.round(3))
     plots.show(ablation.plot_budget_curve(curve, caption=f"Budget against quality; {label}"), dpi=72)

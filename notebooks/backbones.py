@@ -39,6 +39,12 @@ display(Markdown(f"**Table 1** ({caption})."))
 
 # %% tags=["hide-input"]
 display(report.display_table(table1, ["arch", "encoder"]))
+published = report.load_literature().query("table == 1")
+not_run = sorted(set(zip(published["arch"], published["encoder"])) - set(zip(table1["arch"], table1["encoder"])))
+if not_run:
+    display(Markdown("Pairs of the paper's Table 1 that this profile does not train: "
+                     + ", ".join(f"{a}/{e}" for a, e in not_run)
+                     + f" (`studies/{study}.yaml` says why)."))
 
 # %% tags=["hide-input"]
 plots.show(plots.plot_backbones(table1, caption=f"Table 1: {caption}"))
@@ -57,6 +63,5 @@ display(report.display_table(table1_zhu, ["arch", "encoder"]))
 # as published figures and kept apart from our numbers:
 
 # %% tags=["hide-input"]
-published = report.load_literature().query("table == 1")
 display(Markdown(f"*{report.PUBLISHED_LABEL}*"))
 display(report.display_table(published, ["arch", "encoder"]))

@@ -252,3 +252,24 @@ def test_learning_rates_per_loss(tmp_path):
     assert sorted(points) == [("bce", 1e-3), ("spatial_ce", 1e-4), ("spatial_ce", 1e-3)]
     with pytest.raises(XLMError, match="ablation.lrs.bce"):
         profile_from_dict(raw_profile(ablation={"losses": ["spatial_ce", "bce"], "lrs": {"spatial_ce": [1.0e-3]}}))
+
+
+def test_budget_minutes_come_from_the_notebook_run_that_trained_and_decoders_are_reported(tmp_path):
+    """A run scored again after the decoder changed executes its notebook again (a short
+    one): its overhead stays that of the run that trained it (``first_done_seconds``), and
+    the trace's decoder is reported beside the final one."""
+    results = tmp_path / "s"
+    a = write_traced(results, "a", "transfer", [3, 2], [0.5, 0.3], 10, 100, 0.3)
+    b = write_traced(results, "b", "transfer", [3, 2], [0.5, 0.3], 10, 100, 0.3)
+    (results / "runs" / "a" / "status.json").write_text(
+        json.dumps({"state": "done", "seconds": 7, "first_done_seconds": 100}))
+    for run_id, extra in (("a", {"decoder": "softargmax-r5", "trace_decoder": "newton"}), ("b", {})):
+        path = results / "runs" / run_id / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    (results / "study.json").write_text(json.dumps({"study": "s", "runs": [a, b]}))
+    curve = ablation.budget_curve(results, fractions=(1.0,), workers=1)
+    # each: 2 epochs x 10 s + overhead (100 s notebook - 22 s trained and traced); not 7 s for run a
+    assert curve["worker_minutes"].iloc[0] == pytest.approx(2 * (20 + 78) / 60)
+    decoders = ablation.trace_decoders(results)
+    assert decoders.to_dict("records") == [{"trace_decoder": "newton", "decoder": "newton", "runs": 1},
+                                           {"trace_decoder": "newton", "decoder": "softargmax-r5", "runs": 1}]

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from xlm_core import XLMError
-from xlm_core.heatmaps import decode_argmax, decode_subpixel, full_image_heatmaps, gaussian_heatmaps
+from xlm_core.heatmaps import (
+    decode_argmax,
+    decode_softargmax_local,
+    decode_subpixel,
+    full_image_heatmaps,
+    gaussian_heatmaps,
+    softargmax_radius,
+)
 
 GRID_HW = (48, 37)  # non-square: H != W
 
@@ -113,3 +120,49 @@ def test_bad_arguments():
         gaussian_heatmaps(np.zeros((3, 2)), GRID_HW, 0.0)
     with pytest.raises(XLMError):
         decode_argmax(np.zeros(5))
+
+
+# --------------------------------------------------------------------------- window soft-argmax
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0, 3.0, 5.0])
+def test_softargmax_window_holds_the_target_disc_and_recovers_the_landmark(sigma):
+    r = softargmax_radius(sigma)
+    assert r == int(np.ceil(3.0 * sigma + 0.5))
+    rng = np.random.default_rng(int(sigma * 10))
+    h, w = 96, 128
+    xy = np.c_[rng.uniform(r + 1, w - r - 2, 200), rng.uniform(r + 1, h - r - 2, 200)]
+    maps = gaussian_heatmaps(xy, (h, w), sigma)
+    out = decode_softargmax_local(maps, r)
+    assert out.shape == (200, 2) and out.dtype == np.float64
+    np.testing.assert_allclose(out, xy, atol=0.015)
+    # a window smaller than the disc is biased towards the argmax pixel
+    assert np.abs(decode_softargmax_local(maps, 1) - xy).max() > 0.05
+
+
+def test_softargmax_falls_back_to_the_newton_step_where_the_window_crosses_the_border():
+    xy = np.array([[2.3, 30.0], [60.6, 31.4], [30.2, 1.1], [31.7, 30.2]])  # left, right, top, inside
+    maps = gaussian_heatmaps(xy, (64, 64), 2.0)
+    out = decode_softargmax_local(maps, softargmax_radius(2.0))
+    np.testing.assert_allclose(out[:3], decode_subpixel(maps)[:3])
+    np.testing.assert_allclose(out, xy, atol=0.01)
+    # the cut window mean would have been pulled inwards
+    cut = maps[0].copy()
+    ys, xs = np.mgrid[0:64, 0:64]
+    window = (np.abs(xs - 2) <= 7) & (np.abs(ys - 30) <= 7)
+    assert (cut * window * xs).sum() / (cut * window).sum() - 2.3 > 0.1
+
+
+def test_softargmax_torch_matches_numpy_and_an_empty_map_decodes_to_its_argmax():
+    import torch
+
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 3, 20, 24)) ** 8
+    maps[1, 2] = 0.0
+    out_np = decode_softargmax_local(maps, 3)
+    out_t = decode_softargmax_local(torch.from_numpy(maps).float(), 3)
+    assert out_t.dtype == torch.float32 and tuple(out_t.shape) == (2, 3, 2)
+    np.testing.assert_allclose(out_t.numpy(), out_np, atol=1e-4)
+    np.testing.assert_allclose(out_np[1, 2], decode_argmax(maps[1, 2]))
+    with pytest.raises(XLMError, match="radius"):
+        decode_softargmax_local(maps, -1)

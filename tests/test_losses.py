@@ -9,7 +9,14 @@ import torch
 
 from xlm_core import XLMError
 from xlm_core.heatmaps import gaussian_heatmaps
-from xlm_core.losses import LOSS_NAMES, decode_for_loss, get_loss, loss_activation
+from xlm_core.losses import (
+    LOSS_NAMES,
+    decode_for_loss,
+    decoder_is_current,
+    decoder_name,
+    get_loss,
+    loss_activation,
+)
 
 GRID_HW = (24, 40)  # non-square: H != W
 # (B=2, L=3) landmarks (x, y) in grid px, sub-pixel, one near the border
@@ -40,7 +47,7 @@ def test_names_and_unknown_loss():
     with pytest.raises(XLMError, match="mse, bce, spatial_ce, awing"):
         get_loss("l1")
     with pytest.raises(XLMError, match="allowed"):
-        decode_for_loss("dice", torch.zeros(1, 1, 4, 4))
+        decode_for_loss("dice", torch.zeros(1, 1, 4, 4), sigma=2.0)
 
 
 @pytest.mark.parametrize("name", ["mse", "bce", "spatial_ce", "awing"])
@@ -112,20 +119,52 @@ def test_shape_mismatch_is_an_error(target):
 @pytest.mark.parametrize("name", ["mse", "bce", "spatial_ce", "awing"])
 def test_decode_for_loss_recovers_the_peak_on_a_non_square_grid(name, target):
     logits = _target_like_logits(name, target)
-    xy = decode_for_loss(name, logits)
+    xy = decode_for_loss(name, logits, sigma=2.0)
     assert tuple(xy.shape) == (2, 3, 2) and xy.dtype == torch.float32
+    # spatial_ce: the window mean (radius 7 at sigma 2) where the window fits in the grid
+    # (one of these six landmarks: (20, 12)), the Newton step nearer the border
     np.testing.assert_allclose(xy.numpy(), LANDMARKS_XY, atol=0.02)
     # integer (x, y) order, not (row, col): a peak at x=33, y=4 on the 24 x 40 grid
     single = torch.full((1, 1, 24, 40), -5.0)
     single[0, 0, 4, 33] = 5.0
-    np.testing.assert_allclose(decode_for_loss(name, single)[0, 0].numpy(), [33, 4], atol=0.5)
+    np.testing.assert_allclose(decode_for_loss(name, single, sigma=2.0)[0, 0].numpy(), [33, 4], atol=0.5)
 
 
 def test_decode_for_loss_is_invariant_to_a_logit_offset_for_spatial_ce(target):
     logits = _target_like_logits("spatial_ce", target)
     torch.testing.assert_close(
-        decode_for_loss("spatial_ce", logits), decode_for_loss("spatial_ce", logits + 7.0)
+        decode_for_loss("spatial_ce", logits, sigma=2.0), decode_for_loss("spatial_ce", logits + 7.0, sigma=2.0)
     )
+
+
+def test_spatial_ce_decodes_a_wide_softmax_by_its_mean_and_the_others_by_their_peak():
+    # a lopsided trained-like map: peak at x=10, a shoulder at x=12. The window mean moves
+    # towards the shoulder (the mass); the Newton step stays within a pixel of the peak.
+    logits = torch.full((1, 1, 21, 21), -30.0)
+    logits[0, 0, 10, 10], logits[0, 0, 10, 12], logits[0, 0, 10, 11] = 0.0, -0.2, -1.0
+    p = torch.softmax(logits.flatten(), 0).view(21, 21)
+    expected_x = float((p.sum(0) * torch.arange(21.0)).sum())
+    x_ce = float(decode_for_loss("spatial_ce", logits, sigma=1.5)[0, 0, 0])
+    assert x_ce == pytest.approx(expected_x, abs=1e-5) and x_ce > 10.8
+    assert decoder_name("spatial_ce", 1.5) == "softargmax-r5"
+    assert {decoder_name(n, 1.5) for n in ("mse", "bce", "awing")} == {"newton"}
+    x_mse = float(decode_for_loss("mse", torch.sigmoid(logits), sigma=1.5)[0, 0, 0])
+    assert 9.0 <= x_mse <= 11.0
+
+
+def test_decoder_is_current_reads_the_loss_and_sigma_of_the_run():
+    def metrics(loss, sigma, decoder):
+        return {"config": {"loss": loss, "sigma": sigma}, "decoder": decoder}
+
+    assert decoder_is_current(metrics("spatial_ce", 1.5, "softargmax-r5"))
+    assert not decoder_is_current(metrics("spatial_ce", 2.0, "softargmax-r5"))  # r7 now
+    assert not decoder_is_current({"config": {"loss": "spatial_ce", "sigma": 1.5}})  # before decoders were named
+    assert decoder_is_current(metrics("mse", 2.0, "newton"))
+    assert decoder_is_current({"config": {"loss": "mse", "sigma": 2.0}})  # newton then and now
+    assert not decoder_is_current(metrics("mse", 2.0, "softargmax-r7"))
+    # cannot tell (or nothing to score it again with): left as it is
+    assert decoder_is_current(metrics("dice", 2.0, "newton"))
+    assert decoder_is_current({"decoder": "newton", "config": {}})
 
 
 def test_loss_activation_is_the_map_each_loss_fits(target):

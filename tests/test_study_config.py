@@ -51,7 +51,10 @@ def test_demo_profile_is_the_same_grid_scaled_and_labelled():
     s = load_profile("demo").settings
     paper = load_profile("paper").settings
     assert s["data"] == "synthetic" and s["run"]["encoder_weights"] == "none"
-    assert s["backbones"]["pairs"] == paper["backbones"]["pairs"]
+    # the paper's pairs without DeepLabV3, which does not localise from random weights at the
+    # demo's sizes (measured in studies/demo.yaml); the note says so in every caption
+    assert s["backbones"]["pairs"] == [p for p in paper["backbones"]["pairs"] if p[0] != "deeplabv3"]
+    assert "deeplabv3 does not localise" in s["note"].lower()
     assert s["transfer"]["chains"] == paper["transfer"]["chains"]
     # the demo tests at its training size: at 64 px the paper's test aspect (hand 512x368 after
     # training at 512x512) doubled the hand error on its own (studies/demo.yaml, book/method.md)

@@ -227,3 +227,31 @@ def test_trace_mre_records_each_epoch_and_leaves_the_training_unchanged(chest_ph
     best = traced_rows[traced["best_epoch"] - 1]
     assert float(best["test_mre"]) == pytest.approx(traced["mre"], rel=1e-9)
     assert float(best["test_ratio"]) == pytest.approx(traced["mre"] / traced["mean_shape_mre"], rel=1e-9)
+
+
+def test_a_run_scored_with_an_old_decoder_is_scored_again_without_training(chest_phantoms, tmp_path):
+    import shutil
+
+    from xlm_core.study.execute import metrics_complete
+
+    cfg = tiny_config(chest_phantoms, tmp_path / "run", loss="spatial_ce", sigma=1.5, lr=1e-3, trace_mre=True)
+    first = train_and_evaluate(cfg)
+    out = Path(cfg.out)
+    assert first["decoder"] == first["trace_decoder"] == "softargmax-r5"
+    assert metrics_complete(out)
+    # what a run finished before decoders were named looks like: no decoder, Newton scores
+    legacy = {k: v for k, v in first.items() if k not in ("decoder", "trace_decoder")}
+    (out / "metrics.json").write_text(json.dumps({**legacy, "mre": 99.0}))
+    kept = {name: (out / name).stat().st_mtime_ns for name in ("checkpoint.pt", "history.csv")}
+    shutil.copy(out / "history.csv", tmp_path / "history.csv")
+    assert not metrics_complete(out)  # the study runner executes its notebook again
+
+    again = train_and_evaluate(cfg)
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # not trained
+    assert (out / "history.csv").read_text() == (tmp_path / "history.csv").read_text()
+    assert again["decoder"] == "softargmax-r5" and again["trace_decoder"] == "newton"
+    assert again["mre"] == pytest.approx(first["mre"], rel=1e-9)  # the same checkpoint, decoded again
+    for key in ("epochs_run", "best_epoch", "best_val_loss", "train_seconds", "mean_shape_mre"):
+        assert again[key] == pytest.approx(first[key], rel=1e-9), key
+    assert metrics_complete(out)
+    assert train_and_evaluate(cfg) == again  # now finished: returned as it is

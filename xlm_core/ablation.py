@@ -31,7 +31,7 @@ from xlm_core.metrics import baseline_ratio
 FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
 TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
                  "mean_shape_mre", "ratio", "unit", "meets_floor", "epochs_run", "best_epoch",
-                 "steps_per_epoch", "steps", "train_seconds")
+                 "steps_per_epoch", "steps", "train_seconds", "decoder")
 
 
 def _read_json(path: Path) -> dict:
@@ -82,7 +82,7 @@ def _floor_fields(metrics: dict, floor: float) -> dict:
     ratio = baseline_ratio(metrics)
     return {"state": "done", "mre": metrics["mre"], "mean_shape_mre": metrics.get("mean_shape_mre"),
             "ratio": ratio, "unit": metrics.get("unit"), "meets_floor": bool(ratio <= floor),
-            "train_seconds": metrics.get("train_seconds")}
+            "train_seconds": metrics.get("train_seconds"), "decoder": metrics.get("decoder")}
 
 
 def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
@@ -205,7 +205,7 @@ def plot_ablation(curves: pd.DataFrame, table: pd.DataFrame, caption: str | None
 # --------------------------------------------------------------------------- the floor, study-wide
 
 FLOOR_COLUMNS = ("run_id", "kind", "run", "dataset", "state", "mre", "mean_shape_mre", "ratio", "unit",
-                 "meets_floor", "train_seconds")
+                 "meets_floor", "train_seconds", "decoder")
 
 
 def _what(run: dict) -> str:
@@ -267,6 +267,29 @@ def best_epoch_within(history: pd.DataFrame, epochs: int) -> int:
     return stopper.best_epoch
 
 
+def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
+    """How the study's traced runs were decoded: one row per (``trace_decoder``, ``decoder``)
+    pair with its number of runs. ``trace_decoder`` decoded history.csv's trace (the budget
+    curve), ``decoder`` the final metrics; they differ for a run scored again after the
+    decoder changed. metrics.json without them predates named decoders: ``newton``."""
+    from xlm_core.losses import LEGACY_DECODER
+
+    results_dir = Path(results_dir)
+    counts: dict[tuple[str, str], int] = {}
+    for run in _read_json(results_dir / "study.json").get("runs") or []:
+        path = results_dir / "runs" / run["run_id"] / "metrics.json"
+        if not path.is_file():
+            continue
+        m = _read_json(path)
+        decoder = m.get("decoder") or LEGACY_DECODER
+        if "trace_decoder" in m and m["trace_decoder"] is None:
+            continue  # not traced
+        key = (m.get("trace_decoder") or decoder, decoder)
+        counts[key] = counts.get(key, 0) + 1
+    return pd.DataFrame([{"trace_decoder": t, "decoder": d, "runs": n} for (t, d), n in sorted(counts.items())],
+                        columns=["trace_decoder", "decoder", "runs"])
+
+
 def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                  workers: int = 2, floor: float = FLOOR) -> pd.DataFrame:
     """Minutes against quality, measured from ONE study whose runs traced their MRE
@@ -280,7 +303,10 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
     seconds from ``status.json`` minus training and trace seconds), summed (``worker_minutes``)
     and over ``workers`` (``wall_minutes``, a lower bound: runs waiting on a parent idle a
     worker). One approximation: a transfer stage after the first is traced from its parent
-    trained at the full budget. Ratios: worst / median / count above the floor over the runs
+    trained at the full budget. The seconds are those of the notebook run that trained the run
+    (``first_done_seconds``), not of a later one that only scored it again. The ratios are those
+    of the trace, decoded as it was then (metrics.json ``trace_decoder``; :func:`trace_decoders`).
+    Ratios: worst / median / count above the floor over the runs
     that feed the tables (backbone and transfer), ``worst_<arch>`` per architecture among
     them, and the worst ablation run apart.
     """
@@ -295,7 +321,8 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
         traced_s = float(hist["seconds"].sum() + hist["trace_seconds"].fillna(0).sum())
         runs.append({"kind": run.get("kind"), "arch": run.get("arch"),
                      "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,
-                     "overhead_s": max(0.0, float(status.get("seconds", traced_s)) - traced_s)})
+                     "overhead_s": max(0.0, float(status.get("first_done_seconds") or status.get("seconds", traced_s))
+                                       - traced_s)})
     rows = []
     for f in fractions:
         table, abl, seconds, by_arch = [], [], 0.0, {}

@@ -115,6 +115,7 @@ def predict_split(
     samples: Sequence[Sample],
     grid_hw: tuple[int, int],
     loss_name: str,
+    sigma: float,
     cache,
     device: torch.device,
     batch_size: int = 2,
@@ -129,7 +130,7 @@ def predict_split(
     sub, arg = [], []
     for batch in loader:
         logits = model_logits(model, batch["image"], device)
-        sub.append(decode_for_loss(loss_name, logits).detach().float().cpu().numpy())
+        sub.append(decode_for_loss(loss_name, logits, sigma).detach().float().cpu().numpy())
         arg.append(decode_argmax(logits).detach().float().cpu().numpy())
     image_hws = [dataset.image_hw(i) for i in range(len(dataset))]
     grid_sub = np.concatenate(sub).astype(np.float64)
@@ -302,7 +303,7 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
     model = model_from_checkpoint(ckpt, path).to(dev)
     split = run_samples(cfg)
     preds = predict_split(model, split.test or split.heldout, tuple(ckpt["test_size"]), ckpt["loss"],
-                          PreprocessCache(), dev, batch_size=cfg.batch_size)
+                          float(ckpt["sigma"]), PreprocessCache(), dev, batch_size=cfg.batch_size)
     mean_shape = mean_shape_of(split.train_part, image_hws_of(split.train_part))
     score = score_split(preds, split.lset, mean_shape)[protocol]
     if score is None:

@@ -66,7 +66,7 @@ def draw_overlay(image: np.ndarray, landmarks_xy: np.ndarray, path: Path) -> Non
 
 @torch.no_grad()
 def predict_image(model: torch.nn.Module, image: np.ndarray, grid_hw: tuple[int, int], loss_name: str,
-                  device: torch.device) -> np.ndarray:
+                  sigma: float, device: torch.device) -> np.ndarray:
     """Landmarks ``(L, 2)`` (x, y) in the pixels of ``image`` (H, W) float in [0, 1]."""
     from xlm_core.evaluation import model_logits
     from xlm_core.geometry import from_grid
@@ -75,7 +75,7 @@ def predict_image(model: torch.nn.Module, image: np.ndarray, grid_hw: tuple[int,
 
     grid = resize_image(image, grid_hw)
     logits = model_logits(model, torch.tensor(grid, dtype=torch.float32)[None, None], device)
-    grid_xy = decode_for_loss(loss_name, logits)[0].float().cpu().numpy().astype(np.float64)
+    grid_xy = decode_for_loss(loss_name, logits, sigma)[0].float().cpu().numpy().astype(np.float64)
     return np.asarray(from_grid(grid_xy, image.shape, grid_hw), dtype=np.float64)
 
 
@@ -111,7 +111,7 @@ def predict(checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike], 
         entries = []
         for image_id, path in zip(unique_ids(paths), paths):
             image = read_image(path)
-            xy = predict_image(model, image, grid_hw, str(ckpt["loss"]), dev)
+            xy = predict_image(model, image, grid_hw, str(ckpt["loss"]), float(ckpt["sigma"]), dev)
             results[image_id] = xy
             draw_overlay(image, xy, stage / f"{image_id}{OVERLAY_SUFFIX}")
             entries.append({

@@ -1026,7 +1026,7 @@ def quiet_imports() -> None:
         import xlm_core.models  # noqa: F401
 
 
-def _predict_grid(model, image_hw_grid, encoder: str, loss: str):
+def _predict_grid(model, image_hw_grid, encoder: str, loss: str, sigma: float):
     """(logits (L, H, W) numpy, decoded (L, 2) grid (x, y)) for one grey image (H, W) tensor."""
     import torch
 
@@ -1036,7 +1036,7 @@ def _predict_grid(model, image_hw_grid, encoder: str, loss: str):
     model.eval()
     with torch.no_grad():
         logits = model_logits(model, image_hw_grid[None], torch.device("cpu"))
-        decoded = decode_for_loss(loss, logits)
+        decoded = decode_for_loss(loss, logits, sigma)
     return logits[0].float().numpy(), decoded[0].float().numpy()
 
 
@@ -1082,7 +1082,7 @@ def pipeline_arrays(dataset: str, root: str | Path, size_hw: tuple[int, int] = (
         torch.manual_seed(seed)
         model = build_model(arch, encoder, lset.n_landmarks, encoder_weights="none")
         label = f"untrained {arch}/{encoder}"
-    output, decoded = _predict_grid(model, plain["image"], encoder, loss)
+    output, decoded = _predict_grid(model, plain["image"], encoder, loss, sigma)
     return {
         "id": sample.id,
         "image": plain["image"][0].numpy(),
@@ -1125,7 +1125,8 @@ def run_example(run_path: str | Path, index: int = 0) -> dict:
     grid_hw = tuple(int(v) for v in meta["test_size"])
     item = HeatmapDataset([test[index % len(test)]], grid_hw, float(cfg.sigma), PreprocessCache())[0]
     with torch.no_grad():
-        heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss))
+        heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss),
+                                           float(meta.get("sigma", cfg.sigma)))
     return {
         "id": item["id"],
         "image": item["image"][0].numpy(),
@@ -1171,7 +1172,8 @@ def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") 
     for k in range(len(ids)):
         item = data[k]
         with torch.no_grad():
-            heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss))
+            heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss),
+                                           float(meta.get("sigma", cfg.sigma)))
         out.append({"id": item["id"], "image": item["image"][0].numpy(), "heatmaps": heatmaps,
                     "gt_grid": item["landmarks_grid"].numpy(), "pred_grid": pred, "grid_hw": grid_hw})
     return out

@@ -22,6 +22,9 @@
 4. evaluation (:mod:`xlm_core.evaluation`) of the best checkpoint on the test split (and the
    held-out fold), ``predictions.csv``, and ``metrics.json`` last: its presence marks a
    finished run, which a new call returns at once. ``last.pt`` is then removed.
+   A finished run scored with another decoder than its loss gets now
+   (:func:`xlm_core.losses.decoder_is_current`) is scored again from its checkpoint, without
+   training; metrics.json's ``trace_decoder`` keeps the decoder its history.csv was traced with.
 """
 
 from __future__ import annotations
@@ -298,6 +301,13 @@ def _as_tuple(obj: Any) -> Any:
     return obj
 
 
+def read_history(path: Path) -> list[dict]:
+    """history.csv back as :func:`write_history`'s rows (numbers; empty cells left out)."""
+    with open(path, newline="") as fh:
+        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(fh)]
+
+
 def write_history(path: Path, history: list[dict]) -> None:
     """history.csv: one row per epoch (``epoch`` 1-based, losses, lr, seconds; the
     :data:`TRACE_COLUMNS` too when the rows have them)."""
@@ -371,10 +381,18 @@ def mean_loss(model, loader, loss_fn, device: torch.device) -> float:
 
 
 def finished_metrics(out: Path, cfg: RunConfig) -> dict | None:
-    """The metrics.json of a finished run of ``cfg`` in ``out``, or None if not finished.
+    """The metrics.json of a finished run of ``cfg`` in ``out``, or None if not finished (or
+    scored with another decoder than its loss gets now).
 
     A finished run of *different* parameters in ``out`` is an XLMError (never overwritten).
     """
+    from xlm_core.losses import decoder_is_current
+
+    metrics = _complete_metrics(out, cfg)
+    return metrics if metrics is not None and decoder_is_current(metrics) else None
+
+
+def _complete_metrics(out: Path, cfg: RunConfig) -> dict | None:
     path = out / METRICS_NAME
     if not path.is_file():
         return None
@@ -439,6 +457,15 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     samples = run_samples(cfg)
     lset = samples.lset
     test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
+    stale = _complete_metrics(out, cfg)
+    if stale is not None and not (out / STATE_NAME).is_file() and (out / CHECKPOINT_NAME).is_file():
+        from xlm_core.losses import LEGACY_DECODER, decoder_name
+
+        log(f"{out}: finished run scored with decoder {stale.get('decoder', LEGACY_DECODER)}; scoring its "
+            f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
+        return _evaluate(cfg, samples, test_size, PreprocessCache(), device, stale.get("transfer"),
+                         read_history(out / HISTORY_NAME), EarlyStopping(patience=int(cfg.patience)),
+                         trace_decoder=stale.get("trace_decoder", stale.get("decoder", LEGACY_DECODER)))
     train_size = tuple(int(v) for v in cfg.train_size)
     loss_fn = get_loss(cfg.loss)
     cache = PreprocessCache()
@@ -558,7 +585,7 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
     row = {}
     try:
         for name, split in (("val", val_samples), ("test", samples.test or samples.heldout)):
-            pred = predict_split(model, split, test_size, cfg.loss, cache, device,
+            pred = predict_split(model, split, test_size, cfg.loss, cfg.sigma, cache, device,
                                  batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
             row[f"{name}_mre"] = clean["mre"]
@@ -606,12 +633,16 @@ def _load_state(path: Path, cfg: RunConfig) -> dict:
     return state
 
 
-def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, history, stopper) -> dict:
+def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, history, stopper,
+              trace_decoder: str | None = None) -> dict:
+    """Score the best checkpoint; write predictions and metrics.json. ``trace_decoder``: the
+    decoder history.csv's trace used, when not this evaluation's (a run scored again)."""
     from xlm_core.evaluation import (
         predict_split,
         score_split,
         write_predictions,
     )
+    from xlm_core.losses import decoder_name
 
     out = Path(cfg.out)
     lset = samples.lset
@@ -623,7 +654,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         if not split_samples:
             scores[split] = None
             continue
-        pred = predict_split(model, split_samples, test_size, cfg.loss, cache, device,
+        pred = predict_split(model, split_samples, test_size, cfg.loss, cfg.sigma, cache, device,
                              batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
         scores[split] = score_split(pred, lset, mean_shape)
         parts.append((pred, split))
@@ -641,6 +672,9 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         "thresholds": [float(t) for t in lset.thresholds],
         "mre": headline["clean"]["mre"],
         "mean_shape_mre": headline["clean"]["mean_shape_mre"],
+        "decoder": decoder_name(cfg.loss, cfg.sigma),
+        "trace_decoder": (trace_decoder or decoder_name(cfg.loss, cfg.sigma))
+        if any("test_ratio" in row for row in history) else None,
         "headline_split": "test" if scores["test"] else "heldout",
         "test": scores["test"],
         "heldout": scores["heldout"],

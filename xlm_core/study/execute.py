@@ -43,13 +43,19 @@ METRICS_REQUIRED = ("config", "mre", "test")
 
 
 def metrics_complete(run_dir: str | Path) -> bool:
-    """True when ``run_dir/metrics.json`` parses and holds the keys a finished run writes."""
+    """True when ``run_dir/metrics.json`` parses, holds the keys a finished run writes and was
+    scored with the decoder the run's loss gets now (else the run's notebook executes again,
+    and the run is scored again from its checkpoint without training)."""
     path = Path(run_dir) / "metrics.json"
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(metrics, dict) and all(k in metrics for k in METRICS_REQUIRED)
+    if not (isinstance(metrics, dict) and all(k in metrics for k in METRICS_REQUIRED)):
+        return False
+    from xlm_core.losses import decoder_is_current
+
+    return decoder_is_current(metrics)
 
 
 def run_done(run_dir: str | Path) -> bool:
@@ -101,6 +107,16 @@ def _read_status(run_dir: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}
+
+
+def _first_done_seconds(status: dict) -> float | None:
+    """Seconds of the attempt that first finished the run (the one that trained it), kept
+    across later attempts (a run scored again with a new decoder executes its notebook again)."""
+    if status.get("first_done_seconds") is not None:
+        return float(status["first_done_seconds"])
+    if status.get("state") == "done" and status.get("seconds") is not None:
+        return float(status["seconds"])
+    return None
 
 
 def _now() -> str:
@@ -184,7 +200,9 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         fh.write(holder + "\n")
         fh.flush()
         notebook = str(run_dir / NOTEBOOK_NAME)
-        atomic_write_json(run_dir / STATUS_NAME, {"state": "running", "started": _now(), "holder": holder})
+        first_done = _first_done_seconds(_read_status(run_dir))
+        atomic_write_json(run_dir / STATUS_NAME, {"state": "running", "started": _now(), "holder": holder,
+                                                  "first_done_seconds": first_done})
         parameters = dict(task.parameters)
         if gpu_count > 0:
             parameters["device"] = f"cuda:{_worker_index() % gpu_count}"
@@ -201,7 +219,8 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         if error is None and not metrics_complete(run_dir):
             error = "the run finished without writing a complete metrics.json"
         status = {"state": "failed" if error else "done", "seconds": round(seconds, 3),
-                  "finished": _now(), "notebook": notebook, "error": error}
+                  "finished": _now(), "notebook": notebook, "error": error,
+                  "first_done_seconds": first_done if first_done is not None or error else round(seconds, 3)}
         atomic_write_json(run_dir / STATUS_NAME, status)
         fh.seek(0)
         fh.truncate()
