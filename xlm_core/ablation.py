@@ -79,10 +79,12 @@ def steps_per_epoch(metrics: dict) -> int:
 def _floor_fields(metrics: dict, floor: float) -> dict:
     """A finished run's ``metrics.json`` against the floor: state, MRE, mean-shape MRE, ratio,
     unit, meets_floor, train_seconds."""
+    from xlm_core.losses import scored_decoder
+
     ratio = baseline_ratio(metrics)
     return {"state": "done", "mre": metrics["mre"], "mean_shape_mre": metrics.get("mean_shape_mre"),
             "ratio": ratio, "unit": metrics.get("unit"), "meets_floor": bool(ratio <= floor),
-            "train_seconds": metrics.get("train_seconds"), "decoder": metrics.get("decoder")}
+            "train_seconds": metrics.get("train_seconds"), "decoder": scored_decoder(metrics)}
 
 
 def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
@@ -272,7 +274,7 @@ def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
     pair with its number of runs. ``trace_decoder`` decoded history.csv's trace (the budget
     curve), ``decoder`` the final metrics; they differ for a run scored again after the
     decoder changed. metrics.json without them predates named decoders: ``newton``."""
-    from xlm_core.losses import LEGACY_DECODER
+    from xlm_core.losses import scored_decoder
 
     results_dir = Path(results_dir)
     counts: dict[tuple[str, str], int] = {}
@@ -281,7 +283,7 @@ def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
         if not path.is_file():
             continue
         m = _read_json(path)
-        decoder = m.get("decoder") or LEGACY_DECODER
+        decoder = scored_decoder(m)
         if "trace_decoder" in m and m["trace_decoder"] is None:
             continue  # not traced
         key = (m.get("trace_decoder") or decoder, decoder)

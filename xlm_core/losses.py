@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from xlm_core import XLMError
 from xlm_core.heatmaps import decode_softargmax_local, decode_subpixel, softargmax_radius
 
-__all__ = ["LOSS_NAMES", "decode_for_loss", "decoder_is_current", "decoder_name", "get_loss", "loss_activation"]
+__all__ = ["LOSS_NAMES", "decode_for_loss", "decoder_is_current", "decoder_name", "get_loss", "loss_activation",
+           "scored_decoder"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -175,6 +176,12 @@ def decoder_name(name: str, sigma: float) -> str:
     return "newton"
 
 
+def scored_decoder(metrics: dict) -> str:
+    """The decoder a run's metrics.json was scored with (:data:`LEGACY_DECODER` before
+    metrics.json named it)."""
+    return str(metrics.get("decoder") or LEGACY_DECODER)
+
+
 def decoder_is_current(metrics: dict) -> bool:
     """False when a run's metrics.json was scored with another decoder than its loss and sigma
     get now (:func:`decoder_name`; no ``decoder`` key: :data:`LEGACY_DECODER`). Such a finished
@@ -187,7 +194,7 @@ def decoder_is_current(metrics: dict) -> bool:
         now = decoder_name(str(config["loss"]), float(config["sigma"]))
     except (XLMError, TypeError, ValueError):
         return True  # nothing to score it again with
-    return (metrics.get("decoder") or LEGACY_DECODER) == now
+    return scored_decoder(metrics) == now
 
 
 @torch.no_grad()

@@ -459,13 +459,13 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
     stale = _complete_metrics(out, cfg)
     if stale is not None and not (out / STATE_NAME).is_file() and (out / CHECKPOINT_NAME).is_file():
-        from xlm_core.losses import LEGACY_DECODER, decoder_name
+        from xlm_core.losses import decoder_name, scored_decoder
 
-        log(f"{out}: finished run scored with decoder {stale.get('decoder', LEGACY_DECODER)}; scoring its "
+        log(f"{out}: finished run scored with decoder {scored_decoder(stale)}; scoring its "
             f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
         return _evaluate(cfg, samples, test_size, PreprocessCache(), device, stale.get("transfer"),
                          read_history(out / HISTORY_NAME), EarlyStopping(patience=int(cfg.patience)),
-                         trace_decoder=stale.get("trace_decoder", stale.get("decoder", LEGACY_DECODER)))
+                         trace_decoder=stale.get("trace_decoder") or scored_decoder(stale))
     train_size = tuple(int(v) for v in cfg.train_size)
     loss_fn = get_loss(cfg.loss)
     cache = PreprocessCache()
