@@ -149,8 +149,8 @@ def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
 
 
 def display_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The columns a reader needs, rounded: loss, lr, MRE, mean shape, ratio, floor, steps."""
-    cols = ["loss", "lr", "mre", "mean_shape_mre", "ratio", "meets_floor", "steps", "best_epoch",
+    """The columns a reader needs, rounded: loss, lr, MRE, mean shape, ratio, floor, decoder, steps."""
+    cols = ["loss", "lr", "mre", "mean_shape_mre", "ratio", "meets_floor", "decoder", "steps", "best_epoch",
             "epochs_run", "state"]
     out = table[[c for c in cols if c in table.columns]].copy()
     for c in ("mre", "mean_shape_mre", "ratio"):
