@@ -39,7 +39,6 @@ def decode_all(run_dir: Path, radii: list[int]) -> dict | None:
         model_logits,
         score_split,
     )
-    from xlm_core.geometry import from_grid
     from xlm_core.heatmaps import decode_softargmax_local, decode_subpixel
     from xlm_core.losses import loss_activation
     from xlm_core.metrics import baseline_ratio
@@ -66,13 +65,10 @@ def decode_all(run_dir: Path, radii: list[int]) -> dict | None:
                                 for batch in make_loader(data, batch_size=4, shuffle=False, num_workers=0)])
         maps = loss_activation(cfg.loss, logits)
         hws = [data.image_hw(i) for i in range(len(data))]
-        gt = np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in split])
         row[name] = {}
         for decoder, fn in decoders.items():
             grid = fn(maps).double().numpy()
-            pred = SplitPredictions(ids=[s.id for s in split], image_hws=hws, grid_hw=size, grid_subpixel=grid,
-                                    grid_argmax=np.rint(grid), gt_px=gt,
-                                    pred_px=np.stack([from_grid(g, hw, size) for g, hw in zip(grid, hws)]))
+            pred = SplitPredictions.from_grid(split, hws, size, grid, np.rint(grid))
             row[name][decoder] = baseline_ratio(score_split(pred, samples.lset, mean_shape)["clean"])
     return row
 

@@ -62,6 +62,21 @@ class SplitPredictions:
     pred_px: np.ndarray
     gt_px: np.ndarray
 
+    @classmethod
+    def from_grid(cls, samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]], grid_hw: tuple[int, int],
+                  grid_subpixel: np.ndarray, grid_argmax: np.ndarray) -> SplitPredictions:
+        """Grid predictions ``(N, L, 2)`` of ``samples`` -> original pixels, beside their truth."""
+        grid_subpixel = np.asarray(grid_subpixel, dtype=np.float64)
+        return cls(
+            ids=[s.id for s in samples],
+            image_hws=list(image_hws),
+            grid_hw=(int(grid_hw[0]), int(grid_hw[1])),
+            grid_subpixel=grid_subpixel,
+            grid_argmax=np.asarray(grid_argmax, dtype=np.float64),
+            pred_px=np.stack([from_grid(p, hw, grid_hw) for p, hw in zip(grid_subpixel, image_hws)]),
+            gt_px=np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in samples]),
+        )
+
 
 def input_divisor(model: torch.nn.Module) -> int:
     """H and W of the model input must be multiples of this (32 U-Net/U-Net++, 8 DeepLabV3)."""
@@ -133,19 +148,7 @@ def predict_split(
         sub.append(decode_for_loss(loss_name, logits, sigma).detach().float().cpu().numpy())
         arg.append(decode_argmax(logits).detach().float().cpu().numpy())
     image_hws = [dataset.image_hw(i) for i in range(len(dataset))]
-    grid_sub = np.concatenate(sub).astype(np.float64)
-    grid_arg = np.concatenate(arg).astype(np.float64)
-    pred_px = np.stack([from_grid(p, hw, grid_hw) for p, hw in zip(grid_sub, image_hws)])
-    gt_px = np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in samples])
-    return SplitPredictions(
-        ids=[s.id for s in samples],
-        image_hws=image_hws,
-        grid_hw=(int(grid_hw[0]), int(grid_hw[1])),
-        grid_subpixel=grid_sub,
-        grid_argmax=grid_arg,
-        pred_px=pred_px,
-        gt_px=gt_px,
-    )
+    return SplitPredictions.from_grid(samples, image_hws, grid_hw, np.concatenate(sub), np.concatenate(arg))
 
 
 def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]]) -> np.ndarray:

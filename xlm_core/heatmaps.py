@@ -40,8 +40,8 @@ target-shaped map the mean is the landmark up to the pixel sampling of the disc'
 (< 0.015 px for sigma 1 to 5, tested); a trained map is not target-shaped, and the mean then
 averages its uncertainty instead of fitting a quadratic to its top 3x3 pixels. Where the
 window would cross the grid's border, the border cuts the map and would pull the mean
-inwards (0.5 px for sigma 2, measured): there the Newton step above is used, exact there. :func:`xlm_core.losses.decode_for_loss` says which decoder goes with
-which loss, and why.
+inwards (0.5 px for sigma 2, measured): there the Newton step above is used, exact there.
+:func:`xlm_core.losses.decode_for_loss` says which decoder goes with which loss, and why.
 
 The decoders accept numpy arrays or torch tensors ``(..., L, H, W)`` and return the same
 kind ``(..., L, 2)`` (torch: on the heatmap's device, in its floating dtype).

@@ -168,12 +168,19 @@ def loss_activation(name: str, logits: torch.Tensor) -> torch.Tensor:
 LEGACY_DECODER = "newton"
 
 
+def _decoder(name: str, sigma: float) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """(name, function) of the decoder of loss ``name`` for targets of ``sigma``: the one
+    place that pairs a loss with its decoder (module docstring)."""
+    if _check_name(name) == "spatial_ce":
+        radius = softargmax_radius(float(sigma))
+        return f"softargmax-r{radius}", lambda maps: decode_softargmax_local(maps, radius)
+    return "newton", decode_subpixel
+
+
 def decoder_name(name: str, sigma: float) -> str:
     """The decoder :func:`decode_for_loss` uses for loss ``name`` and targets of ``sigma``:
     ``"softargmax-r<radius>"`` (spatial_ce) or ``"newton"`` (the others)."""
-    if _check_name(name) == "spatial_ce":
-        return f"softargmax-r{softargmax_radius(float(sigma))}"
-    return "newton"
+    return _decoder(name, sigma)[0]
 
 
 def scored_decoder(metrics: dict) -> str:
@@ -209,6 +216,4 @@ def decode_for_loss(name: str, logits: torch.Tensor, sigma: float) -> torch.Tens
     if logits.ndim < 3:
         raise XLMError(f"decode_for_loss expects logits (B, L, H, W); got {tuple(logits.shape)}")
     maps = _ACTIVATIONS[key](logits.detach().float())
-    if key == "spatial_ce":
-        return decode_softargmax_local(maps, softargmax_radius(float(sigma))).float()
-    return decode_subpixel(maps).float()
+    return _decoder(key, sigma)[1](maps).float()
