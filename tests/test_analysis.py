@@ -53,9 +53,11 @@ def test_protocol_table_argmax_vs_subpixel_on_off_grid_gaussians():
     assert arg_clean["mre"] > sub_clean["mre"]
     assert (arg_clean["sdr_3"], arg_clean["sdr_6"], arg_clean["sdr_9"]) == (0.0, 0.0, 100.0)
     assert sub_clean["sdr_3"] == 100.0
-    # zhu rounds the ground truth onto the same integer pixel as the argmax: error 0
-    assert _row(table, "argmax", "zhu")["mre"] == 0.0
-    assert _row(table, "subpixel", "zhu")["mre"] == 0.0
+    # zhu maps the truth by round(p * new / old), without the pixel-centre shift (Zhu et al.'s
+    # evaluator): 16k + 12.3 px -> k + 0.77 -> k + 1 on both axes, one diagonal grid pixel from
+    # the argmax at k (the shift would have put it on k: error 0)
+    assert _row(table, "argmax", "zhu")["mre"] == pytest.approx(np.sqrt(2), abs=1e-12)
+    assert _row(table, "subpixel", "zhu")["mre"] == pytest.approx(np.sqrt(2), abs=1e-12)
     assert set(table["unit"]) == {"px"}
     assert table["n_images"].tolist() == [2] * 4 and table["n_landmarks"].tolist() == [3] * 4
     assert table["wrist_pair"].isna().all()
@@ -208,3 +210,18 @@ def test_read_error_matrix_round_trip(tmp_path):
     (tmp_path / "gap.csv").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(XLMError, match="lacks some"):
         read_error_matrix(tmp_path / "gap.csv")
+
+
+def test_protocol_table_says_which_grid_and_how_large_a_grid_pixel_is():
+    maps, gt_px, hws, grid_hw = _chest_off_grid()
+    table = protocol_table(gt_px, hws, "chest", heatmaps=maps)
+    zhu = table[table["protocol"] == "zhu"]
+    clean = table[table["protocol"] == "clean"]
+    assert set(zhu["measured_on"]) == {f"{grid_hw[0]}x{grid_hw[1]} grid"}
+    assert set(clean["measured_on"]) == {"original image"} and clean["grid_step"].isna().all()
+    assert zhu["grid_step"].tolist() == pytest.approx([1.0, 1.0])  # chest: grid px
+    gt, pred = _hand_two_widths()
+    hand = protocol_table(gt, [(256, 256)], "hand", grid_argmax=pred, grid_subpixel=pred, grid_hw=(256, 256))
+    # one grid px is 50 mm / wrist width on the grid: 50/50 (Payer's pair), 50/40 (Zhu's)
+    assert _row(hand, "argmax", "zhu", "2,6")["grid_step"] == pytest.approx(1.0)
+    assert _row(hand, "argmax", "zhu", "1,5")["grid_step"] == pytest.approx(1.25)

@@ -12,6 +12,7 @@ from xlm_core import XLMError
 from xlm_core.datasets.base import Scale
 from xlm_core.geometry import from_grid, to_grid
 from xlm_core.metrics import (
+    cumulative_errors,
     evaluate_clean,
     evaluate_zhu,
     mean_shape_baseline,
@@ -42,10 +43,36 @@ def test_radial_errors_and_score_by_hand():
 
 
 def test_sdr_boundary_survives_float_rounding():
-    # 30 px x 0.1 mm/px = 3.0000000000000004 in floats: it is 3 mm and must count at 3 mm
-    pred = np.array([[[30.0, 0.0], [0.0, 25.0], [18.0, 24.0], [0.0, 30.1]]])
-    s = evaluate_clean(pred, np.zeros_like(pred), HEAD, thresholds=(2.5, 3))
-    assert s["sdr"] == {"2.5": 25.0, "3": 75.0}
+    # 30 px x 0.1 mm/px is 3.0 in floats; 3 px x 0.1 mm/px = 0.30000000000000004: it is 0.3 mm
+    # and must count at 0.3 mm
+    pred = np.array([[[30.0, 0.0], [0.0, 25.0], [18.0, 24.0], [0.0, 30.1], [3.0, 0.0]]])
+    assert 3.0 * 0.1 > 0.3
+    s = evaluate_clean(pred, np.zeros_like(pred), HEAD, thresholds=(0.3, 2.5, 3))
+    assert s["sdr"] == {"0.3": 20.0, "2.5": 40.0, "3": 80.0}
+
+
+def test_sdr_tie_rules_clean_zhu_strict():
+    # 3.0000000000000004: a 3 mm tie in exact arithmetic (3 px x 0.1 mm/px x 10) that floats push
+    # above 3. clean counts it (tolerance), zhu does not (Zhu's float comparison), strict neither
+    err = np.array([[0.1 * 3 * 10, 2.0, 1.0, 4.0]])
+    assert err[0, 0] > 3.0
+    clean = score_errors(err, (2, 3), "mm", "clean")
+    zhu = score_errors(err, (2, 3), "mm", "zhu")
+    strict = score_errors(err, (2, 3), "mm", "clean", strict=True)
+    assert clean["sdr"] == {"2": 50.0, "3": 75.0}
+    assert zhu["sdr"] == {"2": 50.0, "3": 50.0}
+    assert strict["sdr"] == {"2": 25.0, "3": 50.0}
+    assert strict["per_landmark_sdr"]["2"] == [0.0, 0.0, 100.0, 0.0]
+    assert "1e-09" in clean["sdr_rule"] and "Zhu" in zhu["sdr_rule"]
+    assert strict["sdr_rule"].startswith("d < t")
+
+
+def test_cumulative_errors_is_the_share_within_each_distance():
+    d, pct = cumulative_errors(np.array([[3.0, 1.0], [2.0, 2.0]]))
+    assert d.tolist() == [1.0, 2.0, 2.0, 3.0]
+    assert pct.tolist() == [25.0, 75.0, 75.0, 100.0]  # both 2s count at 2
+    with pytest.raises(XLMError):
+        cumulative_errors(np.array([[1.0, np.nan]]))
 
 
 def test_clean_non_square_axes_not_swapped():
@@ -128,3 +155,15 @@ def test_bad_inputs_raise_xlm_error():
 def test_metrics_does_not_import_torch():
     code = "import sys, xlm_core.metrics; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_scores_carry_their_protocol_version():
+    from xlm_core.metrics import PROTOCOL_VERSION, scores_are_current
+
+    err = np.array([[1.0, 2.0]])
+    clean, zhu = score_errors(err, (2,), "mm", "clean"), score_errors(err, (2,), "mm", "zhu")
+    assert clean["protocol_version"] == 1 and zhu["protocol_version"] == PROTOCOL_VERSION["zhu"] == 2
+    assert scores_are_current({"test": {"clean": clean, "zhu": zhu}, "heldout": None})
+    old_zhu = {k: v for k, v in zhu.items() if k != "protocol_version"}  # before Zhu's exact rule
+    assert not scores_are_current({"test": {"clean": clean, "zhu": old_zhu}})
+    assert scores_are_current({"test": {"clean": clean, "zhu": None}})  # no zhu for the dataset

@@ -187,3 +187,35 @@ def test_score_units_and_errors(tmp_path, capsys):
     assert main(["score", p, g, "--intersect", "--mm-per-px", "0.1", "--wrist", "1,2"]) == 1
     assert main(["score", p, g, "--intersect", "--dataset", "chest", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sdr"] == {"3": 0.0, "6": 100.0, "9": 100.0}
+
+
+def test_score_reports_sdr_without_thresholds_and_names_the_rule(tmp_path, capsys):
+    """No --dataset, no --thresholds: the unit's stated default thresholds (px 3 6 9, mm
+    2 2.5 3 4), said so; the tie rule printed; --sdr-strict drops the exact ties."""
+    gt = {"a": np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 0.0]])}
+    pred = {"a": gt["a"] + np.array([[3.0, 0.0], [0.0, 6.0], [0.0, 25.0]])}  # 3, 6, 25 px
+    p, g = _write_pair(tmp_path, pred, gt)
+    assert main(["score", p, g, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unit"] == "px" and out["thresholds_source"] == "default for unit px"
+    assert out["sdr"] == pytest.approx({"3": 100 / 3, "6": 200 / 3, "9": 200 / 3})
+    assert out["sdr_rule"].startswith("d <= t")
+    assert main(["score", p, g, "--sdr-strict", "--json"]) == 0
+    strict = json.loads(capsys.readouterr().out)
+    assert strict["sdr"] == pytest.approx({"3": 0.0, "6": 100 / 3, "9": 200 / 3})
+    assert strict["sdr_rule"].startswith("d < t")
+    assert main(["score", p, g, "--mm-per-px", "0.1"]) == 0  # 0.3, 0.6, 2.5 mm
+    text = capsys.readouterr().out
+    assert "<= 2 mm: 66.67 %" in text and "<= 2.5 mm: 100.00 %" in text
+    assert "thresholds: default for unit mm" in text and "ties within 1e-09 relative count" in text
+    assert main(["score", p, g, "--thresholds", "0", "--json"]) == 1
+    assert "--thresholds must be > 0" in capsys.readouterr().err
+
+
+def test_score_help_states_the_tie_rules(capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("Zhu et al.", "Payer et al.", "landmarker", "d < t", "--protocol zhu Zhu et al.",
+                   "--image-size", "--sdr-strict"):
+        assert needle in text

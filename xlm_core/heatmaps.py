@@ -40,8 +40,11 @@ target-shaped map the mean is the landmark up to the pixel sampling of the disc'
 (< 0.015 px for sigma 1 to 5, tested); a trained map is not target-shaped, and the mean then
 averages its uncertainty instead of fitting a quadratic to its top 3x3 pixels. Where the
 window would cross the grid's border, the border cuts the map and would pull the mean
-inwards (0.5 px for sigma 2, measured): there the Newton step above is used, exact there.
-:func:`xlm_core.losses.decode_for_loss` says which decoder goes with which loss, and why.
+inwards (0.5 px for sigma 2, measured). ``border`` chooses what happens there: ``newton``
+(the default: the Newton step above, exact on a Gaussian), ``clipped`` (the cut window's
+mean) or ``symmetric`` (per axis the largest window centred on the argmax that fits, so a map
+symmetric about its peak keeps its mean). :func:`xlm_core.losses.decode_for_loss` says which
+decoder and which border rule go with which loss, and why (measured on trained networks).
 
 The decoders accept numpy arrays or torch tensors ``(..., L, H, W)`` and return the same
 kind ``(..., L, 2)`` (torch: on the heatmap's device, in its floating dtype).
@@ -305,18 +308,38 @@ def softargmax_radius(sigma: float, truncate: float = 3.0) -> int:
     return math.ceil(truncate * sigma + 0.5)
 
 
-def decode_softargmax_local(maps: Any, radius: int) -> Any:
+#: how :func:`decode_softargmax_local` decodes a map whose window would cross the grid's border
+BORDER_RULES = ("newton", "clipped", "symmetric")
+
+
+def decode_softargmax_local(maps: Any, radius: int, border: str = "newton") -> Any:
     """Mean (x, y) of each non-negative map within ``radius`` pixels (Chebyshev) of its argmax.
 
-    ``(..., L, H, W)`` -> ``(..., L, 2)``. Where that window crosses the grid's border, and for
-    a map with no mass in its window, :func:`decode_subpixel` instead. numpy in: float64 numpy out;
-    torch in: torch out on the same device (float32 unless the input is float64).
+    ``(..., L, H, W)`` -> ``(..., L, 2)``. ``border`` says what happens where that window
+    crosses the grid's border: ``newton`` (:func:`decode_subpixel` instead), ``clipped`` (the
+    mean over the part of the window inside the grid, pulled inwards by the cut), or
+    ``symmetric`` (per axis the largest window centred on the argmax that fits in the grid:
+    ``min(radius, distance to the nearer edge)``, so a map symmetric about its peak keeps its
+    mean; an argmax on the edge keeps that axis's integer position). A map with no mass in its
+    window: :func:`decode_subpixel`. numpy in: float64 numpy out; torch in: torch out on the
+    same device (float32 unless the input is float64).
+
+    Args:
+        maps: ``(..., L, H, W)`` non-negative maps.
+        radius: the window's half-width in pixels (>= 0).
+        border: ``newton``, ``clipped`` or ``symmetric``.
+
+    Returns:
+        ``(..., L, 2)`` (x, y) grid pixels.
     """
+    if border not in BORDER_RULES:
+        raise XLMError(f"unknown border rule {border!r}; expected one of {BORDER_RULES}")
     torch_in = _is_torch(maps)
     if not torch_in:
         import torch
 
-        out = decode_softargmax_local(torch.from_numpy(np.asarray(maps, dtype=np.float64)), radius)
+        out = decode_softargmax_local(torch.from_numpy(np.asarray(maps, dtype=np.float64)), radius,
+                                      border)
         return out.numpy()
     import torch
 
@@ -330,11 +353,18 @@ def decode_softargmax_local(maps: Any, radius: int) -> Any:
     iy = torch.div(idx, w, rounding_mode="floor").to(work.dtype)[..., None, None]
     xs = torch.arange(w, device=maps.device, dtype=work.dtype)
     ys = torch.arange(h, device=maps.device, dtype=work.dtype)[:, None]
-    window = ((xs - ix).abs() <= radius) & ((ys - iy).abs() <= radius)
+    if border == "symmetric":
+        rx = torch.clamp(torch.minimum(ix, (w - 1) - ix), max=float(radius))
+        ry = torch.clamp(torch.minimum(iy, (h - 1) - iy), max=float(radius))
+    else:
+        rx = ry = torch.full_like(ix, float(radius))
+    window = ((xs - ix).abs() <= rx) & ((ys - iy).abs() <= ry)
     mass = torch.where(window, work.clamp(min=0), torch.zeros_like(work))
     total = mass.sum((-2, -1))
     ix, iy = ix[..., 0, 0], iy[..., 0, 0]
-    use_mean = (total > 0) & (ix >= radius) & (ix <= w - 1 - radius) & (iy >= radius) & (iy <= h - 1 - radius)
+    use_mean = total > 0
+    if border == "newton":
+        use_mean &= (ix >= radius) & (ix <= w - 1 - radius) & (iy >= radius) & (iy <= h - 1 - radius)
     safe = torch.where(total > 0, total, torch.ones_like(total))
     mean = torch.stack([(mass * xs).sum((-2, -1)) / safe, (mass * ys).sum((-2, -1)) / safe], -1)
     out = torch.where(use_mean[..., None], mean, decode_subpixel(work).to(work.dtype))

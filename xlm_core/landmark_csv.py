@@ -9,6 +9,9 @@ One row per landmark, header ``image_id,landmark,x,y`` (then any extra columns):
 ``landmark`` is the 1-based index in the dataset's canonical order; ``x, y`` are pixels of
 the original image. ``image_id`` is kept as text (``"001"`` stays ``"001"``). Every image
 must carry the same landmarks ``1..L``, each once, with finite coordinates.
+
+Image sizes (``xlm score --protocol zhu --sizes``) use a second small CSV, header
+``image_id,width,height`` (:func:`read_image_sizes`).
 """
 
 from __future__ import annotations
@@ -146,3 +149,56 @@ def read_landmark_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
             [per_image[k] for k in range(1, n_landmarks + 1)], dtype=np.float64
         )
     return out
+
+
+SIZES_HEADER = ("image_id", "width", "height")
+
+
+def read_image_sizes(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Read an image-sizes CSV: header ``image_id,width,height``, one row per image, pixels.
+
+    Used by ``xlm score --protocol zhu --sizes`` when the images are not at hand. Extra
+    columns are ignored.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        ``{image_id: (H, W)}`` in file order (note: (H, W), the project's size order).
+
+    Raises:
+        XLMError: naming the file (and line) on a missing file, a wrong header, a size that
+            is not a positive integer, a duplicated image id, or no rows.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XLMError(f"{path}: cannot read image-sizes CSV ({exc})") from exc
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if header is None or tuple(h.strip() for h in header[:3]) != SIZES_HEADER:
+        raise XLMError(
+            f"{path}: line 1: header must start with {','.join(SIZES_HEADER)}, got {header!r}"
+        )
+    sizes: dict[str, tuple[int, int]] = {}
+    for line_no, row in enumerate(rows, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) < 3 or not row[0].strip():
+            raise XLMError(f"{path}: line {line_no}: expected image_id,width,height, got {row!r}")
+        image_id = row[0].strip()
+        try:
+            w, h = int(row[1]), int(row[2])
+        except ValueError:
+            raise XLMError(
+                f"{path}: line {line_no}: width, height {row[1]!r}, {row[2]!r} are not integers"
+            ) from None
+        if w <= 0 or h <= 0:
+            raise XLMError(f"{path}: line {line_no}: width and height must be > 0, got {w}x{h}")
+        if image_id in sizes:
+            raise XLMError(f"{path}: line {line_no}: duplicate image {image_id!r}")
+        sizes[image_id] = (h, w)
+    if not sizes:
+        raise XLMError(f"{path}: no image rows")
+    return sizes

@@ -24,11 +24,11 @@ loss trained (raw for mse, sigmoid for bce/awing, the softmax over positions for
 and a decoder chosen by measurement (:func:`decoder_name` names it; metrics.json records it):
 
 - spatial_ce: :func:`xlm_core.heatmaps.decode_softargmax_local`, the mean position of the
-  softmax within ``softargmax_radius(sigma)`` pixels of its maximum (the Newton step below
-  where that window crosses the border). Chosen on the demo study's 43 U-Net/U-Net++
-  spatial_ce checkpoints (64x64 phantoms, sigma 1.5, radius 5; ``benchmarks/decoders.py``):
-  a lower validation MRE than the Newton step on 42 of them (median 0.139 against 0.157 x
-  the mean shape; test 0.165 against 0.190). The softmax a network learns
+  softmax within ``softargmax_radius(sigma)`` pixels of its maximum; where that window would
+  cross the border, per axis the largest window centred on the maximum that fits
+  (``border="symmetric"``; named ``softargmax-r<radius>-sym``). Both the window mean and the
+  border rule were chosen by measurement (``benchmarks/decoders.py``,
+  ``benchmarks/border_decoders.py``; the numbers: ``docs/decisions.md``). The softmax a network learns
   is wider than the target; its mean averages that uncertainty, where a quadratic through the
   top 3x3 logits sees only the peak. On a target-shaped map it is exact to < 0.015 px.
 - mse, bce, awing: :func:`xlm_core.heatmaps.decode_subpixel` (argmax + a Newton step on the
@@ -173,13 +173,15 @@ def _decoder(name: str, sigma: float) -> tuple[str, Callable[[torch.Tensor], tor
     place that pairs a loss with its decoder (module docstring)."""
     if _check_name(name) == "spatial_ce":
         radius = softargmax_radius(float(sigma))
-        return f"softargmax-r{radius}", lambda maps: decode_softargmax_local(maps, radius)
+        return (f"softargmax-r{radius}-sym",
+                lambda maps: decode_softargmax_local(maps, radius, border="symmetric"))
     return "newton", decode_subpixel
 
 
 def decoder_name(name: str, sigma: float) -> str:
     """The decoder :func:`decode_for_loss` uses for loss ``name`` and targets of ``sigma``:
-    ``"softargmax-r<radius>"`` (spatial_ce) or ``"newton"`` (the others)."""
+    ``"softargmax-r<radius>-sym"`` (spatial_ce) or ``"newton"`` (the others). A run scored
+    before the symmetric border rule says ``"softargmax-r<radius>"`` and is scored again."""
     return _decoder(name, sigma)[0]
 
 

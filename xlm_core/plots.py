@@ -343,3 +343,222 @@ def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figu
         ax.legend(fontsize=6, loc="lower right")
     _caption(fig, caption)
     return fig
+
+
+# --------------------------------------------------------------------------- cumulative point-error curves
+
+
+def start_label(encoder_weights: str | None) -> str:
+    """What a chain's first stage started from, as its run configuration records it.
+
+    Args:
+        encoder_weights: the first stage's ``encoder_weights`` (``imagenet``, ``none`` or a path).
+
+    Returns:
+        ``imagenet``, ``scratch`` (``none``: random initialisation) or the weights file's name.
+    """
+    value = str(encoder_weights or "none")
+    if value.lower() == "imagenet":
+        return "imagenet"
+    if value.lower() == "none":
+        return "scratch"
+    return value.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def chain_start(runs: list[dict], run: dict) -> str:
+    """:func:`start_label` of the first stage of ``run``'s chain: ``depends_on`` is followed
+    back to the run that began the chain, whose ``config.encoder_weights`` says what ran.
+
+    Args:
+        runs: the study's runs (``study.json``'s ``runs``).
+        run: one transfer run of them.
+
+    Returns:
+        The start's label; the chain's own first token when the first stage is not listed.
+    """
+    by_id = {r["run_id"]: r for r in runs}
+    current, seen = run, set()
+    while current.get("depends_on") and current["run_id"] not in seen:
+        seen.add(current["run_id"])
+        parent = by_id.get(current["depends_on"][0])
+        if parent is None:
+            return str((run.get("chain") or ["imagenet"])[0])
+        current = parent
+    return start_label((current.get("config") or {}).get("encoder_weights"))
+
+
+def chain_error_curves(results_dir) -> dict[str, dict]:
+    """The test errors of every transfer chain of a study, per target, for the cumulative
+    point-error curves (clean protocol: each run's ``predictions.csv``, seeds stacked).
+
+    Args:
+        results_dir: ``results/<study>``.
+
+    Returns:
+        ``{target: {"unit", "thresholds", "alone": label of the single-stage chain,
+        "curves": {label: errors (rows, L)}, "seeds": {label: n_seeds}}}``. Labels are the
+        chains with their start named as the runs' metadata says (:func:`chain_start`), e.g.
+        ``scratch>hand`` where the profile's ``imagenet`` token ran from random weights.
+    """
+    from xlm_core import report
+
+    study = report.load_study(results_dir)
+    chains = list(dict.fromkeys(report.chain_label(report.chain_before(r))
+                                for r in study.runs if r.get("kind") == "transfer"))
+    out: dict[str, dict] = {}
+    for chain in sorted(chains, key=lambda c: (c.count(">"), chains.index(c))):
+        runs = report.chain_runs(results_dir, chain)
+        for target, data in report.study_error_matrices(results_dir, chain).items():
+            starts = sorted({chain_start(study.runs, r) for r in runs.get(target, [])}) or ["?"]
+            stages = chain.split(">")
+            label = ">".join(["/".join(starts), *stages[1:]])
+            entry = out.setdefault(target, {"unit": data["unit"], "thresholds": data["thresholds"],
+                                            "alone": None, "curves": {}, "seeds": {}})
+            if len(stages) == 1:
+                entry["alone"] = label
+            entry["curves"][label] = data["errors"]
+            entry["seeds"][label] = len(set(data["seeds"]))
+    order = {"head": 0, "hand": 1, "chest": 2}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], 9)))
+
+
+def human_limit_errors(results_dir, csv_dir=None) -> tuple[np.ndarray | None, str]:
+    """Per-landmark errors ``(N, L)`` in mm of the senior annotator against the mean of both
+    (clean protocol), from the same source :func:`xlm_core.report.human_limit_for_study` uses
+    (the study's real head data, else Payer et al.'s CSVs, ISBI images 151-400).
+
+    Args:
+        results_dir: ``results/<study>``.
+        csv_dir: folder of Payer's ``all_senior.csv`` / ``all_junior.csv`` (None: the default place).
+
+    Returns:
+        ``(errors, source)``; ``errors`` is None when no annotations are found (``source`` says why).
+    """
+    from xlm_core import analysis, report
+    from xlm_core.human_limit import load_payer_mm_csv
+    from xlm_core.metrics import default_scale, errors_clean
+
+    study = report.load_study(results_dir)
+    root = report.data_roots(study).get("head")
+    if root and study.data_source == "real":
+        from xlm_core.datasets import load_dataset
+
+        sets = {a: load_dataset("head", str(root), annotator=a) for a in ("senior", "junior")}
+        by_id = {a: {s.id: np.asarray(s.landmarks, dtype=np.float64) for s in ls.samples}
+                 for a, ls in sets.items()}
+        ids = [i for i in sets["senior"].test_ids if i in by_id["senior"] and i in by_id["junior"]]
+        if ids:
+            senior = np.stack([by_id["senior"][i] for i in ids])
+            junior = np.stack([by_id["junior"][i] for i in ids])
+            return (errors_clean(senior, (senior + junior) / 2, sets["senior"].scale),
+                    f"real ISBI annotations (the head dataset at {root}), test split")
+    folder = analysis.find_payer_csv_dir(csv_dir)
+    if folder is None:
+        return None, "no human-limit data (Payer et al.'s CSVs not found)"
+    ids, senior = load_payer_mm_csv(folder / "all_senior.csv")
+    junior_ids, junior = load_payer_mm_csv(folder / "all_junior.csv")
+    index = {i: k for k, i in enumerate(ids)}
+    keep = [index[i] for i in analysis.ISBI_TEST_IDS if i in index]
+    if ids != junior_ids or not keep:
+        return None, f"no human-limit data ({folder}: the two CSVs do not pair on images 151-400)"
+    senior, junior = senior[keep], junior[keep]
+    return errors_clean(senior, (senior + junior) / 2, default_scale("head")), analysis.PAYER_SOURCE
+
+
+def _cpe_axes(ax, errors: np.ndarray, **style) -> float:
+    from xlm_core.metrics import cumulative_errors
+
+    d, pct = cumulative_errors(errors)
+    ax.step(np.concatenate([[0.0], d]), np.concatenate([[0.0], pct]), where="post", **style)
+    return float(np.percentile(d, 98))
+
+
+HUMAN_STYLE = {"color": "dimgrey", "ls": "--", "lw": 1.2}
+
+
+def _cpe_finish(ax, entry: dict, right: float, title: str, short: bool = False) -> None:
+    for t in entry.get("thresholds") or []:
+        ax.axvline(float(t), color="lightgrey", lw=0.8, ls=":", zorder=0)
+    ax.set_xlim(0.0, right)
+    ax.set_ylim(0.0, 100.0)
+    unit = entry.get("unit", "")
+    ax.set_xlabel(f"radial error ({unit})" if short
+                  else f"radial error ({unit}); axis ends at the 98th percentile")
+    ax.set_ylabel("landmarks within (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+
+
+def plot_cpe_curves(curves: dict[str, dict], human: tuple[np.ndarray, str] | None = None,
+                    caption: str | None = None) -> Figure:
+    """Cumulative point-error curves: one panel per target, the share of test landmarks within
+    each distance for every chain (the single-stage chain thick and black), SDR thresholds as
+    dotted lines, and on the head panel the human limit (an annotator against the mean of both).
+
+    Args:
+        curves: :func:`chain_error_curves`'s result.
+        human: ``(errors (N, L) in mm, source)`` of :func:`human_limit_errors`, or None.
+        caption: the profile / data / protocol line.
+
+    Returns:
+        The figure.
+    """
+    targets = list(curves)
+    fig = _figure(max(5.0, 4.5 * len(targets)), 3.8)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(targets))))
+    for ax, target in zip(axes, targets, strict=False):
+        entry = curves[target]
+        right = 0.0
+        for label, errors in entry["curves"].items():
+            n = entry["seeds"].get(label, 1)
+            alone = label == entry["alone"]
+            right = max(right, _cpe_axes(
+                ax, errors, label=f"{label} ({n} seed{'s' if n != 1 else ''})",
+                color="black" if alone else None, lw=2.0 if alone else 1.0, zorder=3 if alone else 2))
+        if human is not None and human[0] is not None and target == "head":
+            right = max(right, _cpe_axes(ax, human[0], label=f"human limit: senior vs mean ({human[1]})",
+                                         **HUMAN_STYLE))
+        _cpe_finish(ax, entry, right or 1.0, f"target: {target}")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_cpe_against_alone(curves: dict[str, dict], human: tuple[np.ndarray, str] | None = None,
+                           caption: str | None = None) -> Figure:
+    """Cumulative point-error curves, each chain against the single-stage chain: a row per
+    target, a panel per other chain (its curve in colour, the single-stage chain in black, the
+    human limit dashed on head panels). Each x axis ends at the 98th percentile of its curves.
+
+    Args:
+        curves: :func:`chain_error_curves`'s result.
+        human: ``(errors (N, L) in mm, source)`` of :func:`human_limit_errors`, or None.
+        caption: the profile / data / protocol line.
+
+    Returns:
+        The figure.
+    """
+    targets = list(curves)
+    others = {t: [c for c in curves[t]["curves"] if c != curves[t]["alone"]] for t in targets}
+    n_cols = max([1] + [len(v) for v in others.values()])
+    fig = _figure(3.0 * n_cols, 2.8 * max(1, len(targets)))
+    axes = np.asarray(fig.subplots(max(1, len(targets)), n_cols, squeeze=False))
+    for row, target in enumerate(targets):
+        entry = curves[target]
+        alone = entry["alone"]
+        for col in range(n_cols):
+            ax = axes[row, col]
+            if col >= len(others[target]):
+                ax.set_axis_off()
+                continue
+            chain = others[target][col]
+            right = 0.0
+            if alone is not None:
+                right = _cpe_axes(ax, entry["curves"][alone], color="black", lw=1.4, label=alone)
+            right = max(right, _cpe_axes(ax, entry["curves"][chain], color="tab:blue", lw=1.4,
+                                         label=chain))
+            if human is not None and human[0] is not None and target == "head":
+                right = max(right, _cpe_axes(ax, human[0], label="human limit (senior vs mean)",
+                                             **HUMAN_STYLE))
+            _cpe_finish(ax, entry, right or 1.0, f"{target}: {chain}", short=True)
+    _caption(fig, caption)
+    return fig
