@@ -4,7 +4,7 @@ status 1, no traceback, and nothing written (no run files, no cache entries, no 
 The corpus (tests/bad_inputs.py) is built at test time from the real samples in
 ../shared/data: truncated BMP/JPG/PNG, a zero-byte image, 18 of 19 points, NaN and text in
 coordinates, a point outside the image, a duplicate id, all.csv with a header row, an empty
-root, a non-image given to predict, a checkpoint of another architecture, and pickles that
+root, a checkpoint of another architecture, and pickles that
 would run code on load (their payload creates a marker file; the tests check it never ran).
 """
 
@@ -21,7 +21,6 @@ from bad_inputs import (
     copy_sample,
     truncate,
     write_code_pickles,
-    write_non_image,
     write_tiny_checkpoint,
 )
 
@@ -74,10 +73,15 @@ def test_data_check_names_the_file_and_the_problem(case: BadDataset, request, tm
 
 def test_pristine_copies_check_clean(request, tmp_path, cache, capsys):
     """The corpus's starting points are fine: each failure above is the defect's doing."""
-    for dataset in ("head", "hand", "chest"):
+    for dataset in ("hand", "chest"):
         root = copy_sample(dataset, _shared(request, dataset), tmp_path / dataset)
         code, text = _run(["data", "check", dataset, str(root)], capsys)
         assert code == 0, text
+        assert " 0 unusable" in text, text
+    # one head image: usable, but no split can have a test part (`xlm train` would fail)
+    root = copy_sample("head", _shared(request, "head"), tmp_path / "head")
+    code, text = _run(["data", "check", "head", str(root)], capsys)
+    assert code == 1 and " 0 unusable" in text and "ERROR split: no test images" in text, text
 
 
 # --------------------------------------------------------------------------- train / predict / evaluate
@@ -136,10 +140,7 @@ def _empty_root(w: dict) -> list[str]:
 
 #: name -> (argv builder, a name the error must contain, words it must contain)
 CLI_CASES = {
-    "predict_non_image": (
-        lambda w: ["predict", str(w["checkpoint"]), str(w["image"]),
-                   str(write_non_image(w["tmp"] / "notes.png")), "--out", str(w["out"])],
-        "notes.png", ("cannot decode image",)),
+    # a non-image among good images: tests/test_cli_predict.py (the good ones are predicted)
     "predict_checkpoint_of_another_architecture": (
         lambda w: ["predict", str(w["other_arch"]), str(w["image"]), "--out", str(w["out"])],
         "other_arch.pt", ("do not fit unetplusplus/resnet18",)),

@@ -69,9 +69,18 @@ def test_head_every_problem_listed(pristine, tmp_path):
     assert _has(report, "RawImage/Test1Data/010.bmp", "without annotation")
     assert sum(p.fatal for p in report.problems) == 8  # 6 broken images + both copies of 007
     assert report.images == 9 - 7  # 008 and 009 survive
-    # the loader (headers only) finds the same, except the truncated pixel data
+    # one decision: the loader (headers, plus a decode of files cut short) drops the same images
+    dropped = ["001", "002", "003", "004", "005", "006", "007"]
+    assert [i for i, _ in report.dropped] == dropped
     loaded = load_dataset("head", root)
-    assert "001" in loaded.by_id() and "002" not in loaded.by_id()
+    assert sorted(loaded.by_id()) == ["008", "009"]
+    assert [i for i, _ in loaded.dropped] == dropped
+    reasons = dict(loaded.dropped)
+    assert "truncated" in reasons["001"] and "NaN" in reasons["004"] and "duplicate" in reasons["007"]
+    assert report.images_found == 10  # 007 twice, 010 without annotation
+    text = report.as_text()
+    assert "10 image files found, 2 usable annotated images, 7 unusable" in text
+    assert "unusable images (skipped by every loader): 001, 002, 003, 004, 005, 006, 007" in text
 
 
 def test_hand_every_problem_listed(pristine, tmp_path):
@@ -105,6 +114,8 @@ def test_hand_every_problem_listed(pristine, tmp_path):
     border = [p for p in report.problems if "id 1008" in p.problem]
     assert len(border) == 1 and "border" in border[0].problem and not border[0].fatal
     assert report.images == 2 and not report.ok  # 1008 and 1009
+    assert [i for i, _ in report.dropped] == ["1001", "1002", "1003", "1004", "1005", "1006", "1007"]
+    assert [i for i, _ in load_dataset("hand", root).dropped] == [i for i, _ in report.dropped]
 
 
 def test_chest_every_problem_listed(pristine, tmp_path):
@@ -130,18 +141,25 @@ def test_chest_every_problem_listed(pristine, tmp_path):
     assert _has(report, "pngs/CHNCXR_0007_0.png", "duplicate id")
     assert _has(report, "labels", "1 label files have no image", "CHNCXR_0099_0")
     assert report.images == 2 and sum(p.fatal for p in report.problems) == 8
+    # 8 fatal problems, 7 unusable images (both copies of 0007 are one image id)
+    assert [i for i, _ in report.dropped] == [f"CHNCXR_000{k}_0" for k in range(1, 8)]
+    assert "7 unusable" in report.as_text()
+    assert [i for i, _ in load_dataset("chest", root).dropped] == [i for i, _ in report.dropped]
 
 
 def test_cli_check_json_and_exit_status(pristine, tmp_path, capsys):
     root = _copy(pristine, "chest", tmp_path)
     assert main(["data", "check", "chest", str(root), "--json"]) == 0
     clean = json.loads(capsys.readouterr().out)
-    assert set(clean) == {"dataset", "root", "images", "landmarks", "problems"}
+    assert set(clean) == {"dataset", "root", "images_found", "images", "unusable_images", "dropped",
+                          "landmarks", "split_problems", "problems"}
     assert (clean["dataset"], clean["images"], clean["landmarks"]) == ("chest", 9, 6)
+    assert (clean["images_found"], clean["unusable_images"], clean["dropped"]) == (9, 0, [])
     (root / "pngs" / "CHNCXR_0004_0.png").write_bytes(b"")
     assert main(["data", "check", "chest", str(root), "--json"]) == 1
     broken = json.loads(capsys.readouterr().out)
-    assert broken["images"] == 8
+    assert broken["images"] == 8 and broken["unusable_images"] == 1
+    assert broken["dropped"][0]["image_id"] == "CHNCXR_0004_0" and "empty" in broken["dropped"][0]["reason"]
     assert [p["file"] for p in broken["problems"]] == ["pngs/CHNCXR_0004_0.png"]
     assert main(["data", "check", "chest", str(root)]) == 1
     assert "CHNCXR_0004_0.png" in capsys.readouterr().out

@@ -14,13 +14,15 @@ from xlm_core import XLMError
 from xlm_core.cli import main
 from xlm_core.config import RunConfig
 from xlm_core.datasets import (
+    PreprocessCache,
     builtin_descriptor,
+    chest,
     dataset_fingerprint,
+    hand,
+    head,
     load_dataset,
     loader_options,
-    PreprocessCache,
 )
-from xlm_core.datasets import chest, hand, head
 from xlm_core.datasets.descriptor import BUILTIN_DIR
 from xlm_core.datasets.synth import write_phantoms
 
@@ -189,10 +191,10 @@ def _write(folder: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     "edit, match",
     [
-        ("name: x\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
-         "landmarks: 19\nspacing: 0.1\n", r"unknown key 'spacing'"),
-        ("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json'], units: mm}\n"
-         "landmarks: 19\n", r"annotations.units"),
+        (("name: x\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
+         "landmarks: 19\nspacing: 0.1\n"), r"unknown key 'spacing'"),
+        (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json'], units: mm}\n"
+         "landmarks: 19\n"), r"annotations.units"),
         ("images: images/*.png\nannotations: {format: pts, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n",
          r"annotations.format: 'pts' is not one of"),
         ("images: scans/*.tif\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n",
@@ -205,12 +207,12 @@ def _write(folder: Path, text: str) -> Path:
          r"annotations.sources: 'reader_a/x.json': a labelme source needs \{id\}"),
         ("images: images/*.png\nannotations: {format: labelme, sources: ['notes/{id}.json']}\nlandmarks: 19\n",
          r"annotations.sources: expected folder .*notes does not exist"),
-        ("name: hand\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
-         "landmarks: 19\n", r"name: 'hand' is reserved"),
-        ("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
-         "spacing_mm: {pair: [2, 26], width_mm: 50}\n", r"spacing_mm.pair"),
-        ("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
-         "split: {train: 1.5}\n", r"split.train"),
+        (("name: hand\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
+         "landmarks: 19\n"), r"name: 'hand' is reserved"),
+        (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
+         "spacing_mm: {pair: [2, 26], width_mm: 50}\n"), r"spacing_mm.pair"),
+        (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
+         "split: {train: 1.5}\n"), r"split.train"),
     ],
 )
 def test_bad_descriptor_raises_naming_the_key(two_readers, tmp_path, edit, match):

@@ -98,7 +98,7 @@ def test_predict_any_format_matches_evaluation(run, tmp_path):
 
 
 @pytest.mark.slow
-def test_predict_non_image_names_the_file_and_writes_nothing(run, tmp_path):
+def test_predict_non_image_is_listed_and_the_rest_predicted(run, tmp_path):
     cfg, _ = run
     out = tmp_path / "pred"
     out.mkdir()
@@ -106,10 +106,15 @@ def test_predict_non_image_names_the_file_and_writes_nothing(run, tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_text("this is not an image")
     good = min(Path(cfg.root, "jpg").glob("*.jpg"))
-    with pytest.raises(XLMError, match="notes.png"):
-        predict(Path(cfg.out) / "checkpoint.pt", [good, not_image], out)
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    summary = predict(Path(cfg.out) / "checkpoint.pt", [good, not_image], out)
+    assert [u["file"] for u in summary["unreadable"]] == [str(not_image)]
+    assert "cannot decode image" in summary["unreadable"][0]["reason"]
+    assert list(read_landmark_csv(out / "landmarks.csv")) == [good.stem]
+    assert (out / "keep.txt").read_text() == "untouched"
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
+    with pytest.raises(XLMError, match="no readable image.*notes.png"):
+        predict(Path(cfg.out) / "checkpoint.pt", [not_image], tmp_path / "none")
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.slow

@@ -44,9 +44,8 @@ def atomic_path(path: str | os.PathLike):
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str = "w") -> None:
     """Call ``write(fh)`` on a temporary file opened with ``mode``, then rename it onto ``path``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode) as fh:
-            write(fh)
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        write(fh)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

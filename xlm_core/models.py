@@ -459,6 +459,14 @@ def _is_safetensors(path: Path) -> bool:
     return 0 < n < 100_000_000 and head[8:9] == b"{"
 
 
+def _looks_like_torch_file(path: Path) -> bool:
+    """True for a zip archive (torch.save's format) or a pickle (its legacy format, protocol 2+)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # the zip's first local-header magic, not its end record: a truncated archive stays "truncated"
+    return head == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
 def read_state_dict(path: str | Path) -> object:
     """Load a weights file safely: safetensors, or ``torch.load(weights_only=True)``.
 
@@ -476,6 +484,11 @@ def read_state_dict(path: str | Path) -> object:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise XLMError(f"{path}: not a readable safetensors file ({exc})") from None
+    if not _looks_like_torch_file(path):
+        raise XLMError(
+            f"{path}: not a PyTorch file (neither the zip archive torch.save writes nor its older "
+            "pickle format; nor safetensors)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

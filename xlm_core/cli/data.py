@@ -55,8 +55,11 @@ def register(subparsers) -> None:
     check = sub.add_parser(
         "check",
         help="validate a dataset root and list every problem",
-        description="Decode every image and parse every annotation; exit status 1 when a "
-        "problem makes an image unusable.",
+        description="Decode every image and parse every annotation with the loaders' own rules; "
+        "print the image files found, the usable ones, the unusable ones (ids and reasons, the "
+        "images every loader and `xlm train` skip) and every problem; for head, hand and chest "
+        "roots that are missing, empty or incomplete, where the data are published and how to "
+        "lay them out. Exit status 1 when an image is unusable or a split is empty.",
     )
     check.add_argument("dataset", metavar="DATASET",
                        help="head, hand, chest, labelme, landmark_csv, or PATH/dataset.yaml")
@@ -103,6 +106,7 @@ def _options(pairs: list[str]) -> dict:
 def _check(args) -> int:
     from xlm_core.datasets import LOADERS, check_dataset
     from xlm_core.datasets.descriptor import is_descriptor_path
+    from xlm_core.datasets.sources import where_to_get
 
     described = args.dataset not in LOADERS and is_descriptor_path(args.dataset)
     if not described and args.dataset not in LOADERS:
@@ -123,7 +127,13 @@ def _check(args) -> int:
                                ("wrist_pair", "--wrist", "hand"), ("exclusion", "--exclusion", "chest")):
         if key in options and args.dataset != allowed and not described:
             raise XLMError(f"{flag} applies to the {allowed} dataset only")
-    report = check_dataset(args.dataset, args.root, **options)
+    try:
+        report = check_dataset(args.dataset, args.root, **options)
+    except XLMError as exc:
+        hint = where_to_get(args.dataset) if not described else None
+        if hint is None:
+            raise
+        raise XLMError(f"{exc}\n{hint}") from None
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -12,14 +12,16 @@ head|hand|chest``, optional ``root`` and loader options) keep working.
 Options (all datasets): ``train`` (count or fraction of the sorted ids for the training
 part; default the descriptor's split: the paper's, scaled to the number of usable images
 when the root holds fewer or more than the paper's), ``verify_images`` (decode every image
-now, which finds truncated files; default reads headers only), ``strict`` (raise
+now; default reads headers and decodes only files that look cut short, so a truncated file
+is dropped either way), ``strict`` (raise
 :class:`XLMError` listing every fatal problem instead of skipping those images). Per
 descriptor: ``annotator="mean"|<source name>`` (several sources; head: senior, junior),
 ``image_format="auto"|<alternative>`` (hand: jpg, mha), ``wrist_pair=(1, 5)`` 0-based or a
 name (hand: ``"payer"``/``"zhu"``), ``exclusion=None|<name>`` (chest: ``"zhu"``).
 
 Every loader returns float64 ``(x, y)`` landmarks in original-image pixels and records
-every problem it met in ``LandmarkSet.problems`` (see :mod:`xlm_core.datasets.check`).
+every problem it met in ``LandmarkSet.problems`` (see :mod:`xlm_core.datasets.check`); the
+unusable images it skipped are ``LandmarkSet.dropped``, ``[(image id, reason)]``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Problem, Sample, Scale
 from xlm_core.datasets.cache import PreprocessCache
-from xlm_core.datasets.check import CheckReport, check_dataset
+from xlm_core.datasets.check import CheckReport, check_dataset, dropped_images, usable
 from xlm_core.datasets.chest import load_chest
 from xlm_core.datasets.descriptor import (
     BUILTIN_NAMES,
@@ -82,6 +84,7 @@ __all__ = [
     "load_dataset",
     "loader_options",
     "read_descriptor",
+    "usable",
 ]
 
 
@@ -153,13 +156,19 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
         listed = "\n".join(f"  {p.file}: {p.problem}" for p in log.problems if p.fatal)
         raise XLMError(f"dataset {label!r} at {root} has problems that make images unusable:\n{listed}")
     samples = _natural(samples)
+    dropped = dropped_images(log.problems, [s.id for s in samples])
     explicit = settings.get("split_ids")
     if train is None and explicit is not None:
         train_ids, test_ids = list(explicit[0]), list(explicit[1])
     else:
         paper_train, paper_total = settings["paper_split"]
         chosen = train if train is not None else settings.get("split_train")
-        train_ids, test_ids = ordered_split([s.id for s in samples], chosen, paper_train, paper_total)
+        try:
+            train_ids, test_ids = ordered_split([s.id for s in samples], chosen, paper_train, paper_total)
+        except XLMError as exc:  # too few images: say which ones were unusable
+            if not dropped:
+                raise
+            raise XLMError(f"dataset {label!r} at {root}: {exc}; {_dropped_text(dropped)}") from None
     return LandmarkSet(
         name=label,
         root=Path(root),
@@ -175,7 +184,16 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
         synthetic=bool(settings["synthetic"]),
         options={**settings["options"], "train": train},
         annotator_disagreement=settings.get("annotator_disagreement"),
+        dropped=dropped,
+        images_found=settings.get("images_found"),
     )
+
+
+def _dropped_text(dropped: list[tuple[str, str]], shown: int = 5) -> str:
+    """``"3 unusable images skipped: id (reason); ..."`` for an error message."""
+    items = "; ".join(f"{i} ({reason})" for i, reason in dropped[:shown])
+    more = f"; and {len(dropped) - shown} more" if len(dropped) > shown else ""
+    return f"{len(dropped)} unusable images skipped: {items}{more}"
 
 
 def _natural(samples: list[Sample]) -> list[Sample]:

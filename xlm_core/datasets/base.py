@@ -21,6 +21,8 @@ class Problem:
     file: str
     problem: str
     fatal: bool = True
+    #: the image id the problem belongs to (``None``: it belongs to no single image)
+    image_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ class LandmarkSet:
     #: with several annotation sources: their disagreement per landmark (see
     #: :func:`xlm_core.datasets.engine.annotator_disagreement`), else ``None``
     annotator_disagreement: dict | None = None
+    #: unusable images the loader skipped: ``[(image id, reason)]``, sorted by id (see
+    #: :func:`xlm_core.datasets.check.dropped_images`); training prints and records them
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    #: image files the loader found (usable or not, annotated or not; ``None``: not counted)
+    images_found: int | None = None
 
     @property
     def fatal_problems(self) -> list[Problem]:

@@ -8,8 +8,14 @@ usable is lost (an image without annotation, an annotation without image, a land
 the image border). Loaders skip unusable images and record every problem;
 ``load_dataset(..., strict=True)`` raises instead when any problem is fatal.
 
-``check_dataset`` additionally decodes every image (a loader only reads headers unless
-``verify_images=True``), so a truncated file is found before training meets it.
+One decision: :func:`probe_image` (is the image usable, and its size) and
+:func:`landmark_problems` (are its landmarks usable) decide for ``xlm data check`` and for
+every loader; :func:`usable` is that decision for one image and its landmarks. A loader
+without ``verify_images=True`` reads headers and checks that the file is complete (JPEG end
+marker, PNG ``IEND`` chunk, BMP pixel data as long as its header says), decoding the files
+that fail that quick test, so a truncated image is dropped when the set is loaded, not met
+mid-training. ``check_dataset`` decodes every image. Every image a loader drops is listed
+with its reason in ``LandmarkSet.dropped`` (see :func:`dropped_images`).
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Problem
+from xlm_core.datasets.splits import sorted_ids
 from xlm_core.imageio import read_image, read_image_size
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
@@ -38,6 +46,8 @@ class ProblemLog:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.problems: list[Problem] = []
+        #: the image a loader is looking at: problems added meanwhile belong to it
+        self.current_id: str | None = None
 
     def name(self, path: str | os.PathLike) -> str:
         path = Path(path)
@@ -46,8 +56,19 @@ class ProblemLog:
         except ValueError:
             return str(path)
 
-    def add(self, path: str | os.PathLike, problem: str, fatal: bool = True) -> None:
-        self.problems.append(Problem(file=self.name(path), problem=problem, fatal=fatal))
+    def add(self, path: str | os.PathLike, problem: str, fatal: bool = True,
+            image_id: str | None = None) -> None:
+        """Record one problem of ``path``.
+
+        Args:
+            path: the file the problem is in (named relative to the root).
+            problem: what is wrong, in words.
+            fatal: True when it makes the image unusable.
+            image_id: the image it belongs to (default :attr:`current_id`); a fatal problem
+                with an image id puts that image in ``LandmarkSet.dropped``.
+        """
+        owner = image_id if image_id is not None else self.current_id
+        self.problems.append(Problem(file=self.name(path), problem=problem, fatal=fatal, image_id=owner))
 
     def summarise(
         self, path: str | os.PathLike, ids: Iterable[str], what: str, fatal: bool = False
@@ -133,10 +154,14 @@ def parse_xy_values(values: list[str], n_landmarks: int) -> tuple[np.ndarray | N
 def landmark_problems(xy: np.ndarray, size_wh: tuple[int, int]) -> list[tuple[str, bool]]:
     """Problems of ``(L, 2)`` (x, y) landmarks against an image of ``size_wh`` = (W, H).
 
-    Outside ``[0, W] x [0, H]`` is fatal; within one pixel of the border is reported, not
+    NaN or infinite coordinates and outside ``[0, W] x [0, H]`` are fatal; within one pixel of the border is reported, not
     fatal (a value such as ``(0, 771)`` usually marks a missing point).
     """
     width, height = size_wh
+    bad = ~np.isfinite(xy).all(axis=1)
+    if bad.any():  # NaN compares False with everything: it would pass the tests below
+        shown = ", ".join(str(i + 1) for i in np.flatnonzero(bad))
+        return [(f"NaN or infinite coordinates: landmarks {shown}", True)]
     x, y = xy[:, 0], xy[:, 1]
     found: list[tuple[str, bool]] = []
     outside = (x < 0) | (y < 0) | (x > width) | (y > height)
@@ -150,13 +175,59 @@ def landmark_problems(xy: np.ndarray, size_wh: tuple[int, int]) -> list[tuple[st
     return found
 
 
-def probe_image(path: Path, verify: bool) -> tuple[tuple[int, int] | None, str | None]:
-    """``((W, H), None)`` for a usable image, ``(None, reason)`` otherwise.
+def looks_complete(path: str | os.PathLike) -> bool:
+    """A quick test that an image file is not cut short, without decoding it.
 
-    ``verify``: decode every pixel (finds truncated files); else read the header only.
+    JPEG: ends with the end-of-image marker (trailing zero padding allowed); PNG: ends with
+    the ``IEND`` chunk; uncompressed BMP: holds as many bytes as its header announces. Other
+    formats: True. A False is a suspicion only: :func:`probe_image` then decodes the file.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        False when the file looks truncated, else True.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(34)
+            fh.seek(max(0, size - 64))
+            tail = fh.read()
+    except OSError:
+        return False
+    if suffix in (".jpg", ".jpeg"):
+        return tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    if suffix == ".png":
+        return b"IEND" in tail[-16:]
+    if suffix == ".bmp" and len(head) >= 34 and head[:2] == b"BM":
+        declared, offset = struct.unpack("<I", head[2:6])[0], struct.unpack("<I", head[10:14])[0]
+        width, height = struct.unpack("<ii", head[18:26])
+        bpp, compression = struct.unpack("<HI", head[28:34])
+        if size < declared:
+            return False
+        if compression == 0 and bpp:
+            row = ((bpp * abs(width) + 31) // 32) * 4
+            return size >= offset + row * abs(height)
+    return True
+
+
+def probe_image(path: Path, verify: bool) -> tuple[tuple[int, int] | None, str | None]:
+    """Decide whether an image file is usable: the one test loaders and ``xlm data check`` share.
+
+    Args:
+        path: the image file.
+        verify: decode every pixel (``xlm data check``); else read the header and decode only
+            a file that fails :func:`looks_complete` (a loader), so a truncated file is
+            found either way.
+
+    Returns:
+        ``((W, H), None)`` for a usable image, ``(None, reason)`` otherwise.
     """
     try:
-        if verify:
+        if verify or not looks_complete(path):
             image = read_image(path)
             return (int(image.shape[1]), int(image.shape[0])), None
         return read_image_size(path), None
@@ -164,6 +235,52 @@ def probe_image(path: Path, verify: bool) -> tuple[tuple[int, int] | None, str |
         reason = str(exc)
         prefix = f"{path}: "
         return None, reason.removeprefix(prefix)
+
+
+def usable(image_path: str | os.PathLike, landmarks_xy: np.ndarray | None = None,
+           verify: bool = False) -> tuple[bool, list[str]]:
+    """Whether one image (and its landmarks) can be used, and why not.
+
+    The same decision every loader and ``xlm data check`` make (:func:`probe_image`, then
+    :func:`landmark_problems`; NaN or infinite coordinates are unusable).
+
+    Args:
+        image_path: the image file.
+        landmarks_xy: ``(L, 2)`` (x, y) in the image's pixels, or ``None`` for the image alone.
+        verify: decode every pixel (see :func:`probe_image`).
+
+    Returns:
+        ``(True, [])`` or ``(False, [reason, ...])``.
+    """
+    size_wh, reason = probe_image(Path(image_path), verify)
+    if size_wh is None:
+        return False, [f"unreadable image: {reason}"]
+    if landmarks_xy is None:
+        return True, []
+    xy = np.asarray(landmarks_xy, dtype=np.float64)
+    reasons = [message for message, fatal in landmark_problems(xy, size_wh) if fatal]
+    return not reasons, reasons
+
+
+def dropped_images(problems: Iterable[Problem], usable_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """The images a loader skipped as unusable: ``[(image id, reason)]`` in natural id order.
+
+    An image is dropped when a fatal problem names its id and it is not among the usable
+    ones; several problems of one image are joined with ``"; "``.
+
+    Args:
+        problems: every problem a loader recorded.
+        usable_ids: the ids of the samples it kept.
+
+    Returns:
+        ``[(image id, reason)]``.
+    """
+    kept = set(usable_ids)
+    reasons: dict[str, list[str]] = {}
+    for p in problems:
+        if p.fatal and p.image_id is not None and p.image_id not in kept:
+            reasons.setdefault(p.image_id, []).append(f"{p.file}: {p.problem}")
+    return [(i, "; ".join(reasons[i])) for i in sorted_ids(reasons)]
 
 
 def record_landmark_problems(
@@ -210,12 +327,18 @@ def report_duplicates(log: ProblemLog, duplicates: dict[str, list[Path]], what: 
     for key, paths in sorted(duplicates.items()):
         names = ", ".join(log.name(p) for p in paths)
         for path in paths:
-            log.add(path, f"duplicate id {key!r}: {len(paths)} {what} share it ({names}); none used")
+            log.add(path, f"duplicate id {key!r}: {len(paths)} {what} share it ({names}); none used",
+                    image_id=key)
 
 
 @dataclass
 class CheckReport:
-    """What ``xlm data check`` prints. ``images``: usable annotated images."""
+    """What ``xlm data check`` prints. ``images``: usable annotated images.
+
+    ``dropped``: the unusable images ``[(id, reason)]``; ``images_found``: image files found;
+    ``split_problems``: a split the dataset needs that is empty; ``where``: where the dataset
+    is published and how to lay it out (shown when the root looks empty or incomplete).
+    """
 
     dataset: str
     root: str
@@ -223,37 +346,87 @@ class CheckReport:
     landmarks: int
     problems: list[Problem]
     annotators: dict | None = None  # inter-annotator disagreement (several sources only)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    images_found: int | None = None
+    split_problems: list[str] = field(default_factory=list)
+    where: str | None = None
 
     @property
     def ok(self) -> bool:
-        """No problem makes an image unusable."""
-        return not any(p.fatal for p in self.problems)
+        """No image is unusable and every split the dataset needs has images."""
+        return not any(p.fatal for p in self.problems) and not self.dropped and not self.split_problems
 
     def as_dict(self) -> dict:
+        """The report as JSON-ready data (``xlm data check --json``).
+
+        Returns:
+            ``dataset, root, images_found, images, unusable_images, dropped, landmarks,
+            split_problems, problems`` (and ``annotators``, ``where`` when known).
+        """
         out = {
             "dataset": self.dataset,
             "root": self.root,
+            "images_found": self.images_found,
             "images": self.images,
+            "unusable_images": len(self.dropped),
+            "dropped": [{"image_id": i, "reason": r} for i, r in self.dropped],
             "landmarks": self.landmarks,
+            "split_problems": list(self.split_problems),
             "problems": [
-                {"file": p.file, "problem": p.problem, "fatal": p.fatal} for p in self.problems
+                {"file": p.file, "problem": p.problem, "fatal": p.fatal, "image_id": p.image_id}
+                for p in self.problems
             ],
         }
         if self.annotators is not None:
             out["annotators"] = self.annotators
+        if self.where is not None:
+            out["where"] = self.where
         return out
 
     def as_text(self) -> str:
+        """The report as ``xlm data check`` prints it.
+
+        Returns:
+            A summary line (image files found, usable, unusable, problems), the unusable ids,
+            empty splits, one line per problem, annotator disagreement, where to get the data.
+        """
+        found = "" if self.images_found is None else f"{self.images_found} image files found, "
         lines = [
-            (f"{self.dataset} at {self.root}: {self.images} usable annotated images, "
-            f"{self.landmarks} landmarks, {len(self.problems)} problems "
-            f"({sum(p.fatal for p in self.problems)} make an image unusable)")
+            (f"{self.dataset} at {self.root}: {found}{self.images} usable annotated images, "
+             f"{len(self.dropped)} unusable, {self.landmarks} landmarks, "
+             f"{len(self.problems)} problems ({sum(p.fatal for p in self.problems)} fatal)")
         ]
+        if self.dropped:
+            ids = [i for i, _ in self.dropped]
+            lines.append(f"unusable images (skipped by every loader): {', '.join(ids)}")
+        for text in self.split_problems:
+            lines.append(f"  ERROR split: {text}")
         for p in self.problems:
             tag = "ERROR" if p.fatal else "note "
             lines.append(f"  {tag} {p.file}: {p.problem}")
         lines.extend(disagreement_lines(self.annotators))
+        if self.where:
+            lines.append(self.where)
         return "\n".join(lines)
+
+
+def split_problems(lset: LandmarkSet) -> list[str]:
+    """An empty split the dataset needs (``xlm train`` needs a training and a test part).
+
+    Args:
+        lset: a loaded set.
+
+    Returns:
+        One message per empty split (``[]`` when both hold images).
+    """
+    n = len(lset.samples)
+    out = []
+    if not lset.train_ids:
+        out.append(f"no training images ({n} usable images, none in the training part of the split)")
+    if not lset.test_ids:
+        out.append(f"no test images ({n} usable images, all in the training part of the split; "
+                   "add the test images, or set the split with --option train=N)")
+    return out
 
 
 def disagreement_lines(info: dict | None, names: list[str] | None = None) -> list[str]:
@@ -273,6 +446,17 @@ def disagreement_lines(info: dict | None, names: list[str] | None = None) -> lis
 
 
 def report_from_set(lset: LandmarkSet) -> CheckReport:
+    """The :class:`CheckReport` of a loaded set (with where to get a built-in set when incomplete).
+
+    Args:
+        lset: a set loaded with ``verify_images=True``.
+
+    Returns:
+        The report.
+    """
+    from xlm_core.datasets.sources import incomplete_hint
+
+    splits = split_problems(lset)
     return CheckReport(
         dataset=lset.name,
         root=str(lset.root),
@@ -280,6 +464,11 @@ def report_from_set(lset: LandmarkSet) -> CheckReport:
         landmarks=lset.n_landmarks,
         problems=list(lset.problems),
         annotators=lset.annotator_disagreement,
+        dropped=list(lset.dropped),
+        images_found=lset.images_found,
+        split_problems=splits,
+        where=None if lset.synthetic else incomplete_hint(lset.name, lset.images_found, len(lset.samples),
+                                                                 bool(splits)),
     )
 
 

@@ -249,7 +249,7 @@ def _sources(where: str, fmt: str, value: Any) -> dict[str, str]:
             raise _fail(where, key, "'mean' is reserved (option annotator: mean); rename that source")
     else:
         raise _fail(where, key, f"expected a pattern, a list of patterns or {{annotator: pattern}}, got {value!r}")
-    for name, pattern in sources.items():
+    for pattern in sources.values():
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise _fail(where, key, f"{pattern!r} must stay inside the dataset root (relative, no '..')")
         has_id = "{id}" in pattern

@@ -326,6 +326,7 @@ def load_described(
     matched, mismatched = 0, []
     m = len(sources)
     for image_id, image_path in sorted(images.items()):
+        log.current_id = image_id  # problems found now belong to this image (LandmarkSet.dropped)
         found = {src.name: _read(desc, src, image_id) for src in sources}
         present = {k: v for k, v in found.items() if v is not None}
         if not present:
@@ -388,6 +389,7 @@ def load_described(
         samples.append(Sample(id=image_id, image=image_path, landmarks=xy, size_wh=size_wh))
         if m > 1 and len(points) == m:
             agreement.append((np.stack(points), xy))
+    log.current_id = None
 
     if not desc.builtin and matched == 0 and mismatched:
         path, count = mismatched[0]
@@ -409,6 +411,7 @@ def load_described(
         "split_train": desc.split_train,
         "split_ids": _explicit_split(desc, root, [s.id for s in samples], log),
         "synthetic": marker is not None,
+        "images_found": len(images) + len(duplicates),
         "options": choices.options,
         "annotator_disagreement": (annotator_disagreement(agreement, scale, list(choices.sources))
                                    if len(choices.sources) > 1 else None),

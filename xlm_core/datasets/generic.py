@@ -197,12 +197,14 @@ def load_labelme(
 
     samples: list[Sample] = []
     for json_path, image_path, points in parsed:
+        log.current_id = json_path.stem  # problems found now belong to this image
         xy = _complete(log, json_path, points, n_landmarks)
         if xy is None:
             continue
         size_wh = validate_sample(log, image_path, xy, verify_images, annotation=json_path)
         if size_wh is not None:
             samples.append(Sample(id=json_path.stem, image=image_path, landmarks=xy, size_wh=size_wh))
+    log.current_id = None
     for image_path in _images_under(root, images):
         if image_path.resolve() not in used_images:
             log.add(image_path, "image without annotation (no LabelMe JSON; skipped)", fatal=False)
@@ -259,6 +261,7 @@ def load_landmark_csv(
     samples: list[Sample] = []
     used: set[Path] = set()
     for image_id in points_by_id:
+        log.current_id = image_id  # problems found now belong to this image
         matches = by_key.get(image_id, [])
         if len(matches) > 1:
             for path in matches:
@@ -279,6 +282,7 @@ def load_landmark_csv(
                                   context=f"image_id {image_id!r}: ")
         if size_wh is not None:
             samples.append(Sample(id=image_id, image=image_path, landmarks=xy, size_wh=size_wh))
+    log.current_id = None
     for path in image_list:
         if path not in used:
             log.add(path, "image without annotation (no row in the landmark CSV; skipped)", fatal=False)
@@ -319,12 +323,12 @@ def _read_landmark_rows(
                 x, y = parse_number(row["x"]), parse_number(row["y"])
                 if index is None or not float(index).is_integer() or index < 1:
                     log.add(csv_path, f"row {number} (image_id {image_id!r}): landmark must be a "
-                            f"1-based integer, got {row['landmark']!r}")
+                            f"1-based integer, got {row['landmark']!r}", image_id=image_id)
                     broken.add(image_id)
                     continue
                 if x is None or y is None:
                     log.add(csv_path, f"row {number} (image_id {image_id!r}): non-numeric coordinates "
-                            f"x={row['x']!r} y={row['y']!r}")
+                            f"x={row['x']!r} y={row['y']!r}", image_id=image_id)
                     broken.add(image_id)
                     continue
                 points[image_id].setdefault(int(index) - 1, []).append((x, y))

@@ -69,8 +69,8 @@ def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, lis
                 if key in rows or key in dropped:
                     first = rows.pop(key, None)
                     if first is not None:
-                        log.add(csv_path, f"row {first[0]}: duplicate id {key!r}; none used")
-                    log.add(csv_path, f"row {number}: duplicate id {key!r}; none used")
+                        log.add(csv_path, f"row {first[0]}: duplicate id {key!r}; none used", image_id=key)
+                    log.add(csv_path, f"row {number}: duplicate id {key!r}; none used", image_id=key)
                     dropped.add(key)
                     continue
                 rows[key] = (number, fields[1:])

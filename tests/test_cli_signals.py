@@ -1,0 +1,108 @@
+"""A closed pipe and Ctrl-C end the ``xlm`` command without a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import xlm_core.cli.data as cli_data
+from xlm_core.cli import INTERRUPTED, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    """A script that runs ``xlm data check`` with ``_check`` replaced by ``body`` (indented code)."""
+    script = tmp_path / "cmd.py"
+    script.write_text(
+        "import sys, time\n"
+        "import xlm_core.cli.data as d\n"
+        "def replaced(args):\n" + body +
+        "d._check = replaced\n"
+        "from xlm_core.cli import main\n"
+        "sys.exit(main(['data', 'check', 'hand', '/nowhere']))\n")
+    return script
+
+
+def _start(script: Path) -> subprocess.Popen:
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONUNBUFFERED", None)  # stdout into a pipe is block-buffered, as for a user
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=REPO)
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    """``xlm ... | head -5``: far more output than a pipe holds, the reader leaves early."""
+    proc = _start(_script(tmp_path, "    for i in range(200000):\n        print('row', i)\n"))
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head` does after its lines
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert first == b"row 0\n"
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert code == 141
+
+
+def test_closed_pipe_before_the_last_flush(tmp_path):
+    """Output still buffered when the command returns, its reader already gone."""
+    proc = _start(_script(tmp_path, "    print('one short line')\n    time.sleep(1.0)\n"))
+    proc.stdout.close()  # the reader leaves before anything was flushed
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert code == 141
+
+
+def test_closed_pipe_on_real_data_check(hand_root):
+    """The real command on the real hand sample, its reader gone after 20 bytes."""
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "xlm_core.cli", "data", "check", "hand", str(hand_root),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    first = proc.stdout.read(20)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert first.startswith(b"{")
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert code in (0, 141)  # 0: the report fitted the pipe before it closed
+
+
+def test_broken_pipe_in_process_returns_141(monkeypatch, capsys):
+    def writes_to_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_data, "_check", writes_to_closed_pipe)
+    monkeypatch.setattr("xlm_core.cli._silence_stdout", lambda: None)  # pytest owns stdout here
+    assert main(["data", "check", "hand", "/nowhere"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_hint(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_data, "_check", interrupted)
+    assert main(["data", "check", "hand", "/nowhere"]) == 130
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [INTERRUPTED] == ["xlm: interrupted; run the same command again to resume"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_real_sigint_during_a_command(tmp_path):
+    """SIGINT to a running ``xlm`` process: the one line, status 130, no traceback."""
+    import signal
+    import time
+
+    proc = _start(_script(tmp_path, "    print('started', flush=True)\n    time.sleep(60)\n"))
+    assert proc.stdout.readline().strip() == b"started"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    err = proc.stderr.read().decode()
+    assert code == 130
+    assert "Traceback" not in err and INTERRUPTED in err, err
