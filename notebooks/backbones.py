@@ -38,7 +38,7 @@ caption = info.label("clean", "held-out CV folds")
 display(Markdown(f"**Table 1** ({caption})."))
 
 # %% tags=["hide-input"]
-display(report.display_table(table1, ["arch", "encoder"]))
+display(report.show_table(report.display_table(table1, ["arch", "encoder"])))
 published = report.load_literature().query("table == 1")
 not_run = sorted(set(zip(published["arch"], published["encoder"])) - set(zip(table1["arch"], table1["encoder"])))
 if not_run:
@@ -56,7 +56,7 @@ plots.show(plots.plot_backbones(table1, caption=f"Table 1: {caption}"))
 # %% tags=["hide-input"]
 table1_zhu = report.backbone_table(results_dir, protocol="zhu")
 display(Markdown(f"*{info.label('zhu', 'held-out CV folds')}*"))
-display(report.display_table(table1_zhu, ["arch", "encoder"]))
+display(report.show_table(report.display_table(table1_zhu, ["arch", "encoder"])))
 
 # %% [markdown]
 # For comparison, the paper's Table 1 (real HAND data, 5-fold CV, ImageNet weights), labelled
@@ -64,4 +64,4 @@ display(report.display_table(table1_zhu, ["arch", "encoder"]))
 
 # %% tags=["hide-input"]
 display(Markdown(f"*{report.PUBLISHED_LABEL}*"))
-display(report.display_table(published, ["arch", "encoder"]))
+display(report.show_table(report.display_table(published, ["arch", "encoder"])))

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from xlm_core import analysis, plots, report
+from xlm_core import XLMError, analysis, plots, report
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", None)
@@ -55,8 +55,10 @@ caption = info.label("clean", "test split")
 stats_cols = ["target", "chain", "n_seeds", "n_images", "mre", "mre_std", "unit", "delta_mre",
               "ci_low", "ci_high", "p_value", "p_holm"]
 paired = table2[table2["chain"] != report.MEAN_SHAPE][stats_cols]
-display(Markdown(f"**Paired comparison with ImageNet alone** ({caption})"))
-display(paired.set_index(["target", "chain"]).round(4))
+display(Markdown(f"**Paired comparison with the target trained alone** ({caption}). The chain's "
+                 "first token is what its first stage started from (`scratch`: no ImageNet weights)."))
+for target, rows in paired.groupby("target", sort=False):
+    display(report.show_table(report.display_table(rows, ["target", "chain"], sdr_std=False)))
 display(Markdown(report.verdicts_markdown(table2, info)))
 
 # %% tags=["hide-input"]
@@ -64,6 +66,31 @@ if table2["delta_mre"].notna().any():
     plots.show(plots.plot_paired_deltas(table2, caption=f"Paired differences: {caption}"))
 else:
     display(Markdown("*No paired differences to plot (per-image errors missing).*"))
+
+# %% [markdown]
+# The same comparison as distributions: each chain's cumulative point-error curve (share of test
+# landmarks within each distance, all seeds pooled, clean protocol, from the runs'
+# `predictions.csv`) against the single-stage chain's (black). A chain that helps lies above
+# and to the left. The chains' first token says what the first stage started from, as the
+# runs' configuration records it (`scratch`: random initialisation, `imagenet`: ImageNet
+# weights). Each x axis ends at the 98th percentile of its curves. On head panels, dashed: the
+# human limit (the senior annotator against the mean of
+# both, real ISBI annotations).
+
+# %% tags=["hide-input"]
+cpe_csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
+try:
+    curves = plots.chain_error_curves(results_dir)
+except XLMError as exc:
+    curves = {}
+    display(Markdown(f"*No cumulative error curves: {exc}.*"))
+cpe_human = plots.human_limit_errors(results_dir, cpe_csv_dir) if "head" in curves else (None, "")
+if cpe_human[0] is None and "head" in curves:
+    display(Markdown(f"*Head panels without the human limit: {cpe_human[1]}.*"))
+if curves:
+    plots.show(plots.plot_cpe_against_alone(
+        curves, human=cpe_human if cpe_human[0] is not None else None,
+        caption=f"Cumulative point error, each chain against the single-stage chain: {caption}"))
 
 # %% [markdown]
 # ## 2. The human limit (head)
@@ -82,12 +109,17 @@ if human_rows is None:
 else:
     human = analysis.human_limit_frame(human_rows, human_source)
     display(Markdown(f"**Inter-observer limit** (source: {human_source}; clean protocol, mm)"))
-    display(human.drop(columns=["source", "protocol", "unit"]).set_index("comparison").round(3))
+    display(report.show_table(report.readable_columns(human.drop(columns=["source", "protocol", "unit"]),
+                                                      "mm"), digits=3,
+                              notes=[("senior vs mean and junior vs mean are equal by construction: the "
+                                     "mean lies halfway between the two annotations, so each annotator is "
+                                     "half the senior-junior distance from it.")]))
     if "head" in set(table2["target"]):
         beside = report.models_beside_human(table2, human, info)
         display(Markdown(f"**Head models beside the human limit** (models: {caption}; "
                          f"annotators: {human_source})"))
-        display(beside.set_index("who").round(3))
+        display(report.show_table(report.display_table(beside, ["who", "source", "n_images"], digits=3,
+                                                       sdr_std=False).rename(columns={"n_images": "n images"})))
 
 # %% [markdown]
 # ## 3. Protocols side by side
@@ -107,11 +139,12 @@ if protocols.empty:
 else:
     for target, rows in protocols.groupby("target", sort=False):
         rows = rows.dropna(axis=1, how="all")
-        display(Markdown(f"**{target}**, imagenet>{target}, same predictions under each protocol; "
+        display(Markdown(f"**{target}**, {report.alone_label(results_dir, target)}>{target}, "
+                         "same predictions under each protocol; "
                          f"{rows['n_images'].iloc[0]} test images, mean over {rows['n_seeds'].iloc[0]} "
                          f"seed(s), unit {rows['unit'].iloc[0]} ({info.label(evaluated_on='test split')})"))
-        display(rows.drop(columns=["profile", "data_source", "chain", "target", "n_seeds", "n_images", "unit"])
-                .set_index(["decoding", "protocol", "wrist_pair"]).round(3))
+        shown, notes = report.protocol_display(rows)
+        display(report.show_table(shown, notes=notes))
     spread = (protocols.groupby("target", sort=False)["mre_change_pct"]
               .agg(lambda v: float(np.nanmax(v) - np.nanmin(v))))
     display(Markdown("Spread of MRE across conventions (max minus min of `mre_change_pct`): " + ", ".join(
@@ -138,9 +171,9 @@ else:
         display(Markdown(f"**{target}** per landmark, unit {rows['unit'].iloc[0]}, "
                          f"{rows['n_rows'].iloc[0]} test errors per landmark ({rows['n_seeds'].iloc[0]} "
                          f"seed(s) pooled) ({caption})"))
-        display(rows.drop(columns=["profile", "data_source", "chain", "target", "name", "n_seeds",
-                                   "n_rows", "unit"])
-                .set_index("landmark").round(3))
+        display(report.show_table(report.readable_columns(rows.drop(
+            columns=["profile", "data_source", "chain", "target", "name", "n_seeds", "n_rows", "unit"]),
+            rows["unit"].iloc[0]), digits=3))
     reference = {}
     if human_rows is not None and "head" in matrices:
         per_lm = analysis.human_per_landmark(human_rows)
@@ -148,7 +181,8 @@ else:
             reference["head"] = (f"annotator vs mean ({human_source})", per_lm)
     plots.show(plots.plot_landmark_errors(
         {t: m["errors"] for t, m in matrices.items()}, {t: m["unit"] for t, m in matrices.items()},
-        reference=reference, caption=f"Error versus landmark, imagenet>target: {caption}"))
+        reference=reference, caption="Error versus landmark, "
+        + ", ".join(f"{report.alone_label(results_dir, t)}>{t}" for t in matrices) + f": {caption}"))
 
 # %% [markdown]
 # ## 5. The worst predictions
@@ -170,11 +204,12 @@ for target, target_runs in runs.items():
     unit = report.load_metrics(path / "metrics.json")["unit"]
     display(Markdown(f"**{target}**: worst test images of run `{run['run_id']}` (seed "
                      f"{run.get('seed', 0)}; errors in {unit}; {caption})"))
-    display(worst.set_index("rank").round(3))
+    display(report.show_table(report.readable_columns(worst, unit), digits=3))
     examples = report.run_examples(path, list(worst["image_id"]))
     for ex, (_, w) in zip(examples, worst.iterrows()):
         ex["worst"] = int(w["worst_landmark"]) - 1
     titles = [f"{w.image_id}: MRE {w.mre:.2f} {unit}, worst landmark {w.worst_landmark} "
               f"({w.max_error:.2f} {unit})" for w in worst.itertuples()]
     plots.show(plots.plot_worst_gallery(examples, titles,
-                                        caption=f"Worst predictions, imagenet>{target}: {caption}"))
+                                        caption=f"Worst predictions, {report.alone_label(results_dir, target)}"
+                                                f">{target}: {caption}"))

@@ -37,7 +37,11 @@ display(Markdown(f"*{info.label()}*"))
 plots.show(plots.plot_dataset_examples(examples, caption=f"Figure 1: {info.label()}"))
 
 # %% tags=["hide-input"]
-display(counts.drop(columns=["root"]).set_index("dataset").T)
+sizes = report.run_sizes(results_dir)
+display(Markdown(f"**Datasets** ({info.label()}). Image sizes and the wrist pair are those the "
+                 "study's runs recorded; a dataset no run finished on shows `—`."))
+shown, notes = report.datasets_display(counts, sizes)
+display(report.show_table(shown, notes=notes))
 
 # %% [markdown]
 # The paper's datasets: HEAD (ISBI 2015, 400 cephalograms, 19 landmarks, 0.1 mm/px, 150 train /

@@ -30,7 +30,7 @@ HEAD_SHAPE = 19
 
 def test_verdict_sentence_wording_from_numbers() -> None:
     text = report.verdict_sentence("head", "imagenet>chest", -0.05, -0.12, 0.02, 0.41, "mm")
-    assert text == ("head: imagenet>chest changes MRE by -0.05 mm (95 % CI -0.12 to 0.02, "
+    assert text == ("head: imagenet>chest vs imagenet alone changes MRE by -0.05 mm (95 % CI -0.12 to 0.02, "
                     "Holm p = 0.41): no evidence of a difference")
     lower = report.verdict_sentence("hand", "imagenet>head", -0.3, -0.5, -0.1, 0.001, "mm")
     assert lower.endswith("evidence that it lowers the error") and "Holm p = 0.001" in lower

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: in
         "mean_shape_mre": 10.0,
         "test": {p: _score(mre, ds, p) for p in ("clean", "zhu")},
         "heldout": {p: _score(mre, ds, p) for p in ("clean", "zhu")} if heldout else None,
-        "transfer": None,
+        "transfer": run.pop("_transfer", None),
+        "test_size": [64, 64],
         "epochs_run": 2,
         "best_epoch": 1,
         "train_seconds": 1.5,
@@ -84,10 +86,14 @@ def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: in
     pd.DataFrame(rows).to_csv(out / "predictions.csv", index=False)
 
 
-def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str | None = None) -> Path:
+def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str | None = None,
+                     encoder_weights: str = "imagenet") -> Path:
     """A hand-made ``results/<study>`` with backbone and transfer runs and known metrics.
 
-    ``missing``: a run_id written into study.json without its metrics.json.
+    ``missing``: a run_id written into study.json without its metrics.json. ``encoder_weights``:
+    what the first stage of every chain records (``none``: the runs started from scratch). The
+    later stages record ``imagenet`` whatever it is (as a profile's intent would), and a
+    ``transfer`` report whose source is the stage before: only the first stage tells the truth.
     """
     runs = []
     for arch in ("unet", "unetplusplus"):
@@ -107,13 +113,18 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
                 seen.add(key)
                 rid = f"tr-{target}-{'-'.join(chain)}-s{seed}"
                 cfg = {"dataset": target, "root": str(results / "data" / target), "arch": "unetplusplus",
-                       "encoder": "vgg19", "seed": seed}
+                       "encoder": "vgg19", "seed": seed,
+                       "encoder_weights": encoder_weights if len(chain) == 1 else "imagenet"}
+                parent = f"tr-{chain[-1]}-{'-'.join(chain[:-1])}-s{seed}" if len(chain) > 1 else None
+                transfer = ({"source": str(results / "runs" / parent / "checkpoint.pt"), "encoder_matched": 1,
+                             "encoder_expected": 1} if parent else None)
                 # the chain is written with the run's own dataset at the end for half the runs:
                 # the reader must accept both forms
                 written = chain + [target] if seed == 0 else chain
                 runs.append({"run_id": rid, "kind": "transfer", "dataset": target, "arch": "unetplusplus",
                              "encoder": "vgg19", "fold": None, "seed": seed, "chain": written,
-                             "depends_on": [], "config": cfg, "_mre": fake_transfer_mre(target, chain, seed)})
+                             "depends_on": [parent] if parent else [], "config": cfg,
+                             "_transfer": transfer, "_mre": fake_transfer_mre(target, chain, seed)})
     for run in runs:
         mre = run.pop("_mre")
         if run["run_id"] != missing:
@@ -172,7 +183,7 @@ def test_transfer_table_has_every_target_and_chain(fake_results: Path) -> None:
     chest = t2[t2["target"] == "chest"]
     assert set(chest["unit"]) == {"px"}
     # chains ordered by length within a target, imagenet first
-    assert list(chest["chain"])[0] == "imagenet"
+    assert next(iter(chest["chain"])) == "imagenet"
     for col in report.STATS_COLUMNS:
         assert col in t2
 
@@ -248,11 +259,41 @@ def test_chain_before_accepts_both_forms() -> None:
 
 def test_format_and_display(fake_results: Path) -> None:
     assert report.format_mean_std(1.234, 0.056) == "1.23 ± 0.06"
-    assert report.format_mean_std(float("nan"), 0.1) == "n/a"
+    assert report.format_mean_std(float("nan"), 0.1) == report.DASH
     assert report.format_mean_std(2.0, float("nan")) == "2.00"
     shown = report.display_table(report.backbone_table(fake_results), ["arch", "encoder"])
-    assert list(shown.index.names) == ["arch", "encoder"] and shown.columns[0] == "MRE (mm)"
-    assert "SDR 10 mm (%)" in shown.columns
+    assert list(shown.columns[:3]) == ["arch", "encoder", "MRE (mm)"]
+    assert "SDR 10 mm (%)" in shown.columns and "n folds" in shown.columns
+    assert list(shown["n folds"]) == ["2", "2", "2"]  # integers as integers, never "2.0"
+
+
+def test_show_table_no_index_dash_footnote_scrolls() -> None:
+    table = pd.DataFrame({"n seeds": [2.0, float("nan")], "MRE (mm)": [1.23456, float("nan")],
+                          "who": ["a", None]}, index=[7, 8])
+    shown = report.show_table(table, notes=["a note"])
+    html = shown._repr_html_()
+    assert "overflow-x:auto" in html and "<th>n seeds</th>" in html
+    assert "<td>2</td>" in html and "2.0" not in html and "<td>1.23</td>" in html
+    assert "NaN" not in html and "nan" not in html and "None" not in html
+    assert html.count(report.DASH) >= 3 and report.DASH_NOTE in html and "a note" in html
+    assert "<td>7</td>" not in html  # no index column
+    assert "NaN" not in repr(shown)
+    # no missing value, no footnote about it
+    assert report.DASH_NOTE not in report.show_table(pd.DataFrame({"x": [1]}))._repr_html_()
+
+
+def test_display_table_paired_columns_format_p(fake_results: Path) -> None:
+    t2 = report.transfer_table(fake_results)
+    head = t2[t2["target"] == "head"]
+    shown = report.display_table(head, ["chain"], sdr_std=False)
+    assert {"Δ MRE (mm)", "95 % CI (mm)", "Holm p", "n seeds"} <= set(shown.columns)
+    assert list(shown["n seeds"]) == ["2"] * len(head)
+    alone = shown[shown["chain"] == "imagenet"].iloc[0]
+    assert alone["Holm p"] == report.DASH and alone["Δ MRE (mm)"] == report.DASH
+    for text in shown["Holm p"]:
+        assert text == report.DASH or text == "< 0.001" or float(text) >= 0.001
+    html = report.show_table(shown)._repr_html_()
+    assert "NaN" not in html and not re.search(r"\de[+-]\d", html)
 
 
 def test_summary_names_profile_and_warns_synthetic(fake_results: Path) -> None:
@@ -260,9 +301,111 @@ def test_summary_names_profile_and_warns_synthetic(fake_results: Path) -> None:
     assert "profile **ci**" in text and "synthetic" in text
     assert "{warning}" in text
     # in the fake numbers ImageNet alone is best for every target
-    assert text.count("no chain through other x-ray datasets beat ImageNet alone") == 3
+    assert text.count("no chain through other x-ray datasets beat `imagenet` alone") == 3
 
 
 def test_study_label_marks_synthetic(fake_results: Path) -> None:
     label = report.load_study(fake_results).label("zhu", "test split")
     assert "profile: ci" in label and "zhu protocol" in label and "SYNTHETIC" in label
+
+
+def test_scratch_runs_are_named_scratch_everywhere(tmp_path: Path) -> None:
+    """First stages without ImageNet weights: every label says scratch, though the later
+    stages' configs (and the profile's chain tokens) say imagenet."""
+    results = write_fake_study(tmp_path / "results" / "fake", encoder_weights="none")
+    runs = report.collect_runs(results)
+    transfer = runs[runs["kind"] == "transfer"]
+    assert set(transfer["start"]) == {"scratch"}
+    assert all(c.split(">")[0] == "scratch" for c in transfer["chain"])
+    assert "imagenet" in set(transfer["profile_chain"])
+    t2 = report.transfer_table(results)
+    chains = set(t2["chain"]) - {report.MEAN_SHAPE}
+    assert chains and not any("imagenet" in c for c in chains)
+    assert "scratch>hand>chest" in chains
+    # paired stats still run against the single-stage chain
+    row = t2[(t2["target"] == "head") & (t2["chain"] == "scratch>hand")].iloc[0]
+    assert math.isfinite(row["p_holm"])
+    verdicts = report.transfer_verdicts(t2)
+    assert verdicts and all("imagenet" not in v for v in verdicts)
+    assert all("vs scratch alone" in v for v in verdicts)
+    summary = report.summary_markdown(results)
+    assert "imagenet" not in summary.lower().replace("no imagenet weights", "")
+    assert "`scratch` alone" in summary
+    t3 = report.sota_table(results)
+    ours = t3[t3["ours_mre"].notna()]
+    assert len(ours) and all("scratch>" in m for m in ours["method"])
+    # the profile's name still finds the runs
+    assert set(report.chain_runs(results, "imagenet")) == {"head", "hand", "chest"}
+    assert report.chain_runs(results, "imagenet") == report.chain_runs(results, "scratch")
+
+
+def test_imagenet_start_kept_when_weights_were_loaded(fake_results: Path) -> None:
+    runs = report.collect_runs(fake_results)
+    assert set(runs.loc[runs["kind"] == "transfer", "start"]) == {"imagenet"}
+    assert "imagenet>hand>chest" in set(report.transfer_table(fake_results)["chain"])
+
+
+def test_start_label() -> None:
+    assert report.start_label("imagenet") == "imagenet"
+    assert report.start_label("none") == "scratch" and report.start_label(None) == "scratch"
+    assert report.start_label("/w/vgg19-dcbb9e9d.pth") == "vgg19-dcbb9e9d.pth"
+
+
+def test_sota_side_by_side_same_protocol_and_unit_only(fake_results: Path) -> None:
+    t3 = report.sota_table(fake_results)
+    # hand: published mm, ours zhu mm -> beside; clean row left out with a reason
+    hand, notes = report.sota_side_by_side(t3, "hand")
+    assert "MRE (mm)" in hand.columns and hand["figures"].str.startswith("this study").sum() == 1
+    assert any("clean protocol" in n for n in notes)
+    # chest: published px of the 512x512 grid, ours px of a 64x64 grid -> never beside
+    chest, notes = report.sota_side_by_side(t3, "chest")
+    assert "MRE (px, 512x512 grid)" in chest.columns
+    assert not chest["figures"].str.startswith("this study").any()
+    assert any("64x64" in n and "512x512" in n for n in notes)
+    assert "NaN" not in chest.to_string() and "nan" not in chest.to_string()
+
+
+def test_dataset_sizes_come_from_the_runs(fake_results: Path) -> None:
+    """The datasets table shows the grids the runs recorded, not the loaders' paper defaults."""
+    sizes = report.run_sizes(fake_results)
+    assert sizes["head"]["test_hw"] == "64x64" and sizes["hand"]["wrist_pair"] == "2, 6"
+    counts = pd.DataFrame([
+        {"dataset": "hand", "data_source": "synthetic", "n_images": 8, "n_landmarks": 37, "n_train": 5,
+         "n_test": 3, "unit": "mm", "scale": "paper scale", "thresholds": "2;4;10",
+         "train_size_hw": "512x512", "test_size_hw": "512x368"},
+        {"dataset": "other", "data_source": "real", "n_images": 4, "n_landmarks": 3, "n_train": 2,
+         "n_test": 2, "unit": "px", "scale": "", "thresholds": "3;6", "train_size_hw": "512x512",
+         "test_size_hw": "512x512"},
+    ])
+    shown, notes = report.datasets_display(counts, sizes)
+    text = shown.to_string()
+    assert "512" not in text  # the loaders' defaults never reach the page
+    hand = shown.iloc[0]
+    assert hand["tested at (H x W px)"] == "64x64" and hand["wrist pair (1-based)"] == "2, 6 (clean)"
+    assert shown.iloc[1]["trained at (H x W px)"] == report.DASH
+    assert notes == ["hand: test scale"]  # the scale the runs recorded, not the loader's
+
+
+def test_readable_columns_put_units_in_headers() -> None:
+    table = pd.DataFrame({"landmark": [1], "mre": [1.0], "mre_std": [0.1], "sdr_2.5": [90.0],
+                          "n_images": [4], "wrist_pair": ["2-6"]})
+    shown = report.readable_columns(table, "mm")
+    assert list(shown.columns) == ["landmark (1-based)", "MRE (mm)", "MRE std (mm)", "SDR 2.5 mm (%)",
+                                   "n images", "wrist pair (1-based)"]
+
+
+def test_protocol_display_names_the_grid_and_flags_coarse_pixels() -> None:
+    rows = pd.DataFrame([
+        {"decoding": "argmax", "protocol": "clean", "wrist_pair": None, "unit": "mm",
+         "measured_on": "original image", "grid_step": float("nan"), "mre": 1.0, "mre_std": 0.1,
+         "mre_change_pct": 0.0, "sdr_2": 50.0, "sdr_2.5": 60.0, "sdr_3": 70.0, "sdr_4": 80.0},
+        {"decoding": "argmax", "protocol": "zhu", "wrist_pair": None, "unit": "mm",
+         "measured_on": "64x52 grid", "grid_step": 3.75, "mre": 2.0, "mre_std": 0.1,
+         "mre_change_pct": 100.0, "sdr_2": 44.41, "sdr_2.5": 44.41, "sdr_3": 44.41, "sdr_4": 80.0},
+    ])
+    shown, notes = report.protocol_display(rows)
+    assert list(shown["measured on"]) == ["original image", "64x52 grid"]
+    assert list(shown["one grid px (mm)"]) == [report.DASH, "3.750"]
+    coarse = [n for n in notes if "coarser" in n]
+    assert len(coarse) == 1 and coarse[0].startswith("zhu: one grid pixel is 3.75 mm")
+    assert "2, 2.5, 3 mm" in coarse[0]

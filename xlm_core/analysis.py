@@ -46,6 +46,7 @@ from xlm_core.metrics import (
     landmark_array,
     score_errors,
     threshold_key,
+    zhu_to_grid,
     zhu_units,
 )
 
@@ -111,6 +112,39 @@ def _decoded(
     if grid_hw is None:
         raise XLMError("grid_hw (H, W) is needed with decoded grid coordinates")
     return decoded, (int(grid_hw[0]), int(grid_hw[1]))
+
+
+def zhu_grid_step(gt_px: Any, image_hws: Sequence[tuple[int, int]], grid_hw: tuple[int, int],
+                  dataset: str, wrist_pair: tuple[int, int] = ZHU_WRIST_PAIR,
+                  scale: Scale | None = None) -> float:
+    """How large one grid pixel is in the ``zhu`` protocol's unit (median over the images).
+
+    Measured with :func:`xlm_core.metrics.errors_zhu` itself: a prediction one grid pixel beside
+    each ground-truth grid position scores exactly one step. The zhu protocol rounds both to
+    integer grid positions, so its errors are multiples of this step (on each axis) and an SDR
+    threshold below it counts exact grid hits only.
+
+    Args:
+        gt_px: ``(N, L, 2)`` (x, y) ground truth in original pixels.
+        image_hws: each image's original (H, W).
+        grid_hw: the grid's (H, W).
+        dataset: ``head``, ``hand`` or ``chest``.
+        wrist_pair: hand: the 0-based wrist pair of the zhu unit.
+        scale: the run's scale (its spacing; :func:`xlm_core.metrics.zhu_units`).
+
+    Returns:
+        The step in the zhu unit (mm for head and hand, grid px for the chest).
+    """
+    gt = landmark_array(gt_px, "ground truth")
+    gh, gw = (int(v) for v in grid_hw)
+    shifted = []
+    for g, hw in zip(gt, image_hws, strict=True):
+        grid = np.asarray(zhu_to_grid(g, hw, (gh, gw), dataset), dtype=np.float64)
+        step = np.where(grid[:, 0] >= gw - 1, -1.0, 1.0)
+        shifted.append(np.stack([grid[:, 0] + step, grid[:, 1]], axis=1))
+    err, _ = errors_zhu(np.stack(shifted), gt, image_hws, (gh, gw), dataset, wrist_pair=wrist_pair,
+                        **zhu_units(scale))
+    return float(np.median(err))
 
 
 def protocol_table(
@@ -194,6 +228,9 @@ def protocol_table(
                     err, unit = errors_zhu(pred_grid, gt, image_hws, grid, dataset,
                                            wrist_pair=pair or ZHU_WRIST_PAIR, **zhu_units(scale))
                     score = score_errors(err, thresholds, unit, "zhu")
+                    score["grid"] = f"{grid[0]}x{grid[1]} grid"
+                    score["grid_step"] = zhu_grid_step(gt, image_hws, grid, dataset,
+                                                       pair or ZHU_WRIST_PAIR, scale)
                 row = {
                     "dataset": dataset,
                     "decoding": decoding,
@@ -204,6 +241,8 @@ def protocol_table(
                     "mre": score["mre"],
                     "mre_std": score["mre_std"],
                     "unit": score["unit"],
+                    "measured_on": score.get("grid", "original image"),
+                    "grid_step": score.get("grid_step", math.nan),
                 }
                 row.update({sdr_column(t): score["sdr"][threshold_key(t)] for t in thresholds})
                 rows.append(row)

@@ -182,6 +182,123 @@ def chain_label(chain: Iterable[str]) -> str:
     return ">".join(chain)
 
 
+def start_label(encoder_weights: str | None) -> str:
+    """Name what a chain's first stage started from.
+
+    Args:
+        encoder_weights: the first stage's recorded ``config.encoder_weights`` (``imagenet``,
+            ``none`` or a path to a weights file).
+
+    Returns:
+        ``imagenet`` (ImageNet weights loaded), ``scratch`` (``none``: random initialisation)
+        or the weights file's name.
+    """
+    value = str(encoder_weights or "none")
+    if value.lower() == "imagenet":
+        return "imagenet"
+    if value.lower() == "none":
+        return "scratch"
+    return value.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _run_metrics_or_none(results_dir: Path, run_id: str) -> dict | None:
+    path = run_dir(results_dir, run_id) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return _read_json(path)
+    except XLMError:
+        return None
+
+
+def chain_start(results_dir: str | Path, run: dict, runs: list[dict] | None = None) -> str:
+    """What the first stage of ``run``'s chain really started from, from the runs' metadata.
+
+    Walks back from ``run`` through its ``metrics.json`` ``transfer`` report (``source``: the
+    checkpoint of the stage before, ``runs/<id>/checkpoint.pt``), or ``study.json``'s
+    ``depends_on`` when a run has not finished, to the stage that loaded no checkpoint; that
+    stage's recorded ``config.encoder_weights`` (its ``metrics.json``, else ``study.json``)
+    names the start. The profile's chain token (``imagenet``) is never trusted.
+
+    Args:
+        results_dir: ``results/<study>``.
+        run: one run of ``study.json``'s ``runs``.
+        runs: all of them (for ``depends_on``); read from ``study.json`` when None.
+
+    Returns:
+        ``imagenet``, ``scratch`` or a weights file's name (:func:`start_label`).
+    """
+    results_dir = Path(results_dir)
+    if runs is None:
+        runs = load_study(results_dir).runs
+    by_id = {r["run_id"]: r for r in runs}
+    current, seen = run, set()
+    while current["run_id"] not in seen:
+        seen.add(current["run_id"])
+        metrics = _run_metrics_or_none(results_dir, current["run_id"])
+        parent_id = None
+        if metrics is not None and metrics.get("transfer"):
+            source = Path(str(metrics["transfer"].get("source") or ""))
+            parent_id = source.parent.name if source.name else None
+        elif metrics is None and current.get("depends_on"):
+            parent_id = str(current["depends_on"][0])
+        elif metrics is None and (current.get("config") or {}).get("init"):
+            parent_id = Path(str(current["config"]["init"])).parent.name
+        if parent_id is None:
+            cfg = (metrics or {}).get("config") or current.get("config") or {}
+            return start_label(cfg.get("encoder_weights"))
+        parent = by_id.get(parent_id)
+        if parent is None:  # a checkpoint from outside the study: name the file
+            return Path(str((metrics or {}).get("transfer", {}).get("source") or parent_id)).name
+        current = parent
+    raise XLMError(f"{results_dir}: run {run['run_id']}'s chain loops back on itself")
+
+
+def honest_chain(chain: Iterable[str], start: str) -> str:
+    """The chain label with its first token replaced by the real start.
+
+    Args:
+        chain: the stages before the target as the profile names them (``["imagenet", "hand"]``).
+        start: what the first stage really started from (:func:`chain_start`).
+
+    Returns:
+        e.g. ``"scratch>hand"`` when the profile's ``imagenet`` stage loaded no ImageNet weights.
+    """
+    stages = list(chain)
+    return chain_label([start, *stages[1:]])
+
+
+def is_single_stage(chain: str) -> bool:
+    """True for a chain that trains on the target only (``imagenet``, ``scratch``): the baseline
+    every longer chain is compared with.
+
+    Args:
+        chain: a chain label of Table 2.
+
+    Returns:
+        Whether the label has one stage and is not the mean-shape row.
+    """
+    return ">" not in str(chain) and str(chain) != MEAN_SHAPE
+
+
+START_TEXT = {
+    "imagenet": "ImageNet weights loaded",
+    "scratch": "random initialisation, no ImageNet weights",
+}
+
+
+def start_text(start: str) -> str:
+    """A reader's gloss of a start label.
+
+    Args:
+        start: ``imagenet``, ``scratch`` or a weights file's name.
+
+    Returns:
+        e.g. ``"random initialisation, no ImageNet weights"``.
+    """
+    return START_TEXT.get(start, f"encoder weights from {start}")
+
+
 # --------------------------------------------------------------------------- scores
 
 
@@ -206,8 +323,10 @@ def thresholds_text(thresholds: Iterable[float]) -> str:
 def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
     """One row per run listed in ``study.json`` with its test and held-out scores.
 
-    Columns: run_id, kind, dataset, arch, encoder, fold, seed, chain (``"imagenet>hand"``,
-    stages before the run's dataset), status ("done" | "missing"), unit, protocol, thresholds,
+    Columns: run_id, kind, dataset, arch, encoder, loss, fold, seed, start (what the chain's
+    first stage really started from: ``imagenet`` or ``scratch``, :func:`chain_start`), chain
+    (stages before the run's dataset, first token the real start: ``"scratch>hand"``),
+    profile_chain (as the profile names it: ``"imagenet>hand"``), status ("done" | "missing"), unit, protocol, thresholds,
     test_mre, test_sdr_t1..t4, test_mean_shape_mre, heldout_mre, heldout_sdr_t1..t4,
     heldout_mean_shape_mre, data_source, wrist_pair. A run whose ``metrics.json`` is absent is
     listed as "missing" (never silently dropped).
@@ -218,15 +337,19 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
     rows = []
     for run in study.runs:
         cfg = run.get("config") or {}
+        start = chain_start(results_dir, run, study.runs)
         row = {
             "run_id": run["run_id"],
             "kind": run["kind"],
             "dataset": run.get("dataset") or cfg.get("dataset"),
             "arch": run.get("arch") or cfg.get("arch"),
             "encoder": run.get("encoder") or cfg.get("encoder"),
+            "loss": run.get("loss") or cfg.get("loss"),
             "fold": run.get("fold", cfg.get("fold")),
             "seed": run.get("seed", cfg.get("seed", 0)),
-            "chain": chain_label(chain_before(run)),
+            "start": start,
+            "chain": honest_chain(chain_before(run), start),
+            "profile_chain": chain_label(chain_before(run)),
             "protocol": protocol,
         }
         path = run_dir(results_dir, run["run_id"]) / "metrics.json"
@@ -239,6 +362,7 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
             unit=metrics.get("unit"),
             data_source=metrics.get("data_source", study.data_source),
             wrist_pair=metrics.get("wrist_pair"),
+            grid_hw="x".join(str(int(v)) for v in metrics["test_size"]) if metrics.get("test_size") else None,
         )
         for split in ("test", "heldout"):
             score = _score(metrics, split, protocol, str(path))
@@ -386,6 +510,7 @@ def transfer_table(
                 thresholds=_single(group, "thresholds"),
                 unit=_single(group, "unit"),
                 wrist_pair=_wrist_text(group),
+                grid_hw=_single(group, "grid_hw") if "grid_hw" in group else None,
                 data_source=_single(group, "data_source") or study.data_source,
                 _mean_shape=_mean_std(group.get("test_mean_shape_mre", pd.Series(dtype=float)))[0],
             )
@@ -404,6 +529,7 @@ def transfer_table(
                 "thresholds": target_rows[0]["thresholds"],
                 "unit": target_rows[0]["unit"],
                 "wrist_pair": target_rows[0]["wrist_pair"],
+                "grid_hw": target_rows[0]["grid_hw"],
                 "data_source": target_rows[0]["data_source"],
                 "_mean_shape": math.nan,
             }
@@ -482,7 +608,8 @@ def _stats_module():
 def add_paired_stats(
     table: pd.DataFrame, runs: pd.DataFrame, results_dir: str | Path, protocol: str
 ) -> pd.DataFrame:
-    """Fill delta_mre, ci_low, ci_high, p_value, p_holm: each chain vs the target's ``imagenet``.
+    """Fill delta_mre, ci_low, ci_high, p_value, p_holm: each chain vs the target's single-stage
+    chain (``imagenet`` or ``scratch``, whichever really ran: :func:`is_single_stage`).
 
     Per image, errors are averaged over seeds (same images in every run of a target), then
     ``xlm_core.stats.compare_paired(baseline, other)`` gives the mean difference (other minus
@@ -503,10 +630,11 @@ def add_paired_stats(
             continue
         per_chain[(target, chain)] = pd.concat(series, axis=1).mean(axis=1)
     tested = []
+    alone = {t: c for (t, c) in per_chain if is_single_stage(c)}
     for idx, row in table.iterrows():
-        if row["chain"] in ("imagenet", MEAN_SHAPE):
+        if is_single_stage(row["chain"]) or row["chain"] == MEAN_SHAPE:
             continue
-        base = per_chain.get((row["target"], "imagenet"))
+        base = per_chain.get((row["target"], alone.get(row["target"], "")))
         other = per_chain.get((row["target"], row["chain"]))
         if base is None or other is None:
             continue
@@ -531,23 +659,46 @@ def add_paired_stats(
 
 
 def format_p(p: float) -> str:
-    """``0.4123 -> "0.41"``, ``0.0004 -> "< 0.001"``, NaN -> ``"n/a"``."""
+    """Format a p-value for a reader.
+
+    Args:
+        p: the p-value.
+
+    Returns:
+        ``0.4123 -> "0.41"``, ``0.0004 -> "< 0.001"``, NaN -> ``"n/a"``.
+    """
     if p is None or not np.isfinite(p):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
-                     p_holm: float, unit: str, alpha: float = ALPHA, digits: int = 2) -> str:
+                     p_holm: float, unit: str, alpha: float = ALPHA, digits: int = 2,
+                     baseline: str = "imagenet") -> str:
     """One generated verdict: ``"head: imagenet>chest changes MRE by -0.05 mm (95 % CI -0.12 to
     0.02, Holm p = 0.41): no evidence of a difference"``.
 
     The conclusion follows the Holm-corrected p-value at ``alpha``: ``no evidence of a
     difference`` when ``p_holm >= alpha``, else ``evidence that it lowers the error`` (delta < 0)
     or ``... raises the error`` (delta > 0). Missing statistics (NaN) say so instead.
+
+    Args:
+        target: the target dataset.
+        chain: the chain compared (its real start first, e.g. ``scratch>hand``).
+        delta: mean per-image MRE difference, chain minus baseline.
+        ci_low: lower end of its 95 % bootstrap interval.
+        ci_high: upper end.
+        p_holm: Holm-corrected Wilcoxon p-value.
+        unit: the error unit.
+        alpha: significance level.
+        digits: decimals of the differences.
+        baseline: the single-stage chain compared with (``scratch`` or ``imagenet``).
+
+    Returns:
+        One sentence.
     """
     if delta is None or not np.isfinite(delta) or p_holm is None or not np.isfinite(p_holm):
-        return (f"{target}: {chain}: no paired comparison with imagenet (per-image errors "
+        return (f"{target}: {chain}: no paired comparison with {baseline} (per-image errors "
                 "missing, or fewer than 2 shared test images)")
     if p_holm >= alpha:
         conclusion = "no evidence of a difference"
@@ -559,21 +710,32 @@ def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_hi
         conclusion = "no evidence of a difference"
     p_text = format_p(p_holm)
     p_text = f"Holm p {p_text}" if p_text.startswith("<") else f"Holm p = {p_text}"
-    return (f"{target}: {chain} changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
+    return (f"{target}: {chain} vs {baseline} alone changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
             f"{ci_low:.{digits}f} to {ci_high:.{digits}f}, {p_text}): {conclusion}")
 
 
 def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
-    """One :func:`verdict_sentence` per (target, chain) of Table 2 other than ``imagenet`` and
-    the mean-shape row, in table order, from its delta_mre, ci_low, ci_high and p_holm."""
+    """One :func:`verdict_sentence` per (target, chain) of Table 2 other than the single-stage
+    chain and the mean-shape row, in table order, from its delta_mre, ci_low, ci_high and p_holm.
+
+    Args:
+        table2: :func:`transfer_table`'s output.
+        alpha: significance level.
+
+    Returns:
+        The sentences, each naming the chain's real start and its baseline.
+    """
     sentences = []
+    alone = {str(r["target"]): str(r["chain"]) for _, r in table2.iterrows()
+             if is_single_stage(r["chain"])}
     for _, row in table2.iterrows():
-        if row["chain"] in ("imagenet", MEAN_SHAPE):
+        if is_single_stage(row["chain"]) or row["chain"] == MEAN_SHAPE:
             continue
         sentences.append(verdict_sentence(
             str(row["target"]), str(row["chain"]), float(row.get("delta_mre", math.nan)),
             float(row.get("ci_low", math.nan)), float(row.get("ci_high", math.nan)),
-            float(row.get("p_holm", math.nan)), str(row.get("unit") or ""), alpha))
+            float(row.get("p_holm", math.nan)), str(row.get("unit") or ""), alpha,
+            baseline=alone.get(str(row["target"]), "the single-stage chain")))
     return sentences
 
 
@@ -581,13 +743,16 @@ def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
                       alpha: float = ALPHA) -> str:
     """The transfer chapter's verdicts as a Markdown list, headed by what produced them
     (profile, data, seeds, test images, the test and the correction), all from ``table2``."""
-    models = table2[~table2["chain"].isin(["imagenet", MEAN_SHAPE])]
+    models = table2[~table2["chain"].map(is_single_stage) & (table2["chain"] != MEAN_SHAPE)]
+    starts = sorted({str(c) for c in table2["chain"] if is_single_stage(c)})
     seeds = sorted({int(v) for v in models.get("n_seeds", pd.Series(dtype=float)).dropna()})
     paired = sorted({int(v) for v in models.get("n_paired_images", pd.Series(dtype=float)).dropna() if v})
     protocol = _single(table2, "protocol") if "protocol" in table2 else None
-    head = ("Each chain against ImageNet alone on the same test images (per-image MRE averaged over "
+    alone = " / ".join(f"`{s}` ({start_text(s)})" for s in starts) or "the single-stage chain"
+    head = (f"Each chain against the target trained alone, {alone}, on the same test images "
+            f"(per-image MRE averaged over "
             f"{'/'.join(map(str, seeds)) or '?'} seed(s); {'/'.join(map(str, paired)) or 'no'} paired "
-            "test images): mean difference (chain minus ImageNet, negative = the chain helps), "
+            "test images): mean difference (chain minus the target alone, negative = the chain helps), "
             "95 % percentile bootstrap interval, Wilcoxon signed-rank test with Holm's correction "
             f"over the chains of each target, alpha = {alpha:g}")
     if protocol:
@@ -602,13 +767,20 @@ def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
 # --------------------------------------------------------------------------- beyond the paper
 
 
+def _chain_names(results_dir: str | Path, run: dict, runs: list[dict]) -> set[str]:
+    """A run's chain as the profile names it and with its real start (both match a query)."""
+    profile = chain_before(run)
+    return {chain_label(profile), honest_chain(profile, chain_start(results_dir, run, runs))}
+
+
 def chain_runs(results_dir: str | Path, chain: str = "imagenet") -> dict[str, list[dict]]:
-    """Target -> the finished transfer runs of ``chain`` (``"imagenet"``: ImageNet -> target),
+    """Target -> the finished transfer runs of ``chain`` (``"imagenet"``: ImageNet -> target; the
+    profile's label and the label with the real start, ``"scratch"``, both match),
     ordered by seed. A run counts as finished when its ``metrics.json`` exists."""
     study = load_study(results_dir)
     out: dict[str, list[dict]] = {}
     for run in study.runs:
-        if run.get("kind") != "transfer" or chain_label(chain_before(run)) != chain:
+        if run.get("kind") != "transfer" or chain not in _chain_names(results_dir, run, study.runs):
             continue
         if not (run_dir(results_dir, run["run_id"]) / "metrics.json").is_file():
             continue
@@ -617,6 +789,24 @@ def chain_runs(results_dir: str | Path, chain: str = "imagenet") -> dict[str, li
     order = {"head": 0, "hand": 1, "chest": 2}
     return {t: sorted(r, key=lambda x: int(x.get("seed") or 0))
             for t, r in sorted(out.items(), key=lambda kv: order.get(kv[0], 9))}
+
+
+def alone_label(results_dir: str | Path, target: str, chain: str = "imagenet") -> str:
+    """The label a target's ``chain`` runs carry in the book, their real start first.
+
+    Args:
+        results_dir: ``results/<study>``.
+        target: the target dataset.
+        chain: the chain as the profile or the book names it (``imagenet``: the target alone).
+
+    Returns:
+        e.g. ``"scratch"`` for ``imagenet`` runs that loaded no ImageNet weights; ``"a/b"`` when
+        the seeds started differently; ``chain`` itself when no run of it has finished.
+    """
+    study = load_study(results_dir)
+    runs = chain_runs(results_dir, chain).get(target, [])
+    labels = sorted({honest_chain(chain_before(r), chain_start(results_dir, r, study.runs)) for r in runs})
+    return "/".join(labels) if labels else chain
 
 
 def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd.DataFrame:
@@ -652,6 +842,9 @@ def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd
         row = dict(zip(keys, key, strict=True))
         row.update(n_seeds=int(group["seed"].nunique()), n_images=int(group["n_images"].iloc[0]),
                    unit=group["unit"].iloc[0], mre_std=_mean_std(group["mre"])[1])
+        if "measured_on" in group:
+            row["measured_on"] = _single(group, "measured_on")
+            row["grid_step"] = float(group["grid_step"].mean()) if group["grid_step"].notna().any() else math.nan
         for col in value_cols:
             row[col] = float(group[col].mean()) if group[col].notna().any() else math.nan
         out.append(row)
@@ -660,8 +853,49 @@ def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd
     table["profile"] = study.profile
     table["data_source"] = study.data_source
     first = ["target", "chain", "decoding", "protocol", "wrist_pair", "n_seeds", "n_images", "unit",
-             "mre", "mre_std", "mre_change_pct"]
+             "measured_on", "grid_step", "mre", "mre_std", "mre_change_pct"]
+    first = [c for c in first if c in table]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def protocol_display(rows: pd.DataFrame, digits: int = 3) -> tuple[pd.DataFrame, list[str]]:
+    """One target's rows of :func:`study_protocol_table` as the book shows them, each protocol's
+    unit naming the grid it is measured on, and a note wherever a grid pixel is coarser than an
+    SDR threshold (its SDR there counts exact grid hits only).
+
+    Args:
+        rows: the rows of one target.
+        digits: decimals.
+
+    Returns:
+        (text table: decoding, protocol, wrist pair (1-based), measured on, one grid px, MRE,
+        MRE std, MRE change, SDR columns; footnotes).
+    """
+    unit = str(rows["unit"].iloc[0])
+    sdr = [c for c in rows.columns if c.startswith("sdr_")]
+    out = pd.DataFrame({
+        "decoding": rows["decoding"].to_numpy(), "protocol": rows["protocol"].to_numpy(),
+        "wrist pair (1-based)": [v or DASH for v in rows["wrist_pair"]],
+        "measured on": rows.get("measured_on", pd.Series([DASH] * len(rows))).fillna(DASH).to_numpy(),
+        f"one grid px ({unit})": [format_cell(v, digits) for v in rows.get("grid_step", [math.nan] * len(rows))],
+        f"MRE ({unit})": [format_cell(v, digits) for v in rows["mre"]],
+        f"MRE std ({unit})": [format_cell(v, digits) for v in rows["mre_std"]],
+        "MRE change (%)": [format_cell(v, 1) for v in rows["mre_change_pct"]],
+    })
+    for c in sdr:
+        out[f"SDR {c[4:]} {unit} (%)"] = [format_cell(v, digits) for v in rows[c]]
+    notes = [(f"one grid px: the size of one pixel of the test grid in {unit}, for the zhu protocol "
+             f"(integer positions on that grid); {DASH} for clean (sub-pixel, in the original image).")]
+    thresholds = [float(c[4:]) for c in sdr]
+    for _, r in rows.iterrows():
+        step = r.get("grid_step", math.nan)
+        coarse = [t for t in thresholds if not _missing(step) and step > t]
+        if coarse:
+            pair = f", wrist pair {r['wrist_pair']}" if r.get("wrist_pair") else ""
+            notes.append(f"{r['protocol']}{pair}: one grid pixel is {step:.3g} {unit}, coarser "
+                         f"than the SDR threshold(s) {', '.join(f'{t:g}' for t in coarse)} {unit}: there the "
+                         "SDR counts exact grid hits only, so it can be equal across those thresholds.")
+    return out, list(dict.fromkeys(notes))
 
 
 def study_error_matrices(results_dir: str | Path, chain: str = "imagenet") -> dict[str, dict]:
@@ -799,7 +1033,8 @@ def load_literature() -> pd.DataFrame:
 
 
 def sota_table(results_dir: str | Path) -> pd.DataFrame:
-    """Table 3: the published methods, then ours (the ``imagenet`` chain per target, both protocols).
+    """Table 3: the published methods, then ours (the single-stage chain per target, named by its
+    real start, ``imagenet`` or ``scratch``; both protocols; ``grid_hw`` the test grid).
 
     Published values go in ``published_*`` columns, ours in ``ours_*`` columns: a row never
     holds both. Columns: dataset, method, source, protocol, unit, thresholds, published_mre,
@@ -827,10 +1062,12 @@ def sota_table(results_dir: str | Path) -> pd.DataFrame:
             t2 = transfer_table(results_dir, protocol, with_stats=False)
         except XLMError:
             continue
-        for _, r in t2[t2["chain"] == "imagenet"].iterrows():
+        for _, r in t2[t2["chain"].map(is_single_stage)].iterrows():
             row = {
                 "dataset": r["target"],
-                "method": f"this study: U-Net++/VGG19, imagenet>{r['target']}",
+                "method": f"this study: U-Net++/VGG19, {r['chain']}>{r['target']}",
+                "start": r["chain"],
+                "grid_hw": r.get("grid_hw"),
                 "source": f"this study ({study.profile} profile, {r['data_source']} data)",
                 "protocol": protocol,
                 "unit": r["unit"],
@@ -851,6 +1088,96 @@ def sota_table(results_dir: str | Path) -> pd.DataFrame:
     return table
 
 
+#: the test grid (H, W) of the published figures whose unit is a grid pixel (the chest's px:
+#: the paper's and Zhu et al.'s 512x512 grid, ../shared/docs/protocols.md)
+PUBLISHED_PX_GRID = {"chest": "512x512"}
+
+
+def _not_comparable(row: pd.Series, unit: str, grid: str | None) -> str | None:
+    """Why our Table 3 row cannot sit beside published figures in ``unit`` (None: it can)."""
+    if row["protocol"] != "zhu":
+        return "the clean protocol (errors in the original image) is not the published protocol"
+    if str(row["unit"]) != unit:
+        return f"its unit is {row['unit']}, the published {unit}"
+    if grid and row.get("grid_hw") != grid:
+        return (f"its px are of the {row.get('grid_hw')} test grid, the published of the {grid} grid: "
+                "not the same unit")
+    return None
+
+
+def sota_comparable(table3: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 without our rows that are not on the published protocol and unit (for the figure).
+
+    Args:
+        table3: :func:`sota_table`'s output.
+
+    Returns:
+        The published rows and only those of ours that :func:`sota_side_by_side` shows.
+    """
+    keep = []
+    for idx, r in table3.iterrows():
+        if _missing(r.get("ours_mre")):
+            keep.append(idx)
+            continue
+        published = table3[(table3["dataset"] == r["dataset"]) & table3["published_mre"].notna()]
+        if published.empty:
+            continue
+        unit = str(published["unit"].iloc[0])
+        grid = PUBLISHED_PX_GRID.get(str(r["dataset"])) if unit == "px" else None
+        if _not_comparable(r, unit, grid) is None:
+            keep.append(idx)
+    return table3.loc[keep].reset_index(drop=True)
+
+
+def sota_side_by_side(table3: pd.DataFrame, dataset: str, digits: int = 2) -> tuple[pd.DataFrame, list[str]]:
+    """Table 3 for one dataset as the book shows it: the published methods and our ``zhu`` row
+    in the same columns, only when our row is on the same protocol and unit as theirs.
+
+    The published figures use Zhu et al.'s evaluation (integer argmax on the resized grid); our
+    ``zhu`` row follows it. Ours is left out, with a note saying why, when its unit differs
+    (e.g. px of a 64x64 grid against px of the paper's 512x512 grid) or it has no ``zhu`` row.
+
+    Args:
+        table3: :func:`sota_table`'s output.
+        dataset: ``head``, ``hand`` or ``chest``.
+        digits: decimals.
+
+    Returns:
+        (text table: method, source, MRE (unit), SDR <t> unit (%)...; footnotes).
+    """
+    rows = table3[table3["dataset"] == dataset]
+    published = rows[rows["published_mre"].notna() | rows.filter(like="published_sdr").notna().any(axis=1)]
+    ours = rows[rows.get("ours_mre", pd.Series(index=rows.index, dtype=float)).notna()]
+    notes: list[str] = []
+    if published.empty:
+        return pd.DataFrame(), [f"{dataset}: no published figures"]
+    unit = str(published["unit"].iloc[0])
+    thresholds = str(published["thresholds"].iloc[0]).split(";")
+    grid = PUBLISHED_PX_GRID.get(dataset) if unit == "px" else None
+    unit_text = f"{unit}, {grid} grid" if grid else unit
+    shown = []
+    for _, r in published.iterrows():
+        row = {"method": r["method"], "figures": "published", f"MRE ({unit_text})": format_cell(r["published_mre"], digits)}
+        for i, t in enumerate(thresholds, start=1):
+            row[f"SDR {t} {unit} (%)"] = format_cell(r.get(f"published_sdr_t{i}"), digits)
+        shown.append(row)
+    for _, r in ours.iterrows():
+        why = _not_comparable(r, unit, grid)
+        if why:
+            notes.append(f"Not shown: ours ({r['method']}, {r['protocol']} protocol, "
+                         f"MRE {format_cell(r['ours_mre'], digits)} {r['unit']}): {why}.")
+            continue
+        row = {"method": r["method"], "figures": f"this study ({r['data_source']} data, zhu protocol, "
+               f"mean of {DASH if _missing(r.get('n_seeds')) else int(r['n_seeds'])} seed(s))",
+               f"MRE ({unit_text})": format_mean_std(r["ours_mre"], r.get("ours_mre_std"), digits)}
+        for i, t in enumerate(thresholds, start=1):
+            row[f"SDR {t} {unit} (%)"] = format_cell(r.get(f"ours_sdr_t{i}"), digits)
+        shown.append(row)
+    if ours.empty:
+        notes.append(f"No row of ours: this study has no finished single-stage run on {dataset}.")
+    return pd.DataFrame(shown), notes
+
+
 # --------------------------------------------------------------------------- output and display
 
 
@@ -861,30 +1188,162 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+#: what a table shows for a value that does not exist (explained in a footnote under the table)
+DASH = "—"
+DASH_NOTE = f"{DASH}: no value (not measured for this row, or the row has no such threshold)"
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def format_mean_std(mean: float, std: float | None = None, digits: int = 2) -> str:
-    """``1.234, 0.05 -> "1.23 ± 0.05"``; NaN -> ``"n/a"``; a NaN std is left out."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "n/a"
-    text = f"{mean:.{digits}f}"
-    if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        text += f" ± {std:.{digits}f}"
+    """Format a mean and its spread for a table cell.
+
+    Args:
+        mean: the mean (NaN or None: no value).
+        std: its standard deviation; NaN or None is left out.
+        digits: decimals.
+
+    Returns:
+        ``"1.23 ± 0.05"``; ``"—"`` for a missing mean (see :data:`DASH_NOTE`).
+    """
+    if _missing(mean):
+        return DASH
+    text = f"{float(mean):.{digits}f}"
+    if not _missing(std):
+        text += f" ± {float(std):.{digits}f}"
     return text
+
+
+def format_cell(value: object, digits: int = 2) -> str:
+    """One table cell as text: integers as integers, floats to ``digits`` decimals, NaN as ``—``.
+
+    Args:
+        value: the cell.
+        digits: decimals of non-integral floats.
+
+    Returns:
+        The text shown.
+    """
+    if _missing(value):
+        return DASH
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}f}"
+    return str(value)
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class HtmlTable:
+    """A formatted table for a notebook cell: HTML without an index column, in its own
+    horizontally scrolling box, with footnotes under it; plain text for ``text/plain``."""
+
+    def __init__(self, table: pd.DataFrame, notes: list[str], digits: int) -> None:
+        self.table = table
+        self.notes = notes
+        self.digits = digits
+
+    def cells(self) -> list[list[str]]:
+        """The body's cells as shown (strings)."""
+        return [[format_cell(v, self.digits) for v in row] for row in self.table.itertuples(index=False)]
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{_html_escape(str(c))}</th>" for c in self.table.columns)
+        body = "".join("<tr>" + "".join(f"<td>{_html_escape(c)}</td>" for c in row) + "</tr>"
+                       for row in self.cells())
+        notes = "".join(f'<p class="xlm-table-note"><small>{_html_escape(n)}</small></p>'
+                        for n in self.notes)
+        return (f'<div class="xlm-table" style="overflow-x:auto;max-width:100%">'
+                f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+                f"{notes}</div>")
+
+    def __repr__(self) -> str:
+        shown = pd.DataFrame(self.cells(), columns=[str(c) for c in self.table.columns])
+        return "\n".join([shown.to_string(index=False), *self.notes])
+
+
+def readable_columns(table: pd.DataFrame, unit: str = "") -> pd.DataFrame:
+    """Rename a computed table's columns for a reader, with units in the headers.
+
+    Args:
+        table: a table with columns such as ``mre``, ``mre_std``, ``sdr_2.5``, ``n_images``,
+            ``landmark``, ``mre_change_pct``, ``wrist_pair``.
+        unit: the error unit of the ``mre``-like and ``sdr_*`` columns.
+
+    Returns:
+        A copy with readable headers (``MRE (mm)``, ``SDR 2.5 mm (%)``, ``landmark (1-based)``).
+    """
+    u = f" ({unit})" if unit else ""
+    names = {"mre": f"MRE{u}", "mre_std": f"MRE std{u}", "median": f"median{u}", "max": f"max{u}",
+             "max_error": f"max error{u}", "mean_shape_mre": f"mean-shape MRE{u}",
+             "n_images": "n images", "n_landmarks": "n landmarks", "n_seeds": "n seeds",
+             "mre_change_pct": "MRE change (%)", "wrist_pair": "wrist pair (1-based)",
+             "landmark": "landmark (1-based)", "worst_landmark": "worst landmark (1-based)",
+             "image_id": "image"}
+    for col in table.columns:
+        if str(col).startswith("sdr_") and not str(col).startswith("sdr_t"):
+            names[col] = f"SDR {str(col)[4:]}{' ' + unit if unit else ''} (%)"
+    return table.rename(columns=names)
+
+
+def show_table(table: pd.DataFrame, notes: Iterable[str] = (), digits: int = 2) -> HtmlTable:
+    """A table as the book shows it: chosen columns as given, no index column, integers as
+    integers, floats to ``digits`` decimals, missing values as ``—`` with a footnote saying so.
+
+    Args:
+        table: the columns to show (headers with units), in order; its index is dropped.
+        notes: footnotes printed under the table.
+        digits: decimals of float cells that are not already text.
+
+    Returns:
+        An :class:`HtmlTable` (``display()`` it).
+    """
+    table = table.reset_index(drop=True)
+    for col in table.columns:  # counts stored as floats (NaN-able) print as integers
+        values = table[col]
+        if values.dtype.kind == "f" and values.notna().any() and \
+                np.all(np.mod(values.dropna(), 1) == 0) and str(col).lower().startswith(("n ", "n_", "fold", "seed")):
+            table[col] = pd.Series([None if _missing(v) else int(v) for v in values], dtype=object)
+    shown = HtmlTable(table, list(notes), digits)
+    if any(cell == DASH for row in shown.cells() for cell in row):
+        shown.notes.append(DASH_NOTE)
+    return shown
 
 
 def display_table(table: pd.DataFrame, keys: list[str], digits: int = 2,
                   sdr_std: bool = True) -> pd.DataFrame:
     """A human-readable copy: ``mre ± std`` and ``SDR <t> <unit>`` columns named by threshold.
 
-    ``keys``: the identifying columns kept first (e.g. ``["arch", "encoder"]``). Rows of one
-    table may have different thresholds (Table 2 across targets): then SDR columns stay
-    positional (``SDR t1`` ...) and the thresholds column is kept. ``sdr_std=False`` shows SDR
-    means only (narrower). The key columns become the index (no row numbers).
+    Rows of one table may have different thresholds (Table 2 across targets): then SDR columns
+    stay positional (``SDR t1`` ...) and the thresholds column is kept. Paired statistics, when
+    present, become ``n seeds``, ``Δ MRE (unit)``, ``95 % CI (unit)`` and ``Holm p`` (``< 0.001``).
+
+    Args:
+        table: Table 1, 2 or a published table (columns mre, mre_std, sdr_t1.., thresholds, unit).
+        keys: the identifying columns kept first (e.g. ``["arch", "encoder"]``), as columns.
+        digits: decimals of MRE and SDR.
+        sdr_std: False shows SDR means only (narrower).
+
+    Returns:
+        A DataFrame of text cells, ``—`` where a value is missing; pass it to :func:`show_table`.
     """
     thresholds = table["thresholds"].dropna().unique() if "thresholds" in table else []
     same = len(thresholds) == 1
     units = table["unit"].dropna().unique() if "unit" in table else []
     unit = units[0] if len(units) == 1 else ""
-    out = table[keys].copy()
+    out = table[keys].copy().reset_index(drop=True)
     out[f"MRE ({unit})" if unit else "MRE"] = [
         format_mean_std(m, s, digits) for m, s in zip(table["mre"], table["mre_std"], strict=True)
     ]
@@ -900,31 +1359,38 @@ def display_table(table: pd.DataFrame, keys: list[str], digits: int = 2,
             for m, s in zip(table[col], std if std is not None else [None] * len(table), strict=True)
         ]
     if not same and "thresholds" in table:
-        out["thresholds"] = table["thresholds"]
-        out["unit"] = table["unit"]
-    for col in ("n_folds", "n_seeds", "delta_mre", "ci_low", "ci_high", "p_holm"):
+        out["thresholds"] = table["thresholds"].fillna(DASH).to_numpy()
+        out["unit"] = table["unit"].fillna(DASH).to_numpy()
+    for col, name in (("n_folds", "n folds"), ("n_seeds", "n seeds")):
         if col in table and not table[col].isna().all():
-            out[col] = table[col].round(4) if table[col].dtype.kind == "f" else table[col]
-    return out.set_index(keys)
+            out[name] = [format_cell(int(v) if not _missing(v) else v) for v in table[col]]
+    if "delta_mre" in table and not table["delta_mre"].isna().all():
+        u = f" ({unit})" if unit else ""
+        out[f"Δ MRE{u}"] = [DASH if _missing(v) else f"{float(v):+.{digits}f}" for v in table["delta_mre"]]
+        out[f"95 % CI{u}"] = [DASH if _missing(lo) or _missing(hi) else f"{lo:.{digits}f} to {hi:.{digits}f}"
+                              for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
+        out["Holm p"] = [DASH if _missing(v) else format_p(float(v)) for v in table["p_holm"]]
+    return out
 
 
 def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
-    """The introduction's answer, generated from Table 2: per target, best chain vs ``imagenet``.
+    """The introduction's answer, generated from Table 2: per target, best chain vs the target
+    trained alone, each chain named by its real start (``scratch`` or ``imagenet``).
 
     Names the profile and the data source; says "synthetic" loudly when it is.
     """
     study = load_study(results_dir)
     lines = [
-        f"*Generated from `{study.name}` (profile **{study.profile}**, "
-        f"**{study.data_source}** data, {PROTOCOL_TEXT[protocol]}).*",
+        (f"*Generated from `{study.name}` (profile **{study.profile}**, "
+        f"**{study.data_source}** data, {PROTOCOL_TEXT[protocol]}).*"),
         "",
     ]
     if study.data_source != "real":
         lines += [
             "```{warning}",
-            f"These results come from synthetic phantoms (the `{study.profile}` profile). They show that the "
+            (f"These results come from synthetic phantoms (the `{study.profile}` profile). They show that the "
             "pipeline runs end to end; they say nothing about real x-rays. Run the `paper` "
-            "profile on the real datasets for the study's answer.",
+            "profile on the real datasets for the study's answer."),
             "```",
             "",
         ]
@@ -934,7 +1400,7 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
         return "\n".join(lines + [f"No transfer results in this study ({exc})."])
     for target, group in t2.groupby("target", sort=False):
         models = group[group["chain"] != MEAN_SHAPE].dropna(subset=["mre"])
-        base = models[models["chain"] == "imagenet"]
+        base = models[models["chain"].map(is_single_stage)]
         if models.empty or base.empty:
             lines.append(f"- **{target}**: not enough finished runs to compare.")
             continue
@@ -943,14 +1409,17 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
         b = base.iloc[0]
         if len(models) == 1:
             verdict = "no other chain was run for this target in this study"
-        elif best["chain"] == "imagenet":
-            verdict = "no chain through other x-ray datasets beat ImageNet alone"
+        elif is_single_stage(best["chain"]):
+            verdict = f"no chain through other x-ray datasets beat `{b['chain']}` alone"
         else:
             verdict = f"`{best['chain']}` gave the lowest MRE"
             if not math.isnan(best.get("p_holm", math.nan)):
-                verdict += f" (Holm-corrected p = {best['p_holm']:.3g})"
+                p_text = format_p(best["p_holm"])
+                verdict += f" (Holm-corrected p {p_text})" if p_text.startswith("<") else \
+                    f" (Holm-corrected p = {p_text})"
         lines.append(
-            f"- **{target}**: ImageNet alone {b['mre']:.2f} {unit}; best "
+            f"- **{target}**: `{b['chain']}` alone ({start_text(str(b['chain']))}) "
+            f"{b['mre']:.2f} {unit}; best "
             f"`{best['chain']}` {best['mre']:.2f} {unit} (mean over {int(best['n_seeds'])} "
             f"seed(s)): {verdict}."
         )
@@ -969,7 +1438,7 @@ def pick_run(study: StudyInfo, kind: str = "transfer", dataset: str | None = Non
             continue
         if dataset is not None and (run.get("dataset") or (run.get("config") or {}).get("dataset")) != dataset:
             continue
-        if chain is not None and chain_label(chain_before(run)) != chain:
+        if chain is not None and chain not in _chain_names(study.results_dir, run, study.runs):
             continue
         if require_checkpoint and not (run_dir(study.results_dir, run["run_id"]) / "checkpoint.pt").is_file():
             continue
@@ -1022,7 +1491,7 @@ def quiet_imports() -> None:
         warnings.filterwarnings("ignore", message="IProgress not found")
         import tqdm.auto  # noqa: F401
 
-        import xlm_core.evaluation  # noqa: F401
+        import xlm_core.evaluation
         import xlm_core.models  # noqa: F401
 
 
@@ -1177,6 +1646,73 @@ def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") 
         out.append({"id": item["id"], "image": item["image"][0].numpy(), "heatmaps": heatmaps,
                     "gt_grid": item["landmarks_grid"].numpy(), "pred_grid": pred, "grid_hw": grid_hw})
     return out
+
+
+def run_sizes(results_dir: str | Path) -> dict[str, dict]:
+    """What the study's finished runs recorded per dataset: the grids they trained and tested at
+    and the hand's wrist pair, from their ``metrics.json`` (``train_size``, ``test_size``,
+    ``wrist_pair``, ``zhu_wrist_pair``, ``scale``).
+
+    Args:
+        results_dir: ``results/<study>``.
+
+    Returns:
+        ``{dataset: {"train_hw": "64x64", "test_hw": "64x46", "wrist_pair": "2, 6", "zhu_wrist_pair":
+        "1, 5", "scale": ...}}``; a value seen differently in two runs reads ``"mixed"``; a dataset
+        without a finished run is absent.
+    """
+    study = load_study(results_dir)
+    seen: dict[str, dict[str, set]] = {}
+    for run in study.runs:
+        metrics = _run_metrics_or_none(Path(results_dir), run["run_id"])
+        if metrics is None:
+            continue
+        name = str(metrics.get("dataset") or run.get("dataset"))
+        entry = seen.setdefault(name, {})
+        for key, field in (("train_hw", "train_size"), ("test_hw", "test_size")):
+            if metrics.get(field):
+                entry.setdefault(key, set()).add("x".join(str(int(v)) for v in metrics[field]))
+        for key in ("wrist_pair", "zhu_wrist_pair"):
+            if metrics.get(key):
+                entry.setdefault(key, set()).add(", ".join(str(int(v)) for v in metrics[key]))
+        if metrics.get("scale"):
+            entry.setdefault("scale", set()).add(str(metrics["scale"]))
+    return {name: {k: (v.pop() if len(v) == 1 else "mixed") for k, v in entry.items()}
+            for name, entry in seen.items()}
+
+
+def datasets_display(counts: pd.DataFrame, sizes: dict[str, dict]) -> tuple[pd.DataFrame, list[str]]:
+    """The datasets chapter's table: one row per dataset, sizes and wrist pairs as the runs
+    recorded them (never the paper's defaults), landmark numbers 1-based.
+
+    Args:
+        counts: :func:`dataset_examples`'s table.
+        sizes: :func:`run_sizes`'s output.
+
+    Returns:
+        (text columns: dataset, data, images, landmarks, train / test images, unit, SDR
+        thresholds, trained at (H x W px), tested at (H x W px), wrist pair (1-based); one
+        footnote per dataset saying how its unit is measured, as the runs recorded it).
+    """
+    rows, notes = [], []
+    for _, c in counts.iterrows():
+        ran = sizes.get(str(c["dataset"]), {})
+        scale = ran.get("scale") or c.get("scale")
+        if scale:
+            notes.append(f"{c['dataset']}: {scale}")
+        pair = ran.get("wrist_pair")
+        zhu_pair = ran.get("zhu_wrist_pair")
+        pair_text = DASH
+        if pair and c["dataset"] == "hand":
+            pair_text = f"{pair} (clean)" + (f"; {zhu_pair} (zhu)" if zhu_pair else "")
+        rows.append({
+            "dataset": c["dataset"], "data": c["data_source"], "images": int(c["n_images"]),
+            "landmarks": int(c["n_landmarks"]), "train / test images": f"{int(c['n_train'])} / {int(c['n_test'])}",
+            "unit": c["unit"], "SDR thresholds": str(c["thresholds"]).replace(";", ", "),
+            "trained at (H x W px)": ran.get("train_hw", DASH), "tested at (H x W px)": ran.get("test_hw", DASH),
+            "wrist pair (1-based)": pair_text,
+        })
+    return pd.DataFrame(rows), notes
 
 
 def dataset_examples(roots: dict[str, str], **options) -> tuple[list[dict], pd.DataFrame]:
