@@ -6,7 +6,7 @@ memory of training (model + gradients + Adam state + activations). Then the time
 data pipeline takes to produce one batch, as a ratio to each step time (> 1: the loader,
 not the model, limits training; use DataLoader workers). On CUDA, each pair is also run
 with bf16 autocast, and with bf16 autocast + channels_last, and the speed-ups over fp32
-are printed (ratios measured in the same run).
+are printed (ratios measured in the same run); on a CPU with AMX-BF16 tiles as well.
 
 Peak memory. CUDA: ``torch.cuda.max_memory_allocated`` after a reset, minus what was
 allocated before the model was built. CPU: each pair runs in a fresh Python process (the
@@ -179,12 +179,20 @@ _VARIANTS = [
 ]
 
 
+def bf16_here(device: torch.device, args) -> bool:
+    """bf16 variants run on CUDA, and on a CPU with AMX-BF16 tiles (xlm_core.evaluation), unless
+    ``--no-bf16``: the ratios behind ``precision: auto`` (evaluation.BF16_CPU_ENCODER_PREFIXES)."""
+    from xlm_core.evaluation import cpu_has_amx_bf16
+
+    return not args.no_bf16 and (device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16()))
+
+
 def measure_pair(arch: str, encoder: str, args, device: torch.device) -> dict:
     """Median step time (s), peak memory (MiB) and parameter count of one pair."""
     row = {"arch": arch, "encoder": encoder}
     x_cpu, t_cpu = _batch(args.batch, args.size, args.landmarks, encoder, args.seed)
     variants = [
-        v for v in _VARIANTS if v[0] == "fp32" or (device.type == "cuda" and not args.no_bf16)
+        v for v in _VARIANTS if v[0] == "fp32" or bf16_here(device, args)
     ]
     for tag, dtype, memory_format in variants:
         torch.manual_seed(args.seed)
@@ -355,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--no-bf16", action="store_true", help="CUDA: skip the bf16 and bf16 + channels_last runs"
+        "--no-bf16", action="store_true", help="skip the bf16 and bf16 + channels_last runs (CUDA, AMX CPUs)"
     )
     p.add_argument("--dataset", default="hand", help="phantom dataset for the loading measure")
     p.add_argument("--load-images", type=int, default=8)
@@ -429,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"# data loading: {source}")
 
-    cuda = device.type == "cuda" and not args.no_bf16
+    cuda = bf16_here(device, args)  # the bf16 columns (CUDA, or a CPU with AMX-BF16)
     header = f"{'arch':<13} {'encoder':<17} {'params_M':>8} {'step_ms':>9} {'peak_MiB':>9} {'load/step':>9}"
     if cuda:
         for tag in ("bf16", "bf16cl"):

@@ -54,7 +54,7 @@ else:
 display(Markdown(f"*{label}*\n\nSetup: {setup}."))
 
 # %% tags=["hide-input"]
-display(ablation.display_table(table))
+display(report.show_table(ablation.display_table(table), digits=3))
 
 # %% tags=["hide-input"]
 if len(table):
@@ -90,7 +90,7 @@ display(Markdown("\n".join(lines)))
 # %% tags=["hide-input"]
 floor = ablation.floor_table(results_dir)
 display(Markdown(f"*{info.label(protocol='clean', evaluated_on='each run headline split')}*"))
-display(ablation.floor_summary(floor))
+display(report.show_table(ablation.floor_summary(floor), digits=3))
 misses = floor[(floor["state"] == "done") & ~floor["meets_floor"].astype(bool)]
 missing = floor[floor["state"] != "done"]
 notes = [f"- `{r.run_id}` ({r.kind}, {r.run}): ratio {r.ratio:.3f}" for r in misses.itertuples()]
@@ -108,12 +108,19 @@ display(Markdown("\n".join(notes) if notes else f"Every run is at or under {abla
 # data, evaluation) and divide by the study's workers: a lower bound on wall time, since a
 # transfer stage waits for its parent. The points are labelled with the fraction of the
 # profile's epochs. Transfer stages after the first are traced from parents trained at the
-# full budget: for them the smaller budgets are an approximation.
+# full budget: for them the smaller budgets are an approximation. Only runs on the plateau
+# schedule replay this way (a cosine schedule depends on its length): a study whose table runs
+# use a cosine schedule, as the demo's do, draws the curve from its traced plateau ablation
+# runs, and the caption says which runs these are.
 
 # %% tags=["hide-input"]
 from xlm_core import XLMError
 
 workers = (report.study_settings(results_dir).get("execution") or {}).get("workers") or 1
+if workers == "auto":  # the profile sizes itself to the machine: this one's count
+    from xlm_core.study.execute import auto_workers
+
+    workers = auto_workers((report.study_settings(results_dir).get("execution") or {}).get("threads"))
 try:
     curve = ablation.budget_curve(results_dir, workers=int(workers))
 except XLMError as exc:  # an untraced (or unfinished) study: say so instead of a curve
@@ -129,5 +136,7 @@ if curve is not None:
                         for r in changed.itertuples())
             + " (scored again from their checkpoints; a trace would need the training again). "
             "The ratio at fraction 1.0 is therefore the trace's, not the tables'."))
-    display(curve.round(3))
-    plots.show(ablation.plot_budget_curve(curve, caption=f"Budget against quality; {label}"), dpi=72)
+    display(report.show_table(curve, digits=3))
+    display(Markdown(f"The curve is made of {curve.attrs['runs']}; minutes over {int(workers)} worker(s)."))
+    plots.show(ablation.plot_budget_curve(
+        curve, caption=f"Budget against quality, {curve.attrs['runs']}; {label}"))

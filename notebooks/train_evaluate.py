@@ -35,12 +35,14 @@ train_size = [512, 512]
 test_size = None
 batch_size = 2
 lr = 1e-4
+lr_schedule = "plateau"
 loss = "mse"
 sigma = 2.0
 folds = None
 fold = None
 seed = 0
 device = "auto"
+precision = "auto"
 val_fraction = 0.1
 train_limit = None
 num_workers = 0
@@ -65,8 +67,8 @@ report.quiet_imports()  # torch & co. once, without tqdm's "IProgress not found"
 cfg = RunConfig.from_dict({
     "dataset": dataset, "root": root, "out": out, "arch": arch, "encoder": encoder,
     "encoder_weights": encoder_weights, "init": init, "epochs": epochs, "patience": patience,
-    "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr,
-    "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device,
+    "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
+    "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device, "precision": precision,
     "val_fraction": val_fraction, "train_limit": train_limit, "num_workers": num_workers,
     "checkpoint_every_s": checkpoint_every_s, "trace_mre": trace_mre, "extra": extra,
 })

@@ -104,7 +104,7 @@ def test_thread_limit_sets_and_restores_the_environment(monkeypatch):
 def test_shipped_profiles_validate_and_demo_has_an_ablation():
     demo = load_profile("demo").settings
     assert demo["ablation"] is not None and len(demo["ablation"]["losses"]) >= 2
-    assert demo["execution"]["workers"] == 2
+    assert demo["execution"]["workers"] == "auto" and demo["execution"]["threads"] == 1
     assert len(demo["transfer"]["seeds"] or demo["seeds"]) >= 2
     paper = load_profile("paper").settings
     assert (paper["run"]["loss"], paper["run"]["lr"]) == ("mse", 1e-4)  # the paper's setting
@@ -201,6 +201,28 @@ def test_budget_curve_replays_the_checkpoint_choice_of_a_shorter_run(tmp_path):
     assert bool(floor.loc["a", "meets_floor"]) and not bool(floor.loc["b", "meets_floor"])
     summary = ablation.floor_summary(floor.reset_index()).set_index("kind")
     assert summary.loc["ablation", f"above {ablation.FLOOR}"] == 1 and summary.loc["transfer", "worst ratio"] == 0.3
+
+
+def test_a_study_that_traces_only_its_plateau_ablation_draws_the_curve_from_those_runs(tmp_path):
+    """The demo traces its ablation only (plateau schedule); its table runs are untraced and on a
+    cosine schedule, whose prefix is no shorter run: the curve is made of the ablation's runs of
+    the study's loss, and says so."""
+    results = tmp_path / "s"
+    ce = write_traced(results, "ce", "ablation", [3, 2, 1], [2.0, 0.5, 0.3], 10, 100, 0.3)
+    ce["config"]["loss"] = "spatial_ce"
+    mse = write_traced(results, "mse", "ablation", [3, 2, 1], [9.0, 8.0, 7.0], 10, 100, 7.0)
+    cosine = write_traced(results, "cos", "transfer", [3, 2, 1], [0.2, 0.2, 0.2], 10, 100, 0.2)
+    cosine["config"]["lr_schedule"] = "cosine"
+    untraced = write_run(results, "plain", "spatial_ce", 1e-3, 1.5)
+    (results / "study.json").write_text(json.dumps({
+        "study": "s", "runs": [ce, mse, cosine, untraced], "settings": {"run": {"loss": "spatial_ce"}}}))
+    curve = ablation.budget_curve(results, fractions=(1 / 3, 1.0), workers=1)
+    assert list(curve["worst_ratio"]) == [2.0, 0.3] and list(curve["worst_unet"]) == [2.0, 0.3]
+    assert list(curve["ablation_worst"]) == [9.0, 7.0]
+    # each: 3 epochs x 10 s + its overhead (100 s notebook - 33 s trained and traced); not the cosine run
+    assert curve["worker_minutes"].iloc[-1] == pytest.approx(2 * (30 + 67) / 60)
+    assert "2 traced ablation run(s)" in curve.attrs["runs"] and "2 other run(s)" in curve.attrs["runs"]
+    assert "spatial_ce" in curve.attrs["runs"]
 
 
 def test_an_untraced_study_has_no_budget_curve(tmp_path):

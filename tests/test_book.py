@@ -28,7 +28,7 @@ import pytest
 from xlm_core import XLMError, book
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report import write_fake_study  # noqa: E402
+from test_report import write_fake_study
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,7 +58,7 @@ def book_study(tmp_path_factory) -> Path:
                    XLM_CACHE=str(base / "cache"))
         cmd = [sys.executable, "-c", "import sys; from xlm_core.cli import main; sys.exit(main())",
                "study", "run", "ci", "--results", str(base / "results")]
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False)
         log = (proc.stdout + proc.stderr).strip().splitlines()
         assert proc.returncode == 0, "xlm study run ci failed:\n" + "\n".join(log[-40:])
         results = base / "results" / "ci"
@@ -88,7 +88,14 @@ def test_collect_generated_fills_the_book(tmp_path: Path) -> None:
     ])
     (results / "notebooks").mkdir()
     nbformat.write(nb, results / "notebooks" / "transfer.ipynb")
-    nbformat.write(nb, results / "runs" / "bb-unet-f0" / "run.ipynb")
+    run_nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"root = '{results}/data/hand'\nout = '{results}/runs/bb-unet-f0'",
+                                  metadata={"tags": ["injected-parameters"]},
+                                  outputs=[nbformat.v4.new_output("stream", name="stdout",
+                                                                  text=f"wrote {results}/runs/x\n")]),
+        nbformat.v4.new_markdown_cell("# Table 2"),
+    ])
+    nbformat.write(run_nb, results / "runs" / "bb-unet-f0" / "run.ipynb")
     book_dir = tmp_path / "book"
     (book_dir / "generated").mkdir(parents=True)
     (book_dir / "generated" / "stale.ipynb").write_text("{}")
@@ -100,11 +107,20 @@ def test_collect_generated_fills_the_book(tmp_path: Path) -> None:
     run_nb = nbformat.read(generated / "runs" / "bb-unet-f0.ipynb", as_version=4)
     assert run_nb.cells[1].source == "# Run bb-unet-f0: backbone unet/vgg19 on hand, fold 0, seed 0"
     assert not (generated / "runs" / "bb-unet-f1.ipynb").exists()  # no run.ipynb there
+    page = (generated / "runs" / "bb-unet-f0.ipynb").read_text()
+    assert str(tmp_path) not in page  # no absolute path of the building machine
+    assert "results/fake/data/hand" in page and "wrote results/fake/runs/x" in page
     for name in ("datasets", "pipeline", "backbones", "sota", "beyond"):
         assert "Not produced by study `fake`" in (generated / f"{name}.md").read_text()
     assert "profile **ci**" in (generated / "summary.md").read_text()
     table = (generated / "runs_table.md").read_text()
-    assert "`bb-unet-f0`" in table and table.count("\n") == 2 + 4 + 30
+    # a finished run with a page links to it; one without run.ipynb does not
+    assert "{doc}`bb-unet-f0 </book/generated/runs/bb-unet-f0>`" in table
+    assert "`bb-unet-f1`" in table and "runs/bb-unet-f1>" not in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 4 + 30  # header, 4 backbone runs, 30 transfer runs
+    assert rows[0].startswith("| run | kind | dataset | arch | encoder | loss | chain | fold | seed |")
+    assert "| unet | vgg19 |" in table and "nan" not in table.lower() and "None" not in table
 
 
 def test_check_offline_html_finds_external_assets(tmp_path: Path) -> None:
@@ -149,7 +165,7 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
            f"--user-data-dir={tmp / 'chromium-profile'}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +221,27 @@ def test_intro_gives_the_generated_answer(built_book: Path, book_study: Path) ->
     assert "synthetic" in intro.lower()
     runs = list((built_book / "book" / "generated" / "runs").glob("*.html"))
     assert runs, "appendix: no run page"
+
+
+def test_sync_tree_keeps_unchanged_files_untouched_and_mirrors_the_rest(tmp_path):
+    """A second book build re-reads only changed pages: collect_generated syncs onto
+    book/generated instead of rewriting it, so an unchanged page keeps its time stamp."""
+    import os
+
+    from xlm_core.book import sync_tree
+
+    dest, source = tmp_path / "generated", tmp_path / "new"
+    (dest / "runs").mkdir(parents=True)
+    (dest / "same.md").write_text("same")
+    (dest / "changed.md").write_text("old")
+    (dest / "runs" / "gone.ipynb").write_text("{}")
+    os.utime(dest / "same.md", (1_000_000, 1_000_000))
+    (source / "runs").mkdir(parents=True)
+    (source / "same.md").write_text("same")
+    (source / "changed.md").write_text("new")
+    (source / "runs" / "new.ipynb").write_text("{}")
+    sync_tree(source, dest)
+    assert (dest / "same.md").stat().st_mtime == 1_000_000
+    assert (dest / "changed.md").read_text() == "new"
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
+        "changed.md", "runs/new.ipynb", "same.md"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from xlm_core import XLMError
 from xlm_core.cli import main as xlm_main
 from xlm_core.study import (
     Plan,
@@ -129,7 +130,8 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
     n_pairs, n_folds = 6, 2
     assert kinds.count("backbone") == n_pairs * n_folds * len(demo.settings["backbones"]["seeds"])
     assert kinds.count("transfer") == 15 * len(demo.settings["seeds"])
-    assert kinds.count("ablation") == 5  # spatial_ce at 1e-3 is the hand baseline itself
+    # the ablation runs the paper's plateau schedule, the tables' runs a cosine one: no run shared
+    assert kinds.count("ablation") == 6
 
 
 def test_transfer_stages_start_from_the_previous_checkpoint(roots, tmp_path):
@@ -493,3 +495,59 @@ def test_prune_lists_then_deletes_run_folders_outside_the_plan_but_never_a_held_
         assert (runs / ("b" * 16)).is_dir()  # listing deletes nothing
         assert xlm_main(["study", "prune", "s", "--results", str(tmp_path), "--yes"]) == 0
     assert sorted(p.name for p in runs.iterdir()) == ["a" * 16, "c" * 16]
+
+
+# --------------------------------------------------------------------------- disk and workers
+
+
+class CheckpointRunner(FakeRunner):
+    """A fake run that writes a checkpoint, after checking that its init checkpoint exists."""
+
+    def __call__(self, task: RunTask) -> None:
+        init = task.parameters.get("init")
+        if init and not Path(init).is_file():
+            raise RuntimeError(f"init checkpoint {init} was deleted before its dependant ran")
+        super().__call__(task)
+        (Path(task.run_dir) / "checkpoint.pt").write_bytes(b"w" * 1000)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_needed_checkpoints_keeps_the_first_stages_and_frees_the_rest_after_their_dependants(
+        roots, tmp_path, workers):
+    raw = small(roots, execution={"workers": workers, "keep_checkpoints": "needed"})
+    lines: list[str] = []
+    result = run_study(profile_from_dict(raw), results=tmp_path / "r", runner=CheckpointRunner(tmp_path / "c"),
+                       aggregate=False, log=lines.append)
+    assert result.exit_code == 0 and not result.report.failed
+    kept = {r.run_id for r in result.plan.runs if (result.plan.run_dir(r.run_id) / "checkpoint.pt").is_file()}
+    first_stages = {r.run_id for r in result.plan.runs if r.kind == "transfer" and not r.depends_on}
+    assert kept == first_stages and len(first_stages) == 3  # imagenet>head, >hand, >chest
+    assert all(run_done(result.plan.run_dir(r.run_id)) for r in result.plan.runs)  # still done
+    progress = [line for line in lines if line.startswith("[")]
+    assert progress and all(" | disk " in line for line in progress)
+    # --keep-checkpoints (run_study(keep_checkpoints=True)) overrides the profile for new runs
+    raw["run"]["epochs"] = 2
+    again = run_study(profile_from_dict(raw), results=tmp_path / "r", runner=CheckpointRunner(tmp_path / "c"),
+                      aggregate=False, log=quiet, keep_checkpoints=True)
+    assert all((again.plan.run_dir(r.run_id) / "checkpoint.pt").is_file() for r in again.plan.runs)
+
+
+def test_keep_checkpoints_all_is_the_default_and_a_bad_policy_is_refused(roots, tmp_path):
+    result = run_study(profile_from_dict(small(roots)), results=tmp_path / "r",
+                       runner=CheckpointRunner(tmp_path / "c"), aggregate=False, log=quiet)
+    assert all((result.plan.run_dir(r.run_id) / "checkpoint.pt").is_file() for r in result.plan.runs)
+    with pytest.raises(XLMError, match="keep_checkpoints"):
+        profile_from_dict(small(roots, execution={"keep_checkpoints": "some"}))
+
+
+def test_auto_workers_follow_the_cores_and_the_memory(roots, monkeypatch):
+    from xlm_core.study import execute
+
+    monkeypatch.setattr(execute.os, "sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.setattr(execute.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
+                                                             "SC_PHYS_PAGES": 128 * 1024**3 // 4096}[name])
+    assert execute.auto_workers(1) == 16 and execute.auto_workers(4) == 4
+    monkeypatch.setattr(execute.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
+                                                             "SC_PHYS_PAGES": 8 * 1024**3 // 4096}[name])
+    assert execute.auto_workers(1) == 2  # 8 GB hold two runs of 3 GB
+    assert profile_from_dict(small(roots, execution={"workers": "auto"})).settings["execution"]["workers"] == "auto"

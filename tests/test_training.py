@@ -237,7 +237,7 @@ def test_a_run_scored_with_an_old_decoder_is_scored_again_without_training(chest
     cfg = tiny_config(chest_phantoms, tmp_path / "run", loss="spatial_ce", sigma=1.5, lr=1e-3, trace_mre=True)
     first = train_and_evaluate(cfg)
     out = Path(cfg.out)
-    assert first["decoder"] == first["trace_decoder"] == "softargmax-r5"
+    assert first["decoder"] == first["trace_decoder"] == "softargmax-r5-sym"
     assert metrics_complete(out)
     # what a run finished before decoders were named looks like: no decoder, Newton scores
     legacy = {k: v for k, v in first.items() if k not in ("decoder", "trace_decoder")}
@@ -249,7 +249,7 @@ def test_a_run_scored_with_an_old_decoder_is_scored_again_without_training(chest
     again = train_and_evaluate(cfg)
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # not trained
     assert (out / "history.csv").read_text() == (tmp_path / "history.csv").read_text()
-    assert again["decoder"] == "softargmax-r5" and again["trace_decoder"] == "newton"
+    assert again["decoder"] == "softargmax-r5-sym" and again["trace_decoder"] == "newton"
     assert again["mre"] == pytest.approx(first["mre"], rel=1e-9)  # the same checkpoint, decoded again
     for key in ("epochs_run", "best_epoch", "best_val_loss", "train_seconds", "mean_shape_mre"):
         assert again[key] == pytest.approx(first[key], rel=1e-9), key

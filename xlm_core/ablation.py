@@ -310,21 +310,36 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
     of the trace, decoded as it was then (metrics.json ``trace_decoder``; :func:`trace_decoders`).
     Ratios: worst / median / count above the floor over the runs
     that feed the tables (backbone and transfer), ``worst_<arch>`` per architecture among
-    them, and the worst ablation run apart.
+    them, and the worst ablation run apart. Only traced runs on the plateau schedule count (a
+    cosine schedule depends on its length, so its prefix is not a shorter run); when none of
+    them feeds the tables (the demo traces its ablation only), worst / median / per
+    architecture are over the ablation's runs of the study's loss. ``curve.attrs["runs"]``
+    says which runs the curve is made of.
     """
     results_dir = Path(results_dir)
-    runs = []
-    for run in _read_json(results_dir / "study.json").get("runs") or []:
+    study = _read_json(results_dir / "study.json")
+    study_loss = ((study.get("settings") or {}).get("run") or {}).get("loss")
+    runs, skipped = [], 0
+    for run in study.get("runs") or []:
         folder = results_dir / "runs" / run["run_id"]
         hist = _history(folder / "history.csv")
-        if "test_ratio" not in hist:
-            raise XLMError(f"{folder / 'history.csv'}: no MRE trace (run the study with `trace_mre: true`)")
+        config = run.get("config") or {}
+        # only a traced run on a schedule that never looks at its budget replays shorter budgets
+        if "test_ratio" not in hist or config.get("lr_schedule", "plateau") != "plateau":
+            skipped += 1
+            continue
         status = _read_json(folder / "status.json")
         traced_s = float(hist["seconds"].sum() + hist["trace_seconds"].fillna(0).sum())
-        runs.append({"kind": run.get("kind"), "arch": run.get("arch"),
+        runs.append({"kind": run.get("kind"), "arch": run.get("arch"), "loss": config.get("loss"),
                      "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,
                      "overhead_s": max(0.0, float(status.get("first_done_seconds") or status.get("seconds", traced_s))
                                        - traced_s)})
+    if not runs:
+        raise XLMError(f"{results_dir}: no run traced its MRE on the plateau schedule (`trace_mre: true`, "
+                       "`lr_schedule: plateau`), so no budget can be replayed")
+    # the ratios summarised: the runs feeding the tables when they were traced, else the ablation's
+    # runs of the study's loss (the others show whether a loss learns at all, not how fast)
+    basis = "table" if any(r["kind"] != "ablation" for r in runs) else "ablation"
     rows = []
     for f in fractions:
         table, abl, seconds, by_arch = [], [], 0.0, {}
@@ -334,7 +349,10 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
             ratio = float(r["hist"].loc[r["hist"]["epoch"] == best, "test_ratio"].iloc[0])
             seconds += float(r["hist"]["seconds"][:budget].sum()) + r["overhead_s"]
             (abl if r["kind"] == "ablation" else table).append(ratio)
-            if r["kind"] != "ablation":
+            counted = r["kind"] != "ablation" if basis == "table" else r["loss"] == study_loss
+            if counted:
+                if basis == "ablation":
+                    table.append(ratio)
                 by_arch[r["arch"]] = max(by_arch.get(r["arch"], ratio), ratio)
         rows.append({"fraction": f, "worker_minutes": seconds / 60, "wall_minutes": seconds / 60 / workers,
                      "worst_ratio": max(table) if table else math.nan,
@@ -342,7 +360,13 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
                      "above_floor": sum(v > floor for v in table), "table_runs": len(table),
                      "ablation_worst": max(abl) if abl else math.nan,
                      **{f"worst_{arch}": v for arch, v in sorted(by_arch.items())}})
-    return pd.DataFrame(rows)
+    curve = pd.DataFrame(rows)
+    kinds = sorted({r["kind"] for r in runs})
+    curve.attrs["runs"] = (f"{len(runs)} traced {'/'.join(kinds)} run(s) on the plateau schedule"
+                           + (f" ({skipped} other run(s) not traced or on another schedule)" if skipped else "")
+                           + ("; ratios over the runs feeding the tables" if basis == "table"
+                              else f"; ratios over the ablation's {study_loss} runs"))
+    return curve
 
 
 def plot_budget_curve(curve: pd.DataFrame, caption: str | None = None, floor: float = FLOOR) -> Figure:

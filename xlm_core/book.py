@@ -16,6 +16,7 @@ of the built HTML loads a script, stylesheet or image from another host.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -49,8 +50,17 @@ def execute_aggregation_notebooks(results_dir: str | Path, study: str,
 # --------------------------------------------------------------------------- collecting
 
 
-def run_title(run: dict) -> str:
-    """A run page's title: ``Run <id>: transfer imagenet>hand -> head, seed 0``."""
+def run_title(run: dict, start: str | None = None) -> str:
+    """A run page's title.
+
+    Args:
+        run: one run of ``study.json``.
+        start: what its chain's first stage really started from (``scratch``, ``imagenet``;
+            :func:`xlm_core.report.chain_start`); None keeps the profile's token.
+
+    Returns:
+        e.g. ``Run <id>: transfer scratch>hand -> head, seed 0``.
+    """
     from xlm_core import report
 
     dataset = run.get("dataset") or (run.get("config") or {}).get("dataset")
@@ -58,14 +68,54 @@ def run_title(run: dict) -> str:
     if run.get("kind") == "backbone":
         what = f"backbone {arch} on {dataset}, fold {run.get('fold')}"
     else:
-        what = f"transfer {report.chain_label(report.chain_before(run))} -> {dataset}"
+        chain = report.chain_before(run)
+        label = report.honest_chain(chain, start) if start else report.chain_label(chain)
+        what = f"transfer {label} -> {dataset}"
     return f"Run {run['run_id']}: {what}, seed {run.get('seed', 0)}"
 
 
-def copy_notebook(src: Path, dst: Path, title: str | None = None) -> Path:
+def relative_paths(text: str, replacements: dict[str, str]) -> str:
+    """Replace the absolute folders of the machine that built the book by portable names.
+
+    Args:
+        text: a cell's source or output text.
+        replacements: absolute folder -> its name in the book (e.g. the results folder ->
+            ``results/demo``); longer folders are replaced first.
+
+    Returns:
+        The text without those absolute paths.
+    """
+    for folder in sorted(replacements, key=len, reverse=True):
+        text = text.replace(folder, replacements[folder])
+    return text
+
+
+def _relativise(nb, replacements: dict[str, str]) -> None:
+    for cell in nb.cells:
+        cell.source = relative_paths(cell.source, replacements)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = relative_paths(output["text"], replacements)
+            for mime, value in (output.get("data") or {}).items():
+                if mime.startswith("text/") and isinstance(value, str):
+                    output["data"][mime] = relative_paths(value, replacements)
+
+
+def copy_notebook(src: Path, dst: Path, title: str | None = None,
+                  replacements: dict[str, str] | None = None) -> Path:
     """Copy an executed notebook into the book, folding papermill's injected parameters cell
-    (tag ``hide-input``: shown on a click, as the notebooks' own parameters cell); ``title``
-    replaces the first Markdown heading (run pages would otherwise all share one title)."""
+    (tag ``hide-input``: shown on a click, as the notebooks' own parameters cell).
+
+    Args:
+        src: the executed notebook.
+        dst: where the book reads it.
+        title: replaces the first Markdown heading (run pages would otherwise share one title).
+        replacements: absolute folder -> portable name, applied to sources and text outputs
+            (:func:`relative_paths`), so no page prints the building machine's paths.
+
+    Returns:
+        ``dst``.
+    """
     import nbformat
 
     try:
@@ -75,9 +125,11 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None) -> Path:
     if title is not None:
         for cell in nb.cells:
             if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
-                first, _, rest = cell.source.lstrip().partition("\n")
+                _, _, rest = cell.source.lstrip().partition("\n")
                 cell.source = f"# {title}\n{rest}" if rest else f"# {title}"
                 break
+    if replacements:
+        _relativise(nb, replacements)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
@@ -91,21 +143,44 @@ def _placeholder(name: str, study: str, why: str) -> str:
 
 
 def runs_table_markdown(results_dir: Path) -> str:
-    """The appendix's run list: a Markdown table of run id, role and test MRE."""
+    """The appendix's run list: one Markdown row per run, linked to its page when it finished.
+
+    Args:
+        results_dir: ``results/<study>``.
+
+    Returns:
+        A Markdown table: run (a link to ``generated/runs/<id>`` for a finished run), kind,
+        dataset, arch, encoder, loss, chain (its real start first: ``scratch`` or ``imagenet``),
+        fold, seed, test MRE (clean, with unit), status.
+    """
+    import pandas as pd
+
     from xlm_core import report
 
     try:
         runs = report.collect_runs(results_dir)
     except XLMError as exc:
         return f"No run list: {exc}\n"
-    lines = ["| run | kind | dataset | chain | fold | seed | test MRE (clean) | status |",
-             "|---|---|---|---|---|---|---|---|"]
+
+    def cell(value: object) -> str:
+        return report.format_cell(value)
+
+    lines = ["| run | kind | dataset | arch | encoder | loss | chain | fold | seed | test MRE (clean) | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in runs.iterrows():
         mre = r.get("test_mre")
-        mre_text = f"{mre:.3f} {r.get('unit')}" if isinstance(mre, float) and mre == mre else "n/a"
-        fold = "" if r["fold"] is None or r["fold"] != r["fold"] else int(r["fold"])
-        lines.append(f"| `{r['run_id']}` | {r['kind']} | {r['dataset']} | {r['chain']} | {fold} | "
-                     f"{r['seed']} | {mre_text} | {r['status']} |")
+        mre_text = report.DASH if report.format_cell(mre) == report.DASH else f"{mre:.3f} {r.get('unit')}"
+        fold = report.DASH if pd.isna(r["fold"]) else int(r["fold"])
+        page = report.run_dir(results_dir, r["run_id"])
+        run = (f"{{doc}}`{r['run_id']} </book/generated/runs/{r['run_id']}>`"
+               if (page / "run.ipynb").is_file() and r["status"] == "done" else f"`{r['run_id']}`")
+        chain = r["chain"]
+        lines.append(f"| {run} | {r['kind']} | {r['dataset']} | {cell(r['arch'])} | {cell(r['encoder'])} | "
+                     f"{cell(r.get('loss'))} | {chain} | {fold} | {cell(r['seed'])} | {mre_text} | {r['status']} |")
+    lines.append("")
+    lines.append(f"{report.DASH}: no value (a run without folds, or one that has not finished). The "
+                 "chain's first token is what its first stage started from, as the runs recorded it "
+                 "(`scratch`: random initialisation; `imagenet`: ImageNet weights loaded).")
     return "\n".join(lines) + "\n"
 
 
@@ -122,15 +197,23 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
 
     results_dir = Path(results_dir)
     study = report.load_study(results_dir)
-    generated = Path(book_dir) / "generated"
-    if generated.exists():
-        shutil.rmtree(generated)
+    final = Path(book_dir) / "generated"
+    # written into a fresh folder, then synced onto book/generated: an unchanged page keeps its
+    # file (and time stamp), so a second build re-reads only what changed (Sphinx is incremental)
+    staging = Path(book_dir) / ".generated.new"
+    if staging.exists():
+        shutil.rmtree(staging)
+    generated = staging
     (generated / "runs").mkdir(parents=True)
     written = []
+    # results/<name> and the checkout, as the reader's own copy would have them
+    replacements = {str(results_dir.resolve()): f"results/{results_dir.name}", str(REPO): "."}
+    if str(results_dir) != str(results_dir.resolve()):
+        replacements[str(results_dir)] = f"results/{results_dir.name}"
     for name in AGGREGATION_NOTEBOOKS:
         src = results_dir / "notebooks" / f"{name}.ipynb"
         if src.is_file():
-            written.append(copy_notebook(src, generated / f"{name}.ipynb"))
+            written.append(copy_notebook(src, generated / f"{name}.ipynb", replacements=replacements))
         else:
             path = generated / f"{name}.md"
             atomic_write_text(path, _placeholder(name, study.name, f"{src} is absent."))
@@ -141,7 +224,8 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
         src = folder / "run.ipynb"
         if src.is_file() and (folder / "metrics.json").is_file():  # finished runs only
             written.append(copy_notebook(src, generated / "runs" / f"{run['run_id']}.ipynb",
-                                         title=run_title(run)))
+                                         title=run_title(run, report.chain_start(results_dir, run, study.runs)),
+                                         replacements=replacements))
             n_runs += 1
     if n_runs == 0:  # a glob matching nothing is a Sphinx warning, so an error here
         path = generated / "runs" / "none.md"
@@ -151,7 +235,29 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
                        ("runs_table.md", runs_table_markdown(results_dir))):
         atomic_write_text(generated / name, text)
         written.append(generated / name)
-    return written
+    sync_tree(staging, final)
+    shutil.rmtree(staging)
+    return [final / p.relative_to(staging) for p in written]
+
+
+def sync_tree(source: Path, dest: Path) -> None:
+    """Make ``dest`` hold exactly the files of ``source``: a file whose bytes are unchanged is
+    left as it is (same time stamp), a changed or new one is replaced, one absent from
+    ``source`` is deleted."""
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        src, dst = source / rel, dest / rel
+        if dst.is_file() and dst.read_bytes() == src.read_bytes():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    for path in sorted(dest.rglob("*"), reverse=True):  # files before their folders
+        rel = path.relative_to(dest)
+        if path.is_file() and rel not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 # --------------------------------------------------------------------------- building
@@ -203,7 +309,7 @@ def build_book(results_dir: str | Path, repo: str | Path = REPO, builder: str = 
                                     "--keep-going"]
     if quiet:
         cmd.append("--quiet")
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise XLMError(f"jupyter-book build of {repo} failed (exit {proc.returncode}):\n{tail}")

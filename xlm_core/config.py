@@ -13,7 +13,7 @@ fields are the notebook's parameters). Its normalised form is hashed into the ru
       "unit": "mm" | "px", "scale": "<Scale.describe()>", "wrist_pair": [2, 6] | null,
       "thresholds": [2.0, 4.0, 10.0],
       "mre": <test MRE, clean protocol>, "mean_shape_mre": <same images, same protocol>,
-      "decoder": "softargmax-r5" | "newton",   # xlm_core.losses.decoder_name
+      "decoder": "softargmax-r5-sym" | "newton",   # xlm_core.losses.decoder_name
       "trace_decoder": <decoder of history.csv's trace> | null,
       "test":    {"clean": SCORE, "zhu": SCORE},      # the dataset's test split
       "heldout": {"clean": SCORE, "zhu": SCORE} | null,  # the CV fold's held-out part
@@ -47,12 +47,14 @@ class RunConfig:
     test_size: tuple[int, int] | None = None  # (H, W); None: the dataset's paper size
     batch_size: int = 2
     lr: float = 1e-4
+    lr_schedule: str = "plateau"  # "plateau" (the paper: x0.1 after patience//2 epochs) | "cosine"
     loss: str = "mse"
     sigma: float = 2.0  # Gaussian sigma in heatmap-grid pixels
     folds: int | None = None
     fold: int | None = None
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" (evaluation.resolve_precision); not in the run id
     val_fraction: float = 0.1  # early-stopping set, carved out of the training part
     train_limit: int | None = None  # use only the first N training images (demo/tests)
     num_workers: int = 0
@@ -65,6 +67,7 @@ class RunConfig:
         d = asdict(self)
         d.pop("out")
         d.pop("device")
+        d.pop("precision")  # like the device: where and how fast, recorded in metrics.json
         d.pop("num_workers")
         d.pop("checkpoint_every_s")  # where the resume state is written, not what is trained
         d.pop("trace_mre")  # a record of the training, which it leaves unchanged (tested)

@@ -7,7 +7,8 @@ sets one). Two protocols, reported side by side and never mixed (``docs/protocol
   grid, mapped back to original-image pixels with :func:`xlm_core.geometry.from_grid`, scored
   with :func:`xlm_core.metrics.evaluate_clean` against the float ground truth;
 - ``zhu``: integer argmax on the grid (:func:`xlm_core.heatmaps.decode_argmax`), scored with
-  :func:`xlm_core.metrics.evaluate_zhu` (ground truth mapped to the grid and rounded).
+  :func:`xlm_core.metrics.evaluate_zhu`, Zhu et al.'s evaluator exactly (ground truth mapped
+  to the grid by ``round(p * new / old)`` per axis, :func:`xlm_core.metrics.zhu_to_grid`).
 
 Every SCORE also carries ``mean_shape_mre``: the mean training shape (normalised image
 coordinates, :func:`xlm_core.metrics.mean_shape_baseline`) placed on the same images and
@@ -20,6 +21,7 @@ import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ import torch
 
 from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Sample
-from xlm_core.geometry import from_grid, to_grid
+from xlm_core.geometry import from_grid
 from xlm_core.heatmaps import decode_argmax
 from xlm_core.io import atomic_write
 from xlm_core.landmark_csv import write_landmark_csv
@@ -40,6 +42,7 @@ from xlm_core.metrics import (
     normalise_landmarks,
     place_mean_shape,
     radial_errors,
+    zhu_to_grid,
     zhu_units,
 )
 from xlm_core.torchdata import HeatmapDataset, make_loader
@@ -110,16 +113,74 @@ def forward_padded(model: torch.nn.Module, grey: torch.Tensor) -> torch.Tensor:
     return model(x)[..., :h, :w]
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA, nothing elsewhere (CPU runs stay fp32 and bit-reproducible)."""
+PRECISIONS = ("auto", "fp32", "bf16")
+#: encoder families whose CPU training step is faster in bf16 autocast on a CPU with AMX-BF16
+#: tiles (measured by ``benchmarks/train_step.py``: plain 3x3 convolutions gain; the grouped
+#: and depthwise convolutions of ResNeXt and EfficientNet run slower in bf16 there).
+BF16_CPU_ENCODER_PREFIXES = ("vgg",)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_amx_bf16() -> bool:
+    """True when this CPU advertises AMX-BF16 tiles (Linux ``/proc/cpuinfo`` flag ``amx_bf16``)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in text.splitlines())
+
+
+def resolve_precision(precision: str, device: torch.device, encoder: str | None) -> str:
+    """The precision a forward pass runs in: ``"bf16"`` (autocast) or ``"fp32"``.
+
+    Args:
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``: bf16 on CUDA; on a CPU, bf16 where it
+            has AMX-BF16 and the encoder is one of :data:`BF16_CPU_ENCODER_PREFIXES`, else fp32.
+        device: where the model runs.
+        encoder: the model's encoder name (None: unknown, fp32 on a CPU under ``auto``).
+
+    Returns:
+        ``"bf16"`` or ``"fp32"``.
+    """
+    if precision not in PRECISIONS:
+        raise XLMError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return "bf16"
+    if device.type == "cpu" and encoder is not None and encoder.startswith(BF16_CPU_ENCODER_PREFIXES):
+        return "bf16" if cpu_has_amx_bf16() else "fp32"
+    return "fp32"
+
+
+def set_precision(model: torch.nn.Module, precision: str) -> None:
+    """Make :func:`model_logits` run ``model`` in ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``)."""
+    if precision not in PRECISIONS:
+        raise XLMError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    model.xlm_precision = precision
+
+
+def model_precision(model: torch.nn.Module, device: torch.device) -> str:
+    """``"bf16"`` or ``"fp32"``: what :func:`model_logits` runs ``model`` in on ``device``."""
+    spec = getattr(model, "xlm_spec", None) or {}
+    return resolve_precision(getattr(model, "xlm_precision", "auto"), device, spec.get("encoder"))
+
+
+def autocast_for(device: torch.device, model: torch.nn.Module | None = None):
+    """bf16 autocast where :func:`model_precision` says bf16, nothing elsewhere."""
+    if model is None:
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    else:
+        precision = model_precision(model, device)
+    if precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
 def model_logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Logits ``(B, L, H, W)`` float32 for grey images ``(B, 1, H, W)`` in [0, 1]."""
-    with autocast_for(device):
+    """Logits ``(B, L, H, W)`` float32 for grey images ``(B, 1, H, W)`` in [0, 1], in the
+    model's precision (:func:`model_precision`)."""
+    with autocast_for(device, model):
         logits = forward_padded(model, images.to(device, non_blocking=True))
     return logits.float()
 
@@ -176,11 +237,10 @@ def score_split(
         args = (pred.gt_px, pred.image_hws, pred.grid_hw, lset.name, lset.thresholds)
         units = {"wrist_pair": ZHU_WRIST_PAIR, **zhu_units(lset.scale)}
         zhu = evaluate_zhu(pred.grid_argmax, *args, **units)
-        if shape_px is not None:
-            shape_grid = np.stack(
-                [to_grid(p, hw, pred.grid_hw) for p, hw in zip(shape_px, pred.image_hws)]
-            )
-            zhu["mean_shape_mre"] = evaluate_zhu(np.rint(shape_grid), *args, **units)["mre"]
+        if shape_px is not None:  # the mean shape placed as a prediction, mapped as Zhu maps points
+            shape_grid = np.stack([zhu_to_grid(p, hw, pred.grid_hw, lset.name, truth=False)
+                                   for p, hw in zip(shape_px, pred.image_hws)])
+            zhu["mean_shape_mre"] = evaluate_zhu(shape_grid, *args, **units)["mre"]
         scores["zhu"] = zhu
     else:
         scores["zhu"] = None

@@ -47,6 +47,7 @@ import torch
 from xlm_core import XLMError, __version__
 from xlm_core.config import RunConfig
 from xlm_core.datasets.base import LandmarkSet, Sample
+from xlm_core.evaluation import model_precision, set_precision
 from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text, exclusive_lock
 
 CHECKPOINT_FORMAT = "xlm-checkpoint/1"
@@ -223,9 +224,13 @@ def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
     """Build the checkpoint's architecture and load its weights strictly (eval mode, CPU)."""
     from xlm_core.models import build_model
 
-    model = build_model(ckpt["arch"], ckpt["encoder"], int(ckpt["n_landmarks"]), "none")
+    # built on the meta device: no random initialisation of weights that the checkpoint replaces
+    # (torchvision's VGG19 initialises a 123 M-parameter classifier that smp then drops: ~2 s)
+    with torch.device("meta"):
+        model = build_model(ckpt["arch"], ckpt["encoder"], int(ckpt["n_landmarks"]), "none")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     try:
-        model.load_state_dict(ckpt["model"], strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise XLMError(
@@ -233,6 +238,9 @@ def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
             f"{ckpt['n_landmarks']} landmarks ({first})"
         ) from None
     model.xlm_spec["encoder_weights"] = ckpt.get("encoder_weights", "none")
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise XLMError(f"{path}: the checkpoint does not hold {', '.join(left[:5])}")
     return model.eval()
 
 
@@ -325,8 +333,10 @@ def write_history(path: Path, history: list[dict]) -> None:
 # --------------------------------------------------------------------------- steps
 
 
-def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar=None) -> float:
-    """One pass over ``loader`` in train mode; returns the mean loss per batch."""
+def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar=None,
+                    step_scheduler=None) -> float:
+    """One pass over ``loader`` in train mode; returns the mean loss per batch.
+    ``step_scheduler``: a learning-rate schedule stepped after every optimiser step."""
     from xlm_core.evaluation import model_logits
 
     model.train()
@@ -351,6 +361,8 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
         total += float(loss.detach())
         count += 1
         if bar is not None:
@@ -382,14 +394,17 @@ def mean_loss(model, loader, loss_fn, device: torch.device) -> float:
 
 def finished_metrics(out: Path, cfg: RunConfig) -> dict | None:
     """The metrics.json of a finished run of ``cfg`` in ``out``, or None if not finished (or
-    scored with another decoder than its loss gets now).
+    scored with another decoder than its loss gets now, or by an older rule of a protocol:
+    :func:`xlm_core.metrics.scores_are_current`).
 
     A finished run of *different* parameters in ``out`` is an XLMError (never overwritten).
     """
     from xlm_core.losses import decoder_is_current
+    from xlm_core.metrics import scores_are_current
 
     metrics = _complete_metrics(out, cfg)
-    return metrics if metrics is not None and decoder_is_current(metrics) else None
+    current = metrics is not None and decoder_is_current(metrics) and scores_are_current(metrics)
+    return metrics if current else None
 
 
 def _complete_metrics(out: Path, cfg: RunConfig) -> dict | None:
@@ -425,6 +440,37 @@ def make_optimiser(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     (0.12 s against 0.37 s a step for UNet++/VGG19's 45 M parameters, one thread), where the
     optimiser step was a third of a training step."""
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def fit_steps_per_epoch(n_fit: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch (the loader drops a last partial batch when it holds one full
+    batch: :func:`xlm_core.torchdata.make_loader`)."""
+    return max(1, n_fit // batch_size) if n_fit >= batch_size else 1
+
+
+def make_scheduler(optimiser: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int):
+    """The learning-rate schedule of ``cfg.lr_schedule``.
+
+    ``plateau`` (the paper): x0.1 after ``patience // 2`` epochs without a better validation
+    loss, stepped once an epoch. ``cosine``: linear warm-up over the first epoch (at most a
+    tenth of the run), then cosine decay to 0 at the last step of ``cfg.epochs``, stepped after
+    every optimiser step (:func:`train_one_epoch`).
+    """
+    if cfg.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, int(cfg.patience) // 2))
+    if cfg.lr_schedule != "cosine":
+        raise XLMError(f"unknown lr_schedule {cfg.lr_schedule!r}: plateau or cosine")
+    total = max(1, int(cfg.epochs) * steps_per_epoch)
+    warmup = max(1, min(steps_per_epoch, total // 10))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
 def train_and_evaluate(cfg: RunConfig) -> dict:
@@ -479,10 +525,10 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    set_precision(model, cfg.precision)
     optimiser = make_optimiser(model, float(cfg.lr))
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, int(cfg.patience) // 2)
-    )
+    steps_per_epoch = fit_steps_per_epoch(len(samples.fit), int(cfg.batch_size))
+    scheduler = make_scheduler(optimiser, cfg, steps_per_epoch)
     stopper = EarlyStopping(patience=int(cfg.patience))
     history: list[dict] = []
     start_epoch, training_done = 0, False
@@ -491,9 +537,10 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     state_path = out / STATE_NAME
     if state_path.is_file():
         state = _load_state(state_path, cfg)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
+        if not state["training_done"]:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
         stopper.load_state_dict(state["early_stopping"])
         history = [dict(row) for row in state["history"]]
         start_epoch, training_done = int(state["epoch"]), bool(state["training_done"])
@@ -501,6 +548,8 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         _set_rng_state(state["rng"], device)
         log(f"{out}: resuming after epoch {start_epoch}" + (" (training finished)" if training_done else ""))
 
+    for image_id, reason in lset.dropped:
+        log(f"skipped unusable image {image_id}: {reason}")
     counts = samples.counts()
     log(
         f"run {lset.name} ({lset.data_source}) {cfg.arch}/{cfg.encoder} on {device.type}: "
@@ -527,7 +576,8 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                                  num_workers=int(cfg.num_workers), pin_memory=device.type == "cuda")
             bar = _bar(show, len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
             try:
-                train_loss = train_one_epoch(model, loader, loss_fn, optimiser, device, bar)
+                train_loss = train_one_epoch(model, loader, loss_fn, optimiser, device, bar,
+                                             step_scheduler=scheduler if cfg.lr_schedule != "plateau" else None)
             finally:
                 if bar is not None:
                     bar.close()
@@ -535,7 +585,8 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
             if not math.isfinite(val_loss):
                 raise XLMError(f"training diverged: validation loss is {val_loss} at epoch {epoch + 1} (lower --lr?)")
             lr = optimiser.param_groups[0]["lr"]
-            scheduler.step(val_loss)
+            if cfg.lr_schedule == "plateau":
+                scheduler.step(val_loss)
             improved = stopper.step(val_loss, epoch + 1)
             history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                             "lr": lr, "seconds": time.perf_counter() - t0})
@@ -606,12 +657,14 @@ def _bar(show: bool, total: int, desc: str):
 
 def _save_state(path, cfg, model, optimiser, scheduler, stopper, history, epoch, training_done,
                 transfer, device) -> None:
+    """The resume state. Once training is done it holds no weights and no optimiser state (the
+    best weights are in checkpoint.pt; only the evaluation is left): kilobytes, not ~3x the model."""
+    weights = {} if training_done else {"model": _cpu_state(model), "optimiser": optimiser.state_dict(),
+                                        "scheduler": scheduler.state_dict()}
     save_torch(path, {
         "format": STATE_FORMAT,
         "config": _config_dict(cfg),
-        "model": _cpu_state(model),
-        "optimiser": optimiser.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        **weights,
         "early_stopping": stopper.state_dict(),
         "history": history,
         "epoch": int(epoch),
@@ -648,6 +701,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     lset = samples.lset
     ckpt = load_checkpoint(out / CHECKPOINT_NAME)
     model = model_from_checkpoint(ckpt, out / CHECKPOINT_NAME).to(device)
+    set_precision(model, cfg.precision)
     mean_shape = _train_mean_shape(samples)
     parts, scores = [], {}
     for split, split_samples in (("test", samples.test), ("heldout", samples.heldout)):
@@ -684,14 +738,15 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         "best_val_loss": float(ckpt.get("val_loss", stopper.best)),
         "train_seconds": float(sum(row["seconds"] for row in history)),
         "splits": samples.counts(),
+        "dropped": [{"image_id": i, "reason": r} for i, r in lset.dropped],
         "train_size": [int(v) for v in cfg.train_size],
         "test_size": [int(v) for v in test_size],
         "device": device.type,
         "augmentation": _augmentation_description(),
-        "optimisation": {"optimiser": "adam", "lr": float(cfg.lr), "scheduler": "ReduceLROnPlateau",
+        "optimisation": {"optimiser": "adam", "lr": float(cfg.lr), "scheduler": "ReduceLROnPlateau" if cfg.lr_schedule == "plateau" else "warmup-cosine",
                          "plateau_factor": PLATEAU_FACTOR, "plateau_patience": max(1, int(cfg.patience) // 2),
                          "early_stopping_patience": int(cfg.patience),
-                         "precision": "bf16-autocast" if device.type == "cuda" else "fp32"},
+                         "precision": {"bf16": "bf16-autocast", "fp32": "fp32"}[model_precision(model, device)]},
         "xlm_version": __version__,
     }
     atomic_write_json(out / METRICS_NAME, metrics)

@@ -16,7 +16,9 @@ def register(subparsers) -> None:
         description="Expand a study profile into its runs (a DAG: transfer stages start from earlier "
         "checkpoints), execute every run that is not done as notebooks/train_evaluate.py into "
         "RESULTS/<study>/runs/<id>/run.ipynb, then the aggregation notebooks. Finished runs are "
-        "never trained again. Exit status 1 if any run failed.",
+        "never trained again. Exit status 1 if any run failed. Ctrl-C stops it (one line, status 130); "
+        "the same command started again resumes: finished runs are kept, a killed run continues from "
+        "its last checkpoint.",
     )
     run.add_argument("profile", help="demo, paper, ci, or a path to a profile .yaml")
     run.add_argument("--data-root", metavar="DIR",
@@ -26,7 +28,11 @@ def register(subparsers) -> None:
     run.add_argument("--scheduler", metavar="ADDR",
                      help="address of a running Dask scheduler (e.g. tcp://host:8786); default: a LocalCluster")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="parallel runs (local: threads; dask LocalCluster without GPUs: CPU workers)")
+                     help="parallel runs (local: threads; dask LocalCluster without GPUs: CPU workers); "
+                          "default: the profile's execution.workers (auto: one per core and 3 GB)")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep every finished run's checkpoint.pt (the demo profile keeps only those a "
+                          "later run or a book page needs: execution.keep_checkpoints: needed)")
     run.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
     run.add_argument("--notebooks", metavar="DIR", help="notebook sources (default: the checkout's notebooks/)")
     run.add_argument("--no-aggregate", action="store_true", help="do not execute the aggregation notebooks")
@@ -60,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         notebooks=args.notebooks,
         aggregate=not args.no_aggregate,
         dry_run=args.dry_run,
+        keep_checkpoints=args.keep_checkpoints,
     )
     return result.exit_code
 

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from xlm_core import XLMError
+from xlm_core.predict import add_predict_arguments
 
 
 def _positive_int(text: str) -> int:
@@ -58,6 +59,9 @@ def register(subparsers: Any) -> None:
                    help="evaluation size (default: the dataset's paper test size)")
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int)
     p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--lr-schedule", dest="lr_schedule", choices=["plateau", "cosine"],
+                   help="plateau: x0.1 after patience//2 epochs without progress (the paper); "
+                        "cosine: linear warm-up over the first epoch, then cosine decay to 0")
     p.add_argument("--loss", help="mse, bce, spatial_ce or awing")
     p.add_argument("--sigma", type=float, help="Gaussian sigma in heatmap pixels")
     p.add_argument("--folds", type=_positive_int, help="k-fold cross-validation over the training split")
@@ -73,6 +77,9 @@ def register(subparsers: Any) -> None:
                    help="score the validation and test images after every epoch (history.csv); "
                         "recorded only, the checkpoint is still chosen by the validation loss")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="forward-pass precision (default auto: bf16 autocast on CUDA, and on CPUs "
+                        "with AMX-BF16 for VGG encoders; fp32 elsewhere)")
     p.add_argument("--option", dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (train=6, annotator=senior, exclusion=zhu, ...)")
     p.set_defaults(func=run_train)
@@ -85,17 +92,14 @@ def register(subparsers: Any) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_evaluate)
 
-    q = subparsers.add_parser("predict", help="landmarks for new images: landmarks.csv, .json, overlays")
-    q.add_argument("checkpoint", metavar="CHECKPOINT")
-    q.add_argument("images", metavar="IMAGE", nargs="+")
-    q.add_argument("--out", required=True, help="output folder")
-    q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    q.set_defaults(func=run_predict)
+    q = subparsers.add_parser("predict", help="landmarks for new images (files or folders): landmarks.csv, "
+                              ".json, overlays; exit status 1 when an image could not be read")
+    add_predict_arguments(q)  # sets func=xlm_core.predict.predict_command
 
 
 _CONFIG_ARGS = ("dataset", "root", "out", "arch", "encoder", "encoder_weights", "init", "epochs", "patience",
-                "train_size", "test_size", "batch_size", "lr", "loss", "sigma", "folds", "fold", "seed",
-                "val_fraction", "train_limit", "num_workers", "checkpoint_every_s", "trace_mre", "device")
+                "train_size", "test_size", "batch_size", "lr", "lr_schedule", "loss", "sigma", "folds", "fold", "seed",
+                "val_fraction", "train_limit", "num_workers", "checkpoint_every_s", "trace_mre", "device", "precision")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -128,9 +132,3 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    from xlm_core.predict import predict
-
-    summary = predict(args.checkpoint, args.images, args.out, device=args.device)
-    print(f"{len(summary['images'])} image(s): landmarks.csv, landmarks.json and overlays in {args.out}")
-    return 0

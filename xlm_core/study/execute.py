@@ -54,8 +54,9 @@ def metrics_complete(run_dir: str | Path) -> bool:
     if not (isinstance(metrics, dict) and all(k in metrics for k in METRICS_REQUIRED)):
         return False
     from xlm_core.losses import decoder_is_current
+    from xlm_core.metrics import scores_are_current
 
-    return decoder_is_current(metrics)
+    return decoder_is_current(metrics) and scores_are_current(metrics)
 
 
 def run_done(run_dir: str | Path) -> bool:
@@ -376,6 +377,77 @@ def cuda_device_count() -> int:
         return 0
 
 
+#: resident memory one CPU run may take (a UNet++/ResNeXt101 run at 64x64 peaks near 2.3 GB)
+RUN_MEMORY_BYTES = 3 * 1024**3
+
+
+def auto_workers(threads: int | None) -> int:
+    """Parallel runs for ``workers: auto``: one per ``threads`` cores (one per core when None),
+    at most as many as the memory holds at :data:`RUN_MEMORY_BYTES` each, at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_cores = max(1, cores // max(1, threads or 1))
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return by_cores
+    return max(1, min(by_cores, memory // RUN_MEMORY_BYTES))
+
+
+def disk_usage_bytes(folder: str | Path) -> int:
+    """Bytes of the regular files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed meanwhile (a temporary of a finished write)
+                pass
+    return total
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def prune_checkpoints(plan: Plan, done: set[str], keep: set[str]) -> int:
+    """Delete ``checkpoint.pt`` of every done run outside ``keep`` whose dependants are all done
+    (no run of the plan starts from it any more). Returns the bytes freed.
+
+    A deleted run stays done (its metrics, predictions and notebook remain); scoring it again
+    with a changed decoder then trains it again.
+    """
+    freed = 0
+    for rid in done:
+        if rid in keep or not all(d in done for d in plan.dependants(rid)):
+            continue
+        path = plan.run_dir(rid) / "checkpoint.pt"
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed
+
+
+def checkpoints_to_keep(plan: Plan, policy: str) -> set[str] | None:
+    """Run ids whose checkpoints stay under ``policy`` (None: all of them stay).
+
+    ``needed``: the first stage of every transfer chain (the book's pipeline and "beyond"
+    pages load these models: :func:`xlm_core.report.pick_run`); other checkpoints go once the
+    runs that start from them are done.
+    """
+    if policy == "all":
+        return None
+    if policy != "needed":
+        raise ValueError(f"unknown keep_checkpoints policy {policy!r}")
+    return {r.run_id for r in plan.runs if r.kind == "transfer" and not r.depends_on}
+
+
 def default_cpu_workers() -> int:
     """CPU workers for a LocalCluster: a run uses several cores (torch threads), so cores // 4."""
     return max(1, (os.cpu_count() or 1) // 4)
@@ -402,10 +474,13 @@ class ExecutionReport:
 
 
 class Progress:
-    """Prints one line per finished run: ``[done/total]``, what happened, and an ETA."""
+    """Prints one line per finished run: ``[done/total]``, what happened, an ETA, and the disk
+    the study's results folder uses so far (``disk_root``, when given)."""
 
-    def __init__(self, total: int, parallelism: int, log: Callable[[str], None] = print):
+    def __init__(self, total: int, parallelism: int, log: Callable[[str], None] = print,
+                 disk_root: str | Path | None = None):
         self.total, self.parallelism, self.log = total, max(1, parallelism), log
+        self.disk_root = disk_root
         self.finished = 0
         self.durations: list[float] = []
         self.remaining = 0  # runs still to execute
@@ -419,6 +494,8 @@ class Progress:
     def line(self, what: str) -> None:
         eta = self.eta_s()
         tail = f" | ETA {format_seconds(eta)}" if eta is not None else ""
+        if self.disk_root is not None:
+            tail += f" | disk {format_bytes(disk_usage_bytes(self.disk_root))}"
         self.log(f"[{self.finished}/{self.total}] {what}{tail}")
 
 
@@ -443,8 +520,12 @@ def execute_plan(
     profile_note: str = "",
     log: Callable[[str], None] = print,
     poll_s: float = 2.0,
+    keep_checkpoints: str = "all",
 ) -> ExecutionReport:
     """Run every run of ``plan`` that is not done, each after the runs it depends on.
+
+    ``keep_checkpoints``: ``all``, or ``needed`` (:func:`checkpoints_to_keep`; the others are
+    deleted as soon as no run still needs them, :func:`prune_checkpoints`).
 
     Done runs (complete metrics.json) are never submitted, and no executor is started when
     nothing is left to do. A failed run is reported with its executed notebook; the runs
@@ -459,12 +540,19 @@ def execute_plan(
         if run_done(plan.run_dir(run.run_id)):
             done.add(run.run_id)
             report.cached.append(run.run_id)
+    keep = checkpoints_to_keep(plan, keep_checkpoints)
+
+    def prune() -> None:
+        if keep is not None:
+            prune_checkpoints(plan, done, keep)
+
     todo = [r.run_id for r in plan.runs if r.run_id not in done]
     if not todo:
+        prune()
         report.seconds = time.perf_counter() - start
         return report
     executor = make_executor()
-    progress = Progress(len(plan.runs), executor.parallelism, log)
+    progress = Progress(len(plan.runs), executor.parallelism, log, disk_root=plan.results_dir)
     progress.finished = len(done)
     progress.remaining = len(todo)
     log(f"{len(done)} of {len(plan.runs)} runs already done; running {len(todo)} "
@@ -509,6 +597,7 @@ def execute_plan(
                 progress.remaining -= 1
                 if outcome.state in ("trained", "cached"):
                     done.add(rid)
+                    prune()
                     if outcome.state == "trained":
                         report.trained.append(rid)
                         progress.durations.append(outcome.seconds)

@@ -321,7 +321,9 @@ def run_settings_for(profile: Profile, dataset: str, section: str, finetune: boo
     ds.pop("root", None)
     layers = [s["run"], ds, s[section]["run"]]
     if finetune:
-        layers.append(s[section].get("finetune") or {})
+        tune = dict(s[section].get("finetune") or {})
+        per_dataset = {name: tune.pop(name) for name in list(tune) if isinstance(tune[name], dict)}
+        layers += [tune, per_dataset.get(dataset, {})]
     for layer in layers:
         merged.update(layer)
     merged["extra"] = extra

@@ -32,7 +32,8 @@ A profile is the single source of truth for every setting of a study. Its schema
       seeds: null
       run: {}
       finetune: {}                   # run settings of the stages after the first (they start
-                                     # from a trained checkpoint: e.g. fewer epochs, lower lr)
+                                     # from a trained checkpoint: e.g. fewer epochs, lower lr),
+                                     # and per target dataset: {epochs: 6, head: {epochs: 8}}
     ablation:                        # optional: losses x learning rates on one dataset (kind
       dataset: hand                  # "ablation" runs; full training split, scored on test)
       arch: unetplusplus
@@ -42,8 +43,10 @@ A profile is the single source of truth for every setting of a study. Its schema
       seed: 0
       run: {}
     execution:                       # how runs are executed (not part of any result)
-      workers: 2                     # parallel runs when --workers is not given
+      workers: 2                     # parallel runs when --workers is not given (auto: cores, memory)
       threads: 1                     # torch/OpenMP threads per run (null: torch's default)
+      keep_checkpoints: all          # or needed: delete a finished run's checkpoint.pt once no
+                                     # later run starts from it and no book page loads it
 
 Run settings are merged in this order (later wins): ``run``, ``datasets.<d>``,
 ``<section>.run`` (and, for transfer stages after the first, ``transfer.finetune``).
@@ -65,6 +68,8 @@ from xlm_core import XLMError
 DATASET_NAMES = ("head", "hand", "chest")
 INIT_TOKEN = "imagenet"  # the first element of every chain: the profile's encoder_weights
 LOSSES = ("mse", "bce", "spatial_ce", "awing")
+LR_SCHEDULES = ("plateau", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")  # xlm_core.evaluation.PRECISIONS (torch-free here)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # run setting -> (checker, description). Every key is a RunConfig field.
@@ -76,11 +81,13 @@ _RUN_SETTINGS: dict[str, tuple[str, str]] = {
     "test_size": ("size_or_null", "[H, W], two positive integers, or null (the paper's size)"),
     "batch_size": ("int>=1", "an integer >= 1"),
     "lr": ("float>0", "a positive number (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)"),
+    "lr_schedule": ("schedule", f"one of {', '.join(LR_SCHEDULES)}"),
     "loss": ("loss", f"one of {', '.join(LOSSES)}"),
     "sigma": ("float>0", "a positive number (Gaussian sigma in heatmap-grid pixels)"),
     "val_fraction": ("fraction", "a number in (0, 1)"),
     "train_limit": ("int>=1_or_null", "an integer >= 1 or null"),
     "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
+    "precision": ("precision", "one of auto, fp32, bf16 (auto: bf16 on CUDA, and on CPUs with AMX for VGG encoders)"),
     "num_workers": ("int>=0", "an integer >= 0"),
     "checkpoint_every_s": ("float>=0", "a number of seconds >= 0 (0: every epoch)"),
     "trace_mre": ("bool", "true or false"),
@@ -100,14 +107,16 @@ _TOP_KEYS = {
     "backbones": "the backbone comparison (Table 1), or null",
     "transfer": "the transfer chains (Table 2), or null",
     "ablation": "losses x learning rates on one dataset (the method chapter), or null",
-    "execution": "{workers, threads}: parallel runs and torch threads per run",
+    "execution": "{workers, threads, keep_checkpoints}: parallel runs (or auto), torch threads "
+    "per run, which finished checkpoints stay (all | needed)",
 }
 _SYNTH_KEYS = ("n", "seed")
 _DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
 _BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
 _TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "seeds", "run", "finetune")
 _ABLATION_KEYS = ("dataset", "arch", "encoder", "losses", "lrs", "seed", "run")
-_EXECUTION_KEYS = ("workers", "threads")
+_EXECUTION_KEYS = ("workers", "threads", "keep_checkpoints")
+KEEP_CHECKPOINTS = ("all", "needed")
 
 
 @dataclass(frozen=True)
@@ -284,8 +293,8 @@ class _Checker:
             if not isinstance(value, bool):
                 raise bad
             return value
-        if check == "loss":
-            if value not in LOSSES:
+        if check in ("loss", "schedule", "precision"):
+            if value not in {"loss": LOSSES, "schedule": LR_SCHEDULES, "precision": PRECISIONS}[check]:
                 raise bad
             return value
         raise AssertionError(check)  # pragma: no cover
@@ -513,8 +522,18 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         "chains": chains,
         "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
         "run": check.run_settings(sec.get("run"), "transfer.run"),
-        "finetune": check.run_settings(sec.get("finetune"), "transfer.finetune"),
+        "finetune": _validate_finetune(check, sec.get("finetune"), tuple(check.datasets)),
     }
+
+
+def _validate_finetune(check: _Checker, value: Any, dataset_names: tuple[str, ...]) -> dict:
+    """``transfer.finetune``: run settings of every stage after the first, and per target
+    dataset of such a stage (``{epochs: 6, head: {epochs: 8}}``: the dataset's entry wins)."""
+    settings = check.run_settings(value, "transfer.finetune", extra_allowed=dataset_names)
+    for name in dataset_names:
+        if name in settings:
+            settings[name] = check.run_settings(settings[name], f"transfer.finetune.{name}")
+    return settings
 
 
 def _validate_ablation(check: _Checker, value: Any) -> dict | None:
@@ -566,12 +585,20 @@ def _validate_ablation(check: _Checker, value: Any) -> dict | None:
 
 
 def _validate_execution(check: _Checker, value: Any) -> dict:
-    """``execution``: ``workers`` (parallel runs, default 1) and ``threads`` (per run, or null)."""
+    """``execution``: ``workers`` (parallel runs, default 1; ``auto``: from the cores and the
+    memory, :func:`xlm_core.study.execute.auto_workers`), ``threads`` (per run, or null) and
+    ``keep_checkpoints`` (``all``, the default, or ``needed``: a finished run's checkpoint is
+    deleted once no run of the plan still needs it and no book page loads it)."""
     sec = check.mapping(value, "execution", _EXECUTION_KEYS)
     threads = sec.get("threads")
+    workers = sec.get("workers", 1)
+    keep = sec.get("keep_checkpoints", "all")
+    if keep not in KEEP_CHECKPOINTS:
+        raise XLMError(f"execution.keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {keep!r}")
     return {
-        "workers": check.integer(sec.get("workers", 1), "execution.workers", 1),
+        "workers": "auto" if workers == "auto" else check.integer(workers, "execution.workers", 1),
         "threads": None if threads is None else check.integer(threads, "execution.threads", 1),
+        "keep_checkpoints": keep,
     }
 
 

@@ -22,6 +22,7 @@ from xlm_core.study.execute import (
     LocalExecutor,
     PapermillRunner,
     Runner,
+    auto_workers,
     execute_plan,
     format_seconds,
     run_done,
@@ -129,8 +130,11 @@ def run_study(
     dry_run: bool = False,
     log: Callable[[str], None] = print,
     poll_s: float = 2.0,
+    keep_checkpoints: bool = False,
 ) -> StudyResult:
-    """Run a study (see the module docstring). ``runner``: replaces the papermill run notebook."""
+    """Run a study (see the module docstring). ``runner``: replaces the papermill run notebook.
+    ``keep_checkpoints``: keep every finished run's checkpoint whatever the profile's
+    ``execution.keep_checkpoints`` says."""
     if executor not in ("local", "dask"):
         raise XLMError(f"unknown executor {executor!r}; allowed: local, dask")
     if scheduler and executor != "dask":
@@ -159,6 +163,9 @@ def run_study(
     execution = profile.settings.get("execution") or {}
     if workers is None and scheduler is None:
         workers = execution.get("workers")
+        if workers == "auto":
+            workers = auto_workers(execution.get("threads"))
+    keep = "all" if keep_checkpoints else execution.get("keep_checkpoints", "all")
 
     def make_executor():
         if executor == "dask":
@@ -169,7 +176,8 @@ def run_study(
         return LocalExecutor(runner, workers=workers or 1)
 
     with thread_limit(execution.get("threads")):
-        report = execute_plan(plan, make_executor, profile.note, log=log, poll_s=poll_s)
+        report = execute_plan(plan, make_executor, profile.note, log=log, poll_s=poll_s,
+                              keep_checkpoints=keep)
     log(summary_line(report))
     for f in report.failed:
         log(f"  failed  {f['run_id']} {f['label']}: {f['error']}\n          notebook: {f['notebook']}")
