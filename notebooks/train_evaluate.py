@@ -48,6 +48,7 @@ train_limit = None
 num_workers = 0
 checkpoint_every_s = 0.0
 trace_mre = False
+precise_bn = False
 extra = {}
 run_id = ""
 study = ""
@@ -70,7 +71,8 @@ cfg = RunConfig.from_dict({
     "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
     "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device, "precision": precision,
     "val_fraction": val_fraction, "train_limit": train_limit, "num_workers": num_workers,
-    "checkpoint_every_s": checkpoint_every_s, "trace_mre": trace_mre, "extra": extra,
+    "checkpoint_every_s": checkpoint_every_s, "trace_mre": trace_mre,
+    "precise_bn": precise_bn, "extra": extra,
 })
 display(Markdown(f"**Run `{run_id}`** of study `{study}` ({profile_note}): {cfg.arch}/{cfg.encoder} "
                  f"on `{cfg.dataset}`, init: `{cfg.init or cfg.encoder_weights}`"

@@ -106,3 +106,46 @@ def test_real_sigint_during_a_command(tmp_path):
     err = proc.stderr.read().decode()
     assert code == 130
     assert "Traceback" not in err and INTERRUPTED in err, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_study_stops_its_kernels_in_one_line(tmp_path):
+    """Ctrl-C on ``xlm study run`` while a run notebook trains: one line with the resume hint,
+    no traceback (the kernel's included), no kernel left running, and the same command resumes."""
+    import signal
+    import time
+
+    results = tmp_path / "r"
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "XLM_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "xlm_core.cli", "study", "run", "ci", "--results", str(results),
+           "--no-aggregate"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+                            start_new_session=True)  # its own group: a terminal's Ctrl-C reaches it all
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:  # the parent pid
+                found.append(int(stat.parent.name))
+        return found
+
+    deadline = time.monotonic() + 180
+    kernels: list[int] = []
+    while time.monotonic() < deadline and not kernels:
+        time.sleep(0.5)
+        kernels = children(proc.pid)
+    assert kernels, "no run notebook started"
+    time.sleep(3)  # inside the notebook now
+    os.killpg(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    text = err.decode()
+    assert INTERRUPTED in text and "Traceback" not in text and "zmq" not in text.lower(), text
+    time.sleep(2)
+    alive = [pid for pid in kernels if Path(f"/proc/{pid}").exists()
+             and "(Z)" not in Path(f"/proc/{pid}/stat").read_text()[:80].replace(") Z", "(Z)")]
+    assert not alive, f"processes of the study outlived it: {alive}"

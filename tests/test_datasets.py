@@ -270,3 +270,8 @@ def test_cache_writes_nothing_on_decode_error(tmp_path):
 def test_cache_default_dir_honours_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XLM_CACHE", str(tmp_path / "c"))
     assert PreprocessCache().cache_dir == tmp_path / "c"
+
+
+def test_a_validation_fraction_of_zero_holds_nothing_out():
+    ids = [f"{i:03d}" for i in range(10)]
+    assert carve_validation(ids, 0.0) == (ids, [])

@@ -235,7 +235,7 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
     lines: list[str] = []
     # allowed-failures 1: a run whose worker dies is retried once, then reported failed
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        first = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2,
+        first = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2, check=False,
                           runner=DyingRunner(first_state, victim, deaths=99), aggregate=False,
                           log=lines.append)
         plan = first.plan
@@ -263,7 +263,7 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
 
         # second invocation: the worker dies once more, the run is retried and the study completes
         lines.clear()
-        second = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2,
+        second = run_study(profile_from_dict(raw), results=results, executor="dask", workers=2, check=False,
                            runner=DyingRunner(second_state, victim, deaths=1), aggregate=False,
                            log=lines.append)
     assert second.exit_code == 0, (second.report.failed, lines)
@@ -306,7 +306,7 @@ def test_two_study_processes_on_one_results_folder(tmp_path):
     profile.write_text(yaml.safe_dump(raw))
     results = tmp_path / "r"
     command = _xlm("study", "run", str(profile), "--results", str(results), "--notebooks", str(nbs),
-                   "--no-aggregate")
+                   "--no-aggregate", "--no-preflight")  # stand-in data: the preflight would refuse it
     env = _env(tmp_path)
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]

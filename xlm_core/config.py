@@ -60,6 +60,7 @@ class RunConfig:
     num_workers: int = 0
     checkpoint_every_s: float = 0.0  # resume state (last.pt) at most this often; 0: every epoch
     trace_mre: bool = False  # score val + test after every epoch (history.csv); recorded, never selects
+    precise_bn: bool = False  # re-estimate BatchNorm statistics on the fitted images before scoring
     extra: dict = field(default_factory=dict)  # dataset options (annotator, wrist pair, ...)
 
     def normalised(self) -> dict:
@@ -71,6 +72,11 @@ class RunConfig:
         d.pop("num_workers")
         d.pop("checkpoint_every_s")  # where the resume state is written, not what is trained
         d.pop("trace_mre")  # a record of the training, which it leaves unchanged (tested)
+        # settings added later enter the id only when they differ from the behaviour before
+        # them, so the runs of earlier studies keep their ids
+        for key, before in (("lr_schedule", "plateau"), ("precise_bn", False)):
+            if d[key] == before:
+                d.pop(key)
         for key in ("train_size", "test_size"):
             if d[key] is not None:
                 d[key] = [int(v) for v in d[key]]

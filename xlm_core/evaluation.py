@@ -118,6 +118,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: tiles (measured by ``benchmarks/train_step.py``: plain 3x3 convolutions gain; the grouped
 #: and depthwise convolutions of ResNeXt and EfficientNet run slower in bf16 there).
 BF16_CPU_ENCODER_PREFIXES = ("vgg",)
+#: encoder families that stay fp32 on CUDA: EfficientNet-B7 measured 0.76-0.84x as fast in bf16 +
+#: channels_last as in fp32 on an H200 (benchmarks/train_step.py --device cuda)
+FP32_CUDA_ENCODER_PREFIXES = ("efficientnet", "timm-efficientnet")
 
 
 @lru_cache(maxsize=1)
@@ -134,8 +137,9 @@ def resolve_precision(precision: str, device: torch.device, encoder: str | None)
     """The precision a forward pass runs in: ``"bf16"`` (autocast) or ``"fp32"``.
 
     Args:
-        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``: bf16 on CUDA; on a CPU, bf16 where it
-            has AMX-BF16 and the encoder is one of :data:`BF16_CPU_ENCODER_PREFIXES`, else fp32.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``: bf16 on CUDA except the encoders of
+            :data:`FP32_CUDA_ENCODER_PREFIXES`; on a CPU, bf16 where it has AMX-BF16 and the
+            encoder is one of :data:`BF16_CPU_ENCODER_PREFIXES`, else fp32.
         device: where the model runs.
         encoder: the model's encoder name (None: unknown, fp32 on a CPU under ``auto``).
 
@@ -147,7 +151,7 @@ def resolve_precision(precision: str, device: torch.device, encoder: str | None)
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16"
+        return "fp32" if encoder is not None and encoder.startswith(FP32_CUDA_ENCODER_PREFIXES) else "bf16"
     if device.type == "cpu" and encoder is not None and encoder.startswith(BF16_CPU_ENCODER_PREFIXES):
         return "bf16" if cpu_has_amx_bf16() else "fp32"
     return "fp32"

@@ -387,7 +387,9 @@ def build_model(
             f"({_hf_cache_hint()}) and could not be downloaded ({type(exc).__name__}). "
             "Online, segmentation-models-pytorch downloads them automatically on first use "
             "(unset HF_HUB_OFFLINE). Offline, download the torchvision/lukemelas file elsewhere "
-            "and pass it: --encoder-weights /path/vgg19-dcbb9e9d.pth (resnext101_32x8d: "
+            "and pass it: `xlm train --encoder-weights /path/vgg19-dcbb9e9d.pth`, `xlm study run "
+            f"--encoder-weights {encoder}=/path/FILE` or `encoder_weights: {{{encoder}: /path/FILE}}` in "
+            "a study profile (vgg19: vgg19-dcbb9e9d.pth; resnext101_32x8d: "
             "resnext101_32x8d-8ba56ff5.pth; efficientnet-b7: efficientnet-b7-dcc49843.pth)."
         ) from None
     except KeyError as exc:  # smp: no such weights for this encoder

@@ -284,7 +284,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--gt", metavar="GT.csv",
                         help="ground truth (image_id,landmark,x,y) drawn beside the predictions")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="where to run the model (default: auto, CUDA when present)")
     parser.set_defaults(func=predict_command)
 
 

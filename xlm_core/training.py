@@ -131,11 +131,13 @@ class RunSamples:
         }
 
 
-def run_samples(cfg: RunConfig) -> RunSamples:
-    """Load the dataset of ``cfg`` and split it for this run (see the module docstring)."""
+def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
+    """Load the dataset of ``cfg`` (or take ``lset``, already loaded with ``cfg``'s dataset,
+    root and options) and split it for this run (see the module docstring)."""
     from xlm_core.datasets import carve_validation, kfold_split, load_dataset
 
-    lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
+    if lset is None:
+        lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
     train_ids = list(lset.train_ids)
     if cfg.train_limit is not None:
         train_ids = train_ids[: int(cfg.train_limit)]
@@ -371,6 +373,55 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar
     if count == 0:
         raise XLMError("the training loader produced no batch (fewer images than the batch size?)")
     return total / count
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: torch.nn.Module, samples: list[Sample], size_hw: tuple[int, int],
+                        cache, device: torch.device, batch_size: int = 8) -> int:
+    """Re-estimate every BatchNorm layer's running mean and variance for the model's current
+    weights ("precise BN"): reset them, then average the batch statistics of one pass over
+    ``samples`` (no augmentation, no gradient) with equal weight.
+
+    During training the running statistics are an exponential average over the last few
+    steps, taken while the weights moved; with small batches and a high learning rate they can
+    lag the weights so far that eval-mode predictions are worse than the mean shape while the
+    training loss is low. Evaluation uses the statistics this function sets.
+
+    Args:
+        model: the network (left in the train/eval mode it was in).
+        samples: the images to average over (the run's fitted images).
+        size_hw: the training grid (H, W).
+        cache: the preprocessing cache.
+        device: where the model runs.
+        batch_size: images per forward pass (a last batch of one image is dropped: BatchNorm
+            after global pooling needs two).
+
+    Returns:
+        The number of BatchNorm layers re-estimated (0: the model has none; nothing ran).
+    """
+    from xlm_core.evaluation import model_logits
+    from xlm_core.torchdata import HeatmapDataset, make_loader
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers or len(samples) < 2:
+        return 0
+    momenta = [m.momentum for m in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the pass
+    was_training = model.training
+    model.train()
+    dataset = HeatmapDataset(samples, size_hw, 1.0, cache, None)
+    size = min(batch_size, len(dataset))
+    loader = make_loader(dataset, size, shuffle=False, drop_last=len(dataset) % size == 1)
+    try:
+        for batch in loader:
+            model_logits(model, batch["image"], device)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        model.train(was_training)
+    return len(layers)
 
 
 @torch.no_grad()
@@ -634,6 +685,11 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
     t0 = time.perf_counter()
     rng = _rng_state(device)
     row = {}
+    if cfg.precise_bn:  # scored as the final evaluation scores: statistics for these weights
+        import copy
+
+        model = copy.deepcopy(model)
+        recompute_batchnorm(model, samples.fit, tuple(int(v) for v in cfg.train_size), cache, device)
     try:
         for name, split in (("val", val_samples), ("test", samples.test or samples.heldout)):
             pred = predict_split(model, split, test_size, cfg.loss, cfg.sigma, cache, device,
@@ -702,6 +758,12 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     ckpt = load_checkpoint(out / CHECKPOINT_NAME)
     model = model_from_checkpoint(ckpt, out / CHECKPOINT_NAME).to(device)
     set_precision(model, cfg.precision)
+    if cfg.precise_bn and not ckpt.get("precise_bn"):
+        # statistics for the chosen weights, kept in the checkpoint: what is scored is what
+        # `xlm predict` and a transfer stage load (recomputed from scratch: the same each time)
+        if recompute_batchnorm(model, samples.fit, tuple(int(v) for v in cfg.train_size), cache, device):
+            save_torch(out / CHECKPOINT_NAME, {**ckpt, "model": _cpu_state(model), "precise_bn": True})
+        model.eval()
     mean_shape = _train_mean_shape(samples)
     parts, scores = [], {}
     for split, split_samples in (("test", samples.test), ("heldout", samples.heldout)):

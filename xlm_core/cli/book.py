@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     )
     build.add_argument("--study", default="demo",
                        help="study profile name (results/<study>) or a results folder (default: demo)")
-    build.add_argument("--results-root", default=str(book.REPO / "results"),
-                       help="folder holding results/<study> (default: %(default)s)")
+    build.add_argument("--results", "--results-root", dest="results_root", default="results", metavar="DIR",
+                       help="folder holding <study>/, as for xlm study run (default: results, under "
+                            "the current folder)")
     build.add_argument("--verbose", action="store_true", help="show jupyter-book's output")
     build.set_defaults(func=_build)

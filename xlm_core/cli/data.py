@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         help="write a phantom dataset in a real dataset's on-disk layout",
         description="Draw phantom x-rays with landmarks, in the layout the real loader reads.",
     )
-    synth.add_argument("anatomy", choices=["head", "hand", "chest"])
+    synth.add_argument("anatomy", choices=["head", "hand", "chest"], help="which dataset's layout and anatomy")
     synth.add_argument("out", help="output folder (new, empty, or an earlier phantom set)")
     synth.add_argument("--n", type=int, default=20, help="number of images (default 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                      help="local: in this process (default); dask: a dask.distributed cluster")
     run.add_argument("--scheduler", metavar="ADDR",
                      help="address of a running Dask scheduler (e.g. tcp://host:8786); default: a LocalCluster")
+    run.add_argument("--worker-timeout", type=float, default=120.0, metavar="SECONDS",
+                     help="with --scheduler: how long to wait for a first Dask worker before giving "
+                          "up (default: 120)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="parallel runs (local: threads; dask LocalCluster without GPUs: CPU workers); "
                           "default: the profile's execution.workers (auto: one per core and 3 GB)")
@@ -37,7 +40,18 @@ def register(subparsers) -> None:
     run.add_argument("--notebooks", metavar="DIR", help="notebook sources (default: the checkout's notebooks/)")
     run.add_argument("--no-aggregate", action="store_true", help="do not execute the aggregation notebooks")
     run.add_argument("--dry-run", action="store_true",
-                     help="write data and study.json, list the runs and their states, train nothing")
+                     help="write data and study.json, check the plan against this machine (the "
+                          "preflight: data, weights, GPU, disk) with its projected cost, list the runs "
+                          "and their states, train nothing; exit status 2 when the preflight finds a problem")
+    run.add_argument("--encoder-weights", action="append", default=[], metavar="ENCODER=PATH",
+                     type=_encoder_weights,
+                     help="weights of one encoder, over the profile's encoder_weights (repeatable; "
+                          "PATH: a torchvision/lukemelas file, or imagenet, or none), e.g. "
+                          "--encoder-weights vgg19=/weights/vgg19-dcbb9e9d.pth")
+    run.add_argument("--no-preflight", action="store_true",
+                     help="start the runs without checking data, weights, GPU and disk first")
+    run.add_argument("--allow-cpu", action="store_true",
+                     help="run a GPU-sized study (projected over 3 hours here) on a machine without CUDA")
     run.set_defaults(func=_run)
 
     status = sub.add_parser("status", help="list every run of a study and its state")
@@ -51,6 +65,13 @@ def register(subparsers) -> None:
     prune.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
     prune.add_argument("--yes", action="store_true", help="delete them (a folder whose run is held is kept)")
     prune.set_defaults(func=_prune)
+
+
+def _encoder_weights(text: str) -> tuple[str, str]:
+    encoder, sep, value = text.partition("=")
+    if not sep or not encoder or not value:
+        raise argparse.ArgumentTypeError(f"expected ENCODER=PATH (or ENCODER=imagenet), got {text!r}")
+    return encoder.strip(), value.strip()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -67,6 +88,10 @@ def _run(args: argparse.Namespace) -> int:
         aggregate=not args.no_aggregate,
         dry_run=args.dry_run,
         keep_checkpoints=args.keep_checkpoints,
+        worker_timeout_s=args.worker_timeout,
+        allow_cpu=args.allow_cpu,
+        encoder_weights=dict(args.encoder_weights),
+        check=not args.no_preflight,
     )
     return result.exit_code
 

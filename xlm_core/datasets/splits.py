@@ -116,14 +116,15 @@ def carve_validation(
 ) -> tuple[list[str], list[str]]:
     """``(fit_ids, val_ids)``: a random ``fraction`` of ``ids`` for early stopping.
 
-    The validation part is non-empty whenever there are at least two ids, and never takes
-    every id. Both lists are returned in natural id order.
+    The validation part is non-empty whenever there are at least two ids and ``fraction`` > 0,
+    and never takes every id; ``fraction`` 0 holds nothing out (training then monitors its own
+    images). Both lists are returned in natural id order.
     """
     if not 0.0 <= fraction < 1.0:
         raise XLMError(f"validation fraction must lie in [0, 1), got {fraction}")
     shuffled = _permuted(ids, seed)
     n = len(shuffled)
-    if n < 2:
+    if n < 2 or fraction == 0.0:
         return sorted_ids(shuffled), []
     n_val = min(max(round(fraction * n), 1), n - 1)
     return sorted_ids(shuffled[n_val:]), sorted_ids(shuffled[:n_val])

@@ -19,9 +19,11 @@ failure; tests inject a fake one.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from xlm_core import XLMError
 from xlm_core.io import atomic_write_json
 from xlm_core.study.notebooks import NotebookFailed, execute_notebook
 from xlm_core.study.plan import Plan, PlannedRun
@@ -37,6 +40,10 @@ LOCK_NAME = ".lock"
 STATUS_NAME = "status.json"
 NOTEBOOK_NAME = "run.ipynb"
 METRICS_REQUIRED = ("config", "mre", "test")
+#: seconds ``xlm study run --executor dask --scheduler ADDR`` waits for a first worker
+DEFAULT_WORKER_TIMEOUT_S = 120.0
+#: seconds to reach a scheduler's address before the study writes anything
+CONNECT_TIMEOUT_S = 5.0
 
 
 # --------------------------------------------------------------------------- run state
@@ -292,6 +299,37 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def abort(self) -> None:
+        """Ctrl-C: stop the running notebooks' kernels (each runs in its own session, out of
+        reach of the terminal's interrupt), drop the queued runs, do not wait."""
+        stop_child_processes()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.clear()
+
+
+def stop_child_processes(sig: int = signal.SIGTERM) -> list[int]:
+    """Send ``sig`` to every child process of this one, with its process group when it leads one
+    of its own (a notebook kernel and its data-loader workers). Linux (``/proc``); elsewhere a
+    no-op. Returns the pids signalled."""
+    pids: set[int] = set()
+    for children in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids.update(int(p) for p in children.read_text().split())
+        except OSError:
+            continue
+    own_group = os.getpgrp()
+    for pid in sorted(pids):
+        try:
+            group = os.getpgid(pid)
+            if group == pid and group != own_group:
+                os.killpg(group, sig)
+            else:
+                os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return sorted(pids)
+
 
 class DaskExecutor:
     """Runs tasks on a dask.distributed cluster: an existing one (``scheduler`` address) or a
@@ -302,16 +340,20 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, runner: Runner, scheduler: str | None = None, workers: int | None = None,
-                 gpus: int | None = None):
+                 gpus: int | None = None, worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+                 log: Callable[[str], None] = print):
         from distributed import Client, LocalCluster
 
         self.runner = runner
         self._cluster = None
         self.gpu_count = 0
         if scheduler:
-            self.client = Client(scheduler)
-            info = self.client.scheduler_info()
-            self.parallelism = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+            check_scheduler_reachable(scheduler)
+            try:
+                self.client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+            except OSError as exc:
+                raise XLMError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+            self.parallelism = self._wait_for_workers(scheduler, worker_timeout_s, log)
         else:
             gpus = cuda_device_count() if gpus is None else gpus
             if gpus > 0:
@@ -324,6 +366,23 @@ class DaskExecutor:
             self.client = Client(self._cluster)
             self.parallelism = n
         self._futures: dict = {}
+
+    def _wait_for_workers(self, scheduler: str, timeout_s: float, log: Callable[[str], None]) -> int:
+        """The scheduler's real thread count; with no worker yet, wait up to ``timeout_s``
+        (saying so), then XLMError naming the scheduler."""
+        threads = _scheduler_threads(self.client)
+        if threads == 0:
+            log(f"dask scheduler at {scheduler} has no worker yet; waiting up to {timeout_s:g} s "
+                "for one (--worker-timeout)")
+            deadline = time.monotonic() + timeout_s
+            while threads == 0 and time.monotonic() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                threads = _scheduler_threads(self.client)
+        if threads == 0:
+            self.client.close()
+            raise XLMError(f"no Dask worker joined the scheduler at {scheduler} within {timeout_s:g} s: "
+                           f"start workers (`dask worker {scheduler}`) or raise --worker-timeout")
+        return threads
 
     @property
     def address(self) -> str:
@@ -350,6 +409,12 @@ class DaskExecutor:
         if self._cluster is not None:
             self._cluster.close()
 
+    def abort(self) -> None:
+        """Ctrl-C: cancel the submitted runs (a local cluster's workers stop with it)."""
+        with contextlib.suppress(Exception):  # the client may already be gone
+            self.client.cancel(list(self._futures))
+        self._futures.clear()
+
 
 def _result(future, task: RunTask) -> RunOutcome:
     """A finished future's outcome; an infrastructure failure (worker died) counts as failed."""
@@ -365,6 +430,28 @@ def _result(future, task: RunTask) -> RunOutcome:
                               {"state": "failed", "finished": _now(), "notebook": notebook,
                                "error": error})
         return RunOutcome(task.run_id, "failed", error=error, notebook=notebook)
+
+
+def _scheduler_threads(client) -> int:
+    """Threads of the workers connected to ``client``'s scheduler now (0 with none)."""
+    workers = client.scheduler_info().get("workers", {})
+    return int(sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+
+def check_scheduler_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """XLMError in one line when nothing accepts TCP connections at a Dask scheduler ``address``
+    (``tcp://HOST:PORT``, ``HOST:PORT``) within ``timeout_s``; called before any data is written."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or parts.port is None:
+        raise XLMError(f"Dask scheduler address {address!r}: expected tcp://HOST:PORT")
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise XLMError(f"no Dask scheduler at {address} ({exc.strerror or exc}); start one with "
+                       f"`dask scheduler` or check --scheduler") from None
 
 
 def cuda_device_count() -> int:
@@ -620,6 +707,9 @@ def execute_plan(
                         report.skipped.append({"run_id": dep, "label": runs[dep].label,
                                                "because": f"depends on failed run {rid}"})
                         progress.line(f"skip   {dep} {runs[dep].label}: depends on failed run {rid}")
+    except KeyboardInterrupt:
+        executor.abort()  # then the CLI prints one line with the resume hint
+        raise
     finally:
         executor.close()
     report.seconds = time.perf_counter() - start

@@ -330,10 +330,59 @@ def run_settings_for(profile: Profile, dataset: str, section: str, finetune: boo
     return merged
 
 
+def encoder_weights_for(weights: str | dict, encoder: str, base_dir: Path) -> str:
+    """The ``encoder_weights`` a run of ``encoder`` starts from: ``imagenet``, ``none`` or an
+    absolute file path (a relative one is taken from ``base_dir``, the profile's folder).
+
+    Args:
+        weights: the profile's setting: one value for every encoder, or ``{encoder: value}``.
+        encoder: the run's encoder.
+        base_dir: where relative paths start.
+
+    Returns:
+        The value for this run's RunConfig.
+    """
+    if isinstance(weights, dict):
+        if encoder not in weights:
+            raise XLMError(f"encoder_weights names no weights for encoder {encoder!r} (it has "
+                           f"{', '.join(sorted(weights))}): add `{encoder}: imagenet|none|PATH` to the "
+                           f"profile, or pass xlm study run --encoder-weights {encoder}=PATH")
+        weights = weights[encoder]
+    text = str(weights)
+    if text.lower() in ("imagenet", "none"):
+        return text.lower()
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+
+def with_encoder_weights(profile: Profile, overrides: dict[str, str]) -> Profile:
+    """``profile`` with ``overrides`` (``{encoder: imagenet|none|PATH}``, e.g. from ``xlm study run
+    --encoder-weights vgg19=PATH``) winning over every ``encoder_weights`` it sets."""
+    import copy
+
+    if not overrides:
+        return profile
+    settings = copy.deepcopy(profile.settings)
+    layers = [settings["run"], *settings["datasets"].values()]
+    layers += [settings[k]["run"] for k in ("backbones", "transfer", "ablation") if settings.get(k)]
+    for layer in layers:
+        if "encoder_weights" in layer or layer is settings["run"]:
+            given = layer.get("encoder_weights", "none")
+            if isinstance(given, str):  # one value for every encoder: keep it for the others
+                given = {"*": given}
+            layer["encoder_weights"] = {**given, **{k: str(v) for k, v in overrides.items()}}
+    return Profile(profile.name, profile.path, settings)
+
+
 def _config(
     profile: Profile, dataset: str, section: str, root: Path, out: Path, finetune: bool = False, **fields
 ) -> RunConfig:
     settings = run_settings_for(profile, dataset, section, finetune)
+    if "encoder" in fields and "encoder_weights" in settings:
+        weights = settings["encoder_weights"]
+        if isinstance(weights, dict) and "*" in weights and fields["encoder"] not in weights:
+            weights = weights["*"]
+        settings["encoder_weights"] = encoder_weights_for(weights, fields["encoder"], profile.base_dir)
     settings.update(fields)
     descriptor = custom_descriptor(profile, dataset)
     if descriptor is not None:  # the run reads the dataset.yaml itself; its root is the YAML's
@@ -343,11 +392,35 @@ def _config(
 
 def _run_id(cfg: RunConfig, name: str, fingerprint: str, init_id: str | None) -> str:
     # the data enter through their name in the profile and their fingerprint, not through
-    # where they are: moving the data (or a custom dataset.yaml with its folder) reruns nothing
+    # where they are: moving the data (or a custom dataset.yaml with its folder) reruns nothing;
+    # a weights file enters through its content, not its path
     view = RunConfig.from_dict({**_config_json(cfg), "dataset": name, "root": f"dataset:{name}"})
     if init_id is not None:
         view.init = f"runs/{init_id}/checkpoint.pt"
+    if view.encoder_weights not in ("imagenet", "none"):
+        view.encoder_weights = f"file-sha256:{weights_digest(view.encoder_weights)}"
     return view.run_hash(fingerprint)
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 of a weights file (kept per path, size and modification time in this process)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise XLMError(f"encoder weights file {path}: {exc.strerror or exc} (xlm study run "
+                       "--encoder-weights ENCODER=PATH, or encoder_weights in the profile)") from None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def _config_json(cfg: RunConfig) -> dict:

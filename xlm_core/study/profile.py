@@ -74,7 +74,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # run setting -> (checker, description). Every key is a RunConfig field.
 _RUN_SETTINGS: dict[str, tuple[str, str]] = {
-    "encoder_weights": ("str", "'imagenet', 'none' or a path to a weights file"),
+    "encoder_weights": ("weights", ("'imagenet', 'none', a path to a weights file, or one of these "
+                                    "per encoder: {vgg19: PATH, resnext101_32x8d: imagenet, ...}")),
     "epochs": ("int>=1", "an integer >= 1"),
     "patience": ("int>=0", "an integer >= 0"),
     "train_size": ("size", "[H, W], two positive integers"),
@@ -84,13 +85,14 @@ _RUN_SETTINGS: dict[str, tuple[str, str]] = {
     "lr_schedule": ("schedule", f"one of {', '.join(LR_SCHEDULES)}"),
     "loss": ("loss", f"one of {', '.join(LOSSES)}"),
     "sigma": ("float>0", "a positive number (Gaussian sigma in heatmap-grid pixels)"),
-    "val_fraction": ("fraction", "a number in (0, 1)"),
+    "val_fraction": ("fraction", "a number in [0, 1) (0: no validation images)"),
     "train_limit": ("int>=1_or_null", "an integer >= 1 or null"),
     "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
     "precision": ("precision", "one of auto, fp32, bf16 (auto: bf16 on CUDA, and on CPUs with AMX for VGG encoders)"),
     "num_workers": ("int>=0", "an integer >= 0"),
     "checkpoint_every_s": ("float>=0", "a number of seconds >= 0 (0: every epoch)"),
     "trace_mre": ("bool", "true or false"),
+    "precise_bn": ("bool", "true or false (re-estimate BatchNorm statistics before scoring)"),
 }
 RUN_SETTING_KEYS = tuple(_RUN_SETTINGS)
 
@@ -263,6 +265,13 @@ class _Checker:
             if not isinstance(value, str) or not value:
                 raise bad
             return value
+        if check == "weights":
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict) and value and all(
+                    isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+                return dict(value)
+            raise bad
         if check.startswith("int"):
             if value is None and check.endswith("_or_null"):
                 return None
@@ -275,7 +284,7 @@ class _Checker:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
             value = float(value)
-            if value < 0 or (value == 0 and check != "float>=0") or (check == "fraction" and value >= 1):
+            if value < 0 or (value == 0 and check not in ("float>=0", "fraction")) or (check == "fraction" and value >= 1):
                 raise bad
             return value
         if check in ("size", "size_or_null"):

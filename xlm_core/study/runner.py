@@ -17,19 +17,23 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_json, exclusive_lock
 from xlm_core.study.execute import (
+    DEFAULT_WORKER_TIMEOUT_S,
     DaskExecutor,
     ExecutionReport,
     LocalExecutor,
     PapermillRunner,
     Runner,
     auto_workers,
+    check_scheduler_reachable,
+    checkpoints_to_keep,
     execute_plan,
     format_seconds,
     run_done,
     run_state,
 )
 from xlm_core.study.notebooks import NotebookFailed, execute_notebook
-from xlm_core.study.plan import Plan, expand, fingerprints, prepare_data
+from xlm_core.study.plan import Plan, expand, fingerprints, prepare_data, with_encoder_weights
+from xlm_core.study.preflight import PreflightReport, preflight
 from xlm_core.study.profile import Profile, load_profile, repo_root, resolve_profile_path
 
 RUN_NOTEBOOK = "train_evaluate"
@@ -48,9 +52,13 @@ class StudyResult:
     plan: Plan
     report: ExecutionReport | None
     aggregation: list[dict] = field(default_factory=list)  # {"name", "state", "notebook", "error"}
+    preflight: PreflightReport | None = None
 
     @property
     def exit_code(self) -> int:
+        """0 all done; 1 a run or notebook failed; 2 the preflight refused (nothing started)."""
+        if self.preflight is not None and not self.preflight.ok:
+            return 2
         failed_runs = self.report is not None and not self.report.ok
         failed_nb = any(a["state"] == "failed" for a in self.aggregation)
         return 1 if failed_runs or failed_nb else 0
@@ -131,16 +139,28 @@ def run_study(
     log: Callable[[str], None] = print,
     poll_s: float = 2.0,
     keep_checkpoints: bool = False,
+    worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+    allow_cpu: bool = False,
+    encoder_weights: dict[str, str] | None = None,
+    check: bool = True,
 ) -> StudyResult:
     """Run a study (see the module docstring). ``runner``: replaces the papermill run notebook.
     ``keep_checkpoints``: keep every finished run's checkpoint whatever the profile's
-    ``execution.keep_checkpoints`` says."""
+    ``execution.keep_checkpoints`` says. ``worker_timeout_s``: how long an existing Dask
+    scheduler (``scheduler``) may have no worker before the study gives up. Before anything
+    trains, :func:`xlm_core.study.preflight.preflight` checks the plan against this machine
+    (``allow_cpu``: GPU-sized work on a CPU anyway) and refuses (exit status 2) on a problem.
+    ``encoder_weights``: ``{encoder: imagenet|none|PATH}`` over the profile's
+    (:func:`xlm_core.study.plan.with_encoder_weights`). ``check`` False skips the preflight
+    (``--no-preflight``: the runs then meet each problem on their own)."""
     if executor not in ("local", "dask"):
         raise XLMError(f"unknown executor {executor!r}; allowed: local, dask")
     if scheduler and executor != "dask":
         raise XLMError("--scheduler needs --executor dask")
     if workers is not None and workers < 1:
         raise XLMError(f"--workers must be >= 1, got {workers}")
+    if scheduler and not dry_run:  # a wrong address: one line, before any data is written
+        check_scheduler_reachable(scheduler)
     nb_dir = notebooks_dir(notebooks)
     if runner is None and not dry_run:
         source = _notebook_source(nb_dir, RUN_NOTEBOOK)
@@ -148,17 +168,14 @@ def run_study(
             raise XLMError(f"the run notebook {nb_dir / RUN_NOTEBOOK}.py is missing")
         runner = PapermillRunner(str(source))
 
+    if encoder_weights:
+        spec = with_encoder_weights(spec if isinstance(spec, Profile) else load_profile(spec), encoder_weights)
     profile, plan, _ = plan_study(spec, results, data_root, phantom_writer, log)
     counts = {k: sum(r.kind == k for r in plan.runs) for k in ("backbone", "transfer", "ablation")}
     log(f"study {profile.name}: {len(plan.runs)} runs ("
         + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k != "ablation")
         + f"), results in {plan.results_dir}")
     log(f"  {profile.note}")
-    if dry_run:
-        for run in plan.runs:
-            state, _ = run_state(plan.run_dir(run.run_id))
-            log(f"  {run.run_id}  {state:<8} {run.label}")
-        return StudyResult(profile, plan, None)
 
     execution = profile.settings.get("execution") or {}
     if workers is None and scheduler is None:
@@ -166,10 +183,24 @@ def run_study(
         if workers == "auto":
             workers = auto_workers(execution.get("threads"))
     keep = "all" if keep_checkpoints else execution.get("keep_checkpoints", "all")
+    checked = None
+    if check and (dry_run or not all(run_done(plan.run_dir(r.run_id)) for r in plan.runs)):
+        checked = preflight(plan, profile.settings, workers=int(workers or 1), allow_cpu=allow_cpu,
+                            keep=checkpoints_to_keep(plan, keep))
+        for line in checked.lines():
+            log(line)
+    if dry_run:
+        for run in plan.runs:
+            state, _ = run_state(plan.run_dir(run.run_id))
+            log(f"  {run.run_id}  {state:<8} {run.label}")
+        return StudyResult(profile, plan, None, preflight=checked)
+    if checked is not None and not checked.ok:
+        return StudyResult(profile, plan, None, preflight=checked)
 
     def make_executor():
         if executor == "dask":
-            ex = DaskExecutor(runner, scheduler=scheduler, workers=workers)
+            ex = DaskExecutor(runner, scheduler=scheduler, workers=workers,
+                              worker_timeout_s=worker_timeout_s, log=log)
             log(f"dask cluster at {ex.address}: {ex.parallelism} worker(s)"
                 + (f", one per GPU ({ex.gpu_count})" if ex.gpu_count else ""))
             return ex
