@@ -57,7 +57,7 @@ def test_chain_curves_read_every_chain_and_name_the_start(tmp_path: Path) -> Non
     with_weights = plots.chain_error_curves(_study(tmp_path / "b", "imagenet"))
     assert with_weights["chest"]["alone"] == "imagenet"
     assert "imagenet>head>hand" in with_weights["chest"]["curves"]
-    assert plots.start_label("/w/vgg19-dcbb9e9d.pth") == "vgg19-dcbb9e9d.pth"
+    assert report.start_label("/w/vgg19-dcbb9e9d.pth") == "vgg19-dcbb9e9d.pth"
 
 
 def test_cpe_figures(tmp_path: Path) -> None:

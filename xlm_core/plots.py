@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xlm_core.report import MEAN_SHAPE, PUBLISHED_LABEL
+from xlm_core.report import MEAN_SHAPE, PUBLISHED_LABEL, start_label
 
 GT_STYLE = {"marker": "o", "s": 18, "facecolors": "none", "edgecolors": "lime", "linewidths": 1.2}
 PRED_STYLE = {"marker": "x", "s": 18, "c": "red", "linewidths": 1.2}
@@ -348,25 +348,8 @@ def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figu
 # --------------------------------------------------------------------------- cumulative point-error curves
 
 
-def start_label(encoder_weights: str | None) -> str:
-    """What a chain's first stage started from, as its run configuration records it.
-
-    Args:
-        encoder_weights: the first stage's ``encoder_weights`` (``imagenet``, ``none`` or a path).
-
-    Returns:
-        ``imagenet``, ``scratch`` (``none``: random initialisation) or the weights file's name.
-    """
-    value = str(encoder_weights or "none")
-    if value.lower() == "imagenet":
-        return "imagenet"
-    if value.lower() == "none":
-        return "scratch"
-    return value.replace("\\", "/").rsplit("/", 1)[-1]
-
-
 def chain_start(runs: list[dict], run: dict) -> str:
-    """:func:`start_label` of the first stage of ``run``'s chain: ``depends_on`` is followed
+    """:func:`xlm_core.report.start_label` of the first stage of ``run``'s chain: ``depends_on`` is followed
     back to the run that began the chain, whose ``config.encoder_weights`` says what ran.
 
     Args:

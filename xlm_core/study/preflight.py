@@ -100,7 +100,7 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
         The report; ``ok`` when nothing stands in the way.
     """
     from xlm_core.study.execute import run_done
-    from xlm_core.training import resolve_device
+    from xlm_core.training import fit_steps_per_epoch, resolve_device
 
     todo = [r for r in plan.runs if not run_done(plan.run_dir(r.run_id))]
     report = PreflightReport(runs=len(todo), planned=len(plan.runs))
@@ -122,7 +122,7 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
             continue
         n_fit, n_landmarks = samples[run.run_id]
         cfg = run.config
-        steps = int(cfg["epochs"]) * _steps_per_epoch(n_fit, int(cfg["batch_size"]))
+        steps = int(cfg["epochs"]) * fit_steps_per_epoch(n_fit, int(cfg["batch_size"]))
         report.steps += steps
         flops, n_params = _flops_and_params(run.arch, run.encoder, n_landmarks,
                                             tuple(int(v) for v in cfg["train_size"]))
@@ -145,12 +145,6 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
             "--allow-cpu to run it here anyway")
     _check_disk(plan.results_dir, report)
     return report
-
-
-def _steps_per_epoch(n_fit: int, batch_size: int) -> int:
-    from xlm_core.training import fit_steps_per_epoch
-
-    return fit_steps_per_epoch(n_fit, batch_size)
 
 
 def _check_datasets(runs: list[PlannedRun], report: PreflightReport) -> dict[str, tuple[int, int]]:
