@@ -65,6 +65,10 @@ def execute_notebook(
                 # the kernel's start-up warnings (e.g. "running over TCP without encryption")
                 # would interleave with the progress lines
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # a graceful shutdown after Ctrl-C asks a kernel that is still inside a cell to
+                # close its sockets, and it prints a ZMQ traceback on our terminal; the notebook
+                # is written by then, so the kernel is simply stopped
+                shutdown_kernel="immediate",
             )
         except papermill.PapermillExecutionError as exc:
             _keep(partial, output)
