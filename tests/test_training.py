@@ -184,9 +184,27 @@ def test_resume_state_interval_skips_writes_and_a_resume_replays_to_the_same_num
 
     stale = [False]
     monkeypatch.setattr(training, "_save_state", counting_save)
+    checkpoint_writes = []
+    real_save_torch = training.save_torch
+
+    def counting_save_torch(path, obj):
+        if Path(path).name == training.CHECKPOINT_NAME:
+            checkpoint_writes.append(obj["epoch"])
+        real_save_torch(path, obj)
+
+    monkeypatch.setattr(training, "save_torch", counting_save_torch)
     reference = train_and_evaluate(tiny_config(chest_phantoms, tmp_path / "ref", epochs=3,
                                                checkpoint_every_s=3600))
     assert saved_epochs == [3]  # only the final state: an hour had not passed
+    # the best weights are written with that state, once, and they are the best epoch's
+    history = (tmp_path / "ref" / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    val = [float(row.split(",")[header.index("val_loss")]) for row in history[1:]]
+    best_epoch = 1 + val.index(min(val))
+    assert checkpoint_writes == [best_epoch] and reference["best_epoch"] == best_epoch
+    ckpt = torch.load(tmp_path / "ref" / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == best_epoch
+    checkpoint_writes.clear()
 
     # killed after epoch 3's checkpoint and history, its last resume state from epoch 1
     saved_epochs.clear()

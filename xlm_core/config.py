@@ -58,7 +58,7 @@ class RunConfig:
     val_fraction: float = 0.1  # early-stopping set, carved out of the training part
     train_limit: int | None = None  # use only the first N training images (demo/tests)
     num_workers: int = 0
-    checkpoint_every_s: float = 0.0  # resume state (last.pt) at most this often; 0: every epoch
+    checkpoint_every_s: float = 0.0  # resume state (last.pt) and best weights written at most this often; 0: every epoch
     trace_mre: bool = False  # score val + test after every epoch (history.csv); recorded, never selects
     precise_bn: bool = False  # re-estimate BatchNorm statistics on the fitted images before scoring
     extra: dict = field(default_factory=dict)  # dataset options (annotator, wrist pair, ...)

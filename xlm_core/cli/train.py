@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--train-limit", dest="train_limit", type=_positive_int, help="use the first N training images")
     p.add_argument("--num-workers", dest="num_workers", type=int, help="data loader worker processes")
     p.add_argument("--checkpoint-every", dest="checkpoint_every_s", type=float,
-                   help="write the resume state at most every S seconds (default: every epoch)")
+                   help="write the resume state and the best weights at most every S seconds (default: every epoch)")
     p.add_argument("--precise-bn", dest="precise_bn", action="store_true", default=None,
                    help="re-estimate BatchNorm statistics on the fitted images for the chosen weights "
                         "before scoring (and in the MRE trace)")
