@@ -50,9 +50,9 @@ def test_ci_profile_passes_and_projects_its_cost(tmp_path):
     assert result.exit_code == 0 and result.preflight is not None and result.preflight.ok, text
     assert "preflight: ready" in text
     pf = result.preflight
-    assert pf.runs == pf.planned == len(result.plan.runs) == 5
+    assert pf.runs == pf.planned == len(result.plan.runs) == 6  # 2 backbone folds, 4 transfer stages
     # ci: 1 epoch each; the backbone folds fit 2-3 images (1 step), the transfer stages more
-    assert 5 <= pf.steps <= 5 * 4 and pf.hours > 0 and pf.disk_bytes > 0
+    assert 6 <= pf.steps <= 6 * 4 and pf.hours > 0 and pf.disk_bytes > 0
     assert pf.peak_disk_bytes > pf.disk_bytes
 
 

@@ -29,6 +29,7 @@ from xlm_core.study import (
     study_status,
 )
 from xlm_core.study.execute import metrics_complete, run_done, run_task
+from xlm_core.study.profile import INIT_TOKEN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,9 +101,10 @@ def grid(roots: dict[str, Path], **changes) -> dict:
 
 
 def small(roots: dict[str, Path], **changes) -> dict:
-    """One backbone pair x 2 folds, the five chains of one target: 2 + 9 runs."""
+    """One backbone pair x 2 folds, the paper's five chains of one target (no matched control):
+    2 + 9 runs."""
     raw = grid(roots, backbones={"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
-               transfer={"targets": ["head"], "chains": "all"})
+               transfer={"targets": ["head"], "chains": "all", "matched_control": False})
     raw.update(changes)
     return raw
 
@@ -129,19 +131,47 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
     assert len(backbones) == 8 * 2 * 2  # pairs x folds x seeds
     assert len({(r.arch, r.encoder) for r in backbones}) == 8
     assert all(r.dataset == "hand" and r.config["folds"] == 2 for r in backbones)
-    assert len(transfer) == 15 * 2
+    # the paper's 15 trainings a seed, and per target the matched control's stages T>T, T>T>T
+    assert len(transfer) == (15 + 6) * 2
     for seed in (0, 1):
         stages = [len(r.chain) for r in transfer if r.seed == seed]
-        assert (stages.count(1), stages.count(2), stages.count(3)) == (3, 6, 6)
+        assert (stages.count(1), stages.count(2), stages.count(3)) == (3, 6 + 3, 6 + 3)
+        controls = sorted(tuple(r.chain) + (r.dataset,) for r in transfer
+                          if r.seed == seed and set(r.chain[1:]) == {r.dataset})
+        assert controls == sorted((INIT_TOKEN, *[t] * k) for t in ("head", "hand", "chest") for k in (2, 3))
     # the shipped demo profile expands the same way, without the paper's 2 DeepLabV3 pairs
     demo = load_profile("demo")
     demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / "demo")
     kinds = [r.kind for r in demo_plan.runs]
     n_pairs, n_folds = 6, 2
     assert kinds.count("backbone") == n_pairs * n_folds * len(demo.settings["backbones"]["seeds"])
-    assert kinds.count("transfer") == 15 * len(demo.settings["seeds"])
+    assert kinds.count("transfer") == (15 + 6) * len(demo.settings["seeds"])
     # the ablation runs the paper's plateau schedule, the tables' runs a cosine one: no run shared
     assert kinds.count("ablation") == 6
+
+
+def test_matched_control_repeats_the_target_as_often_as_its_longest_chain(roots, tmp_path):
+    """transfer.matched_control (default true): [imagenet, T, T, T] beside chains of 3 stages,
+    sharing its first stage with the single-stage run; false: the listed chains only."""
+    chains = [[INIT_TOKEN, "head"], [INIT_TOKEN, "hand", "head"], [INIT_TOKEN, "chest"]]
+    raw = grid(roots, transfer={"targets": ["head", "chest"], "chains": chains})
+    assert profile_from_dict(raw).settings["transfer"]["chains"] == chains + [[INIT_TOKEN, "head", "head"]]
+    plan = plan_of(raw, tmp_path)
+    index = {tuple(r.chain) + (r.dataset,): r for r in plan.runs if r.kind == "transfer"}
+    control = index[(INIT_TOKEN, "head", "head")]
+    assert control.depends_on == [index[(INIT_TOKEN, "head")].run_id]  # the single-stage run, shared
+    assert sorted(index) == sorted([(INIT_TOKEN, "head"), (INIT_TOKEN, "hand"), (INIT_TOKEN, "hand", "head"),
+                                   (INIT_TOKEN, "chest"), (INIT_TOKEN, "head", "head")])  # no chest control
+    raw_off = grid(roots, transfer={"targets": ["head", "chest"], "chains": chains, "matched_control": False})
+    assert profile_from_dict(raw_off).settings["transfer"]["chains"] == chains
+    # listed by hand, a control may repeat its target; any other repeat is refused
+    listed = grid(roots, transfer={"targets": ["head"], "matched_control": False,
+                                   "chains": [[INIT_TOKEN, "head", "head", "head"]]})
+    assert profile_from_dict(listed).settings["transfer"]["chains"] == [[INIT_TOKEN, "head", "head", "head"]]
+    with pytest.raises(XLMError, match="twice"):
+        profile_from_dict(grid(roots, transfer={"targets": ["head"], "chains": [[INIT_TOKEN, "hand", "hand", "head"]]}))
+    with pytest.raises(XLMError, match="matched_control"):
+        profile_from_dict(grid(roots, transfer={"matched_control": "yes"}))
 
 
 def test_transfer_stages_start_from_the_previous_checkpoint(roots, tmp_path):
@@ -379,7 +409,8 @@ def test_synthetic_data_is_written_once(tmp_path):
         (out / "img.txt").write_text(f"{anatomy} {n} {seed}")
 
     raw = {"name": "s", "data": "synthetic", "synthetic": {"n": 4, "seed": 3}, "seeds": [0],
-           "backbones": None, "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]}}
+           "backbones": None, "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]],
+                                         "matched_control": False}}
     runner = FakeRunner(tmp_path / "calls.txt")
     for _ in range(2):
         result = run_study(profile_from_dict(raw), results=tmp_path / "r", runner=runner,
@@ -440,7 +471,8 @@ def write_fake_notebooks(folder: Path, fail_on: str = "never") -> Path:
 @pytest.mark.slow
 def test_papermill_runs_the_notebook_and_keeps_the_failed_one(roots, tmp_path):
     nbs = write_fake_notebooks(tmp_path / "nbs", fail_on="head")
-    raw = grid(roots, backbones=None, transfer={"targets": ["head"], "chains": [["imagenet", "hand", "head"]]})
+    raw = grid(roots, backbones=None, transfer={"targets": ["head"], "chains": [["imagenet", "hand", "head"]],
+                                                  "matched_control": False})
     result = run_study(profile_from_dict(raw), results=tmp_path / "r", notebooks=nbs, log=quiet)
     report = result.report
     hand, head = result.plan.runs

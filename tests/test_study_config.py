@@ -43,7 +43,8 @@ def test_paper_profile_has_the_papers_settings():
     assert {d: s["datasets"][d]["test_size"] for d in PAPER_TEST_SIZES} == PAPER_TEST_SIZES
     pairs = {tuple(x) for x in s["backbones"]["pairs"]}
     assert len(pairs) == 8 and ("deeplabv3", "vgg19") not in pairs
-    assert len(s["transfer"]["chains"]) == 15
+    chains = s["transfer"]["chains"]  # the paper's 15, then one matched control per target
+    assert len(chains) == 18 and chains[15:] == [["imagenet", t, t, t] for t in ("head", "hand", "chest")]
     assert (s["transfer"]["arch"], s["transfer"]["encoder"]) == ("unetplusplus", "vgg19")
 
 

@@ -29,6 +29,8 @@ A profile is the single source of truth for every setting of a study. Its schema
       encoder: vgg19
       targets: [head, hand, chest]
       chains: all                    # or [[imagenet, hand, head], ...], each ending with its target
+      matched_control: true          # per target, [imagenet, T, T, T]: as many stages (and about
+                                     # as many steps) as its longest chain, on its own data only
       seeds: null
       run: {}
       finetune: {}                   # run settings of the stages after the first (they start
@@ -115,7 +117,7 @@ _TOP_KEYS = {
 _SYNTH_KEYS = ("n", "seed")
 _DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
 _BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
-_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "seeds", "run", "finetune")
+_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "matched_control", "seeds", "run", "finetune")
 _ABLATION_KEYS = ("dataset", "arch", "encoder", "losses", "lrs", "seed", "run")
 _EXECUTION_KEYS = ("workers", "threads", "keep_checkpoints")
 KEEP_CHECKPOINTS = ("all", "needed")
@@ -517,11 +519,17 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
                 raise check.fail(key, f"a chain ends with its target dataset: {chain}")
             seen = [d for d in chain[1:]]
             twice = sorted({d for d in seen if seen.count(d) > 1})
-            if twice:
-                raise check.fail(key, f"names the dataset {twice[0]!r} twice: {chain}")
+            if twice and not is_control_chain(chain):
+                raise check.fail(key, f"names the dataset {twice[0]!r} twice (only a matched control "
+                                 f"repeats its target alone, e.g. [imagenet, head, head, head]): {chain}")
             if chain[-1] not in targets:
                 raise check.fail(key, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}")
             chains.append(chain)
+    matched = sec.get("matched_control", True)
+    if not isinstance(matched, bool):
+        raise check.fail("transfer.matched_control", f"expected true or false, got {matched!r}")
+    if matched:
+        chains = chains + [c for c in matched_controls(chains) if c not in chains]
     if len({tuple(c) for c in chains}) != len(chains):
         raise check.fail("transfer.chains", "a chain is listed twice")
     return {
@@ -529,6 +537,7 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         "encoder": enc,
         "targets": targets,
         "chains": chains,
+        "matched_control": matched,
         "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
         "run": check.run_settings(sec.get("run"), "transfer.run"),
         "finetune": _validate_finetune(check, sec.get("finetune"), tuple(check.datasets)),
@@ -609,6 +618,27 @@ def _validate_execution(check: _Checker, value: Any) -> dict:
         "threads": None if threads is None else check.integer(threads, "execution.threads", 1),
         "keep_checkpoints": keep,
     }
+
+
+def is_control_chain(chain: list[str] | tuple[str, ...]) -> bool:
+    """A matched control: ``[imagenet, T, T, ...]``, two or more stages all on the target."""
+    stages = list(chain[1:])
+    return len(stages) >= 2 and len(set(stages)) == 1
+
+
+def matched_controls(chains: list[list[str]]) -> list[list[str]]:
+    """For every target whose longest chain has k >= 2 stages, ``[imagenet] + [target] * k``.
+
+    The control trains on the target alone for as many stages as that chain, each stage with
+    the settings a chain's stage on the target gets (``transfer.finetune`` after the first), so
+    it spends about as many optimiser steps: it separates "other x-rays first" from "longer
+    training with warm restarts". Its first stage is the single-stage run itself (shared).
+    """
+    longest: dict[str, int] = {}
+    for chain in chains:
+        if not is_control_chain(chain):
+            longest[chain[-1]] = max(longest.get(chain[-1], 0), len(chain) - 1)
+    return [[INIT_TOKEN, *[t] * k] for t, k in longest.items() if k >= 2]
 
 
 def all_chains(target: str) -> list[list[str]]:
