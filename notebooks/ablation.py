@@ -56,7 +56,7 @@ display(Markdown(f"*{label}*\n\nSetup: {setup}."))
 # %% tags=["hide-input"]
 display(report.show_table(ablation.display_table(table), digits=3))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Validation loss per epoch for each loss and learning rate of the ablation, beside the mean-shape baseline"}}
 if len(table):
     plots.show(ablation.plot_ablation(curves, table, caption=f"Loss x learning rate; {label}"), dpi=72)
 
@@ -113,7 +113,7 @@ display(Markdown("\n".join(notes) if notes else f"Every run is at or under {abla
 # use a cosine schedule, as the demo's do, draws the curve from its traced plateau ablation
 # runs, and the caption says which runs these are.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Test error over the mean-shape error against training minutes, replayed from the traced ablation runs"}}
 from xlm_core import XLMError
 
 workers = (report.study_settings(results_dir).get("execution") or {}).get("workers") or 1

@@ -46,7 +46,7 @@ if not_run:
                      + ", ".join(f"{a}/{e}" for a, e in not_run)
                      + f" (`studies/{study}.yaml` says why)."))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Table 1 as a chart: test MRE of each architecture and encoder pair over the folds, with the mean-shape baseline"}}
 plots.show(plots.plot_backbones(table1, caption=f"Table 1: {caption}"))
 
 # %% [markdown]

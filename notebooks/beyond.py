@@ -61,7 +61,7 @@ for target, rows in paired.groupby("target", sort=False):
     display(report.show_table(report.display_table(rows, ["target", "chain"], sdr_std=False)))
 display(Markdown(report.verdicts_markdown(table2, info)))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Paired MRE difference of each transfer chain against the target trained alone, with 95 percent bootstrap intervals"}}
 if table2["delta_mre"].notna().any():
     plots.show(plots.plot_paired_deltas(table2, caption=f"Paired differences: {caption}"))
 else:
@@ -77,7 +77,7 @@ else:
 # human limit (the senior annotator against the mean of
 # both, real ISBI annotations).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each chain against the target trained alone, per target dataset"}}
 cpe_csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
 try:
     curves = plots.chain_error_curves(results_dir)
@@ -131,7 +131,7 @@ else:
 # 1-based 2,6 against Zhu's 1,5). `mre_change_pct` is the change against sub-pixel / clean /
 # Payer's pair: how much of a published difference the evaluation alone can produce.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The same predictions scored under each protocol and decoder: MRE per dataset side by side"}}
 protocols = report.study_protocol_table(results_dir, chain="imagenet")
 if protocols.empty:
     display(Markdown("*No run of this study has persisted grid predictions "
@@ -160,7 +160,7 @@ else:
 # per-landmark disagreement (one annotator against the mean of both) when available: a line
 # from a different data source, labelled as such.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Mean radial error per landmark for each dataset, one bar per landmark number"}}
 per_landmark = report.per_landmark_tables(results_dir, chain="imagenet")
 matrices = report.study_error_matrices(results_dir, chain="imagenet")
 if per_landmark.empty:
@@ -191,7 +191,7 @@ else:
 # truth (o), prediction (x), the worst landmark joined to its truth, and the predicted
 # heatmaps: the model is loaded from the run's checkpoint and run on these images only.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The worst test images of each dataset with predicted heatmaps, ground truth and predicted landmarks"}}
 runs = report.chain_runs(results_dir, chain="imagenet")
 for target, target_runs in runs.items():
     run = target_runs[0]

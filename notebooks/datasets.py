@@ -33,7 +33,7 @@ roots = report.data_roots(info)
 examples, counts = report.dataset_examples(roots, **report.data_options(info))
 display(Markdown(f"*{info.label()}*"))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Example images of the three datasets with their ground-truth landmarks numbered"}}
 plots.show(plots.plot_dataset_examples(examples, caption=f"Figure 1: {info.label()}"))
 
 # %% tags=["hide-input"]

@@ -47,5 +47,5 @@ stages = report.pipeline_arrays(
 display(Markdown(f"*{info.label()}; image `{stages['id']}` of `{cfg['dataset']}`, "
                  f"model: {stages['model']} (run `{run['run_id']}`)*"))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The pipeline drawn from the code's arrays: image, resized grid, target heatmaps, predicted heatmaps, decoded landmarks"}}
 plots.show(plots.plot_pipeline(stages, caption=f"Figure 2: {info.label()}"), dpi=72)

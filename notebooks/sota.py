@@ -46,7 +46,7 @@ for dataset in dict.fromkeys(table3["dataset"]):
     display(Markdown(f"**{dataset}**"))
     display(report.show_table(shown, notes=notes))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Published MRE of each method beside this study's single-stage runs, per dataset, same protocol and unit only"}}
 plots.show(plots.plot_sota(report.sota_comparable(table3),
                            caption=f"Table 3: grey = {report.PUBLISHED_LABEL}; colour = this study, "
                                    f"only where on the published protocol and unit "

@@ -99,14 +99,14 @@ display(report.run_scores_table(metrics).round(3))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Training and validation loss per epoch of this run, and its learning rate"}}
 history = pd.read_csv(Path(cfg.out) / "history.csv")
 plots.show(plots.plot_history(history, caption=f"run {run_id}: {label}"))
 
 # %% [markdown]
 # ## Predicted heatmaps and landmarks on a test image
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A test image with the predicted heatmaps, ground-truth and predicted landmarks of this run"}}
 example = report.run_example(cfg.out, index=0)
 plots.show(plots.plot_prediction(example["image"], example["heatmaps"], example["gt_grid"],
                                  example["pred_grid"],
@@ -115,7 +115,7 @@ plots.show(plots.plot_prediction(example["image"], example["heatmaps"], example[
 # %% [markdown]
 # ## Error per landmark (test split, clean protocol)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Test mean radial error of each landmark of this run"}}
 score = metrics["test"]["clean"]
 plots.show(plots.plot_per_landmark({"model": score["per_landmark_mre"]}, score["unit"],
                                    caption=f"mean-shape baseline MRE: {score['mean_shape_mre']:.3g} {score['unit']}; {label}"))

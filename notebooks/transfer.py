@@ -58,7 +58,7 @@ for target, rows in table2.groupby("target", sort=False):
 # %% tags=["hide-input"]
 display(Markdown(report.verdicts_markdown(table2, info)))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Table 2 as a chart: test MRE of each transfer chain per target, with the matched control and the mean-shape baseline"}}
 plots.show(plots.plot_transfer(table2, caption=f"Table 2: {caption}"))
 
 # %% [markdown]
@@ -74,7 +74,7 @@ plots.show(plots.plot_transfer(table2, caption=f"Table 2: {caption}"))
 # annotator against the mean of both annotators (real ISBI annotations; for a synthetic study a
 # different data source, named in the legend).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each transfer chain per target, with the human limit where known"}}
 csv_dir = report.study_settings(results_dir).get("human_limit_csv_dir") or None
 try:
     curves = plots.chain_error_curves(results_dir)
