@@ -100,8 +100,9 @@ def learning_curve(
     )
     from xlm_core.losses import get_loss
     from xlm_core.models import build_model
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset, make_loader
-    from xlm_core.training import run_samples, seed_everything
+    from xlm_core.training import seed_everything
 
     cfg = RunConfig(dataset=dataset, root=root, out="", arch=arch, encoder=encoder, loss=loss, lr=lr,
                     sigma=sigma, train_size=size_hw, seed=seed, extra=dict(extra or {}), val_fraction=0.15,

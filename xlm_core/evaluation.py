@@ -344,14 +344,10 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
     (with ``mean_shape_mre``). Raises XLMError for a missing/corrupt checkpoint or an unknown
     protocol.
     """
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint, resolve_device
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.training import (
-        load_checkpoint,
-        model_from_checkpoint,
-        resolve_device,
-        run_samples,
-    )
+    from xlm_core.samples import run_samples
 
     if protocol not in PROTOCOLS:
         raise XLMError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")

@@ -1542,7 +1542,7 @@ def pipeline_arrays(dataset: str, root: str | Path, size_hw: tuple[int, int] = (
     augmented = HeatmapDataset([sample], size_hw, sigma, cache, augmenter=default_augmenter(),
                                seed=seed)[0]
     if checkpoint is not None:
-        from xlm_core.training import load_checkpoint, model_from_checkpoint
+        from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
 
         model = model_from_checkpoint(load_checkpoint(Path(checkpoint)), Path(checkpoint))
         label = f"trained {model.xlm_spec['arch']}/{model.xlm_spec['encoder']}"
@@ -1576,10 +1576,11 @@ def run_example(run_path: str | Path, index: int = 0) -> dict:
     quiet_imports()
     import torch
 
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
 
     path = Path(run_path) / "checkpoint.pt"
     if not path.is_file():
@@ -1617,10 +1618,11 @@ def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") 
     quiet_imports()
     import torch
 
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
 
     path = Path(run_path) / "checkpoint.pt"
     if not path.is_file():
