@@ -44,14 +44,10 @@ def border_errors(run_dir: Path, root: str | None) -> dict | None:
         model_logits,
         score_split,
     )
-    from xlm_core.heatmaps import (
-        BORDER_RULES,
-        decode_argmax,
-        decode_softargmax_local,
-        softargmax_radius,
-    )
+    from xlm_core.heatmaps import BORDER_RULES, decode_argmax, decode_softargmax_local
     from xlm_core.losses import loss_activation
     from xlm_core.metrics import baseline_ratio, errors_clean
+    from xlm_core.registry import softargmax_radius
     from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset, make_loader
 

@@ -9,14 +9,8 @@ import torch
 
 from xlm_core import XLMError
 from xlm_core.heatmaps import gaussian_heatmaps
-from xlm_core.losses import (
-    LOSS_NAMES,
-    decode_for_loss,
-    decoder_is_current,
-    decoder_name,
-    get_loss,
-    loss_activation,
-)
+from xlm_core.losses import decode_for_loss, get_loss, loss_activation
+from xlm_core.registry import LOSS_NAMES, decoder_is_current, decoder_name
 
 GRID_HW = (24, 40)  # non-square: H != W
 # (B=2, L=3) landmarks (x, y) in grid px, sub-pixel, one near the border

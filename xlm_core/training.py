@@ -23,7 +23,7 @@
    held-out fold), ``predictions.csv``, and ``metrics.json`` last: its presence marks a
    finished run, which a new call returns at once. ``last.pt`` is then removed.
    A finished run scored with another decoder than its loss gets now
-   (:func:`xlm_core.losses.decoder_is_current`) is scored again from its checkpoint, without
+   (:func:`xlm_core.registry.decoder_is_current`) is scored again from its checkpoint, without
    training; metrics.json's ``trace_decoder`` keeps the decoder its history.csv was traced with.
 """
 
@@ -307,8 +307,8 @@ def finished_metrics(out: Path, cfg: RunConfig) -> dict | None:
 
     A finished run of *different* parameters in ``out`` is an XLMError (never overwritten).
     """
-    from xlm_core.losses import decoder_is_current
     from xlm_core.metrics import scores_are_current
+    from xlm_core.registry import decoder_is_current
 
     metrics = _complete_metrics(out, cfg)
     current = metrics is not None and decoder_is_current(metrics) and scores_are_current(metrics)
@@ -413,7 +413,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
     stale = _complete_metrics(out, cfg)
     if stale is not None and not (out / STATE_NAME).is_file() and (out / CHECKPOINT_NAME).is_file():
-        from xlm_core.losses import decoder_name, scored_decoder
+        from xlm_core.registry import decoder_name, scored_decoder
 
         log(f"{out}: finished run scored with decoder {scored_decoder(stale)}; scoring its "
             f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
@@ -608,7 +608,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         score_split,
         write_predictions,
     )
-    from xlm_core.losses import decoder_name
+    from xlm_core.registry import decoder_name
 
     out = Path(cfg.out)
     lset = samples.lset

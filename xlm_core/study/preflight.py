@@ -153,7 +153,7 @@ def _check_datasets(runs: list[PlannedRun], report: PreflightReport) -> dict[str
     score. Returns run id -> (fitted images, landmarks)."""
     from xlm_core.config import RunConfig
     from xlm_core.datasets import load_dataset
-    from xlm_core.models import ARCHITECTURES
+    from xlm_core.registry import ARCHITECTURES
     from xlm_core.samples import run_samples
 
     loaded: dict[tuple, object] = {}
