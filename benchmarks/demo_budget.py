@@ -33,7 +33,7 @@ median MRE / mean-shape ratio, and how many runs miss the floor::
 or ``--run PROFILE.yaml ...`` to run those profiles first (``xlm study run --no-aggregate``).
 
 ``trace``: the same trade-off measured from ONE finished study whose runs had ``trace_mre: true``
-(every epoch's test MRE in ``history.csv``); :func:`xlm_core.ablation.budget_curve` explains
+(every epoch's test MRE in ``history.csv``); :func:`xlm_core.report.ablation.budget_curve` explains
 why a prefix of a traced run is the run a smaller budget would have given::
 
     python benchmarks/demo_budget.py trace results/demo --fractions 0.2,0.4,0.6,0.8,1.0
@@ -345,7 +345,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from xlm_core.ablation import budget_curve
+    from xlm_core.report.ablation import budget_curve
 
     fractions = [float(v) for v in args.fractions.split(",")]
     rows = budget_curve(args.results, fractions, args.workers).to_dict("records")

@@ -141,11 +141,11 @@ __all__ = [
     "PRECISIONS",
     "ArchSpec",
     "canonical_arch",
-    "normalise_arch",
     "check_loss_name",
     "check_sigma",
     "decoder_is_current",
     "decoder_name",
+    "normalise_arch",
     "scored_decoder",
     "softargmax_radius",
 ]
