@@ -228,7 +228,7 @@ def datasets_display(counts: pd.DataFrame, sizes: dict[str, dict]) -> tuple[pd.D
 
     Args:
         counts: :func:`dataset_examples`'s table.
-        sizes: :func:`run_sizes`'s output.
+        sizes: :func:`xlm_core.report.results.run_sizes`'s output.
 
     Returns:
         (text columns: dataset, data, images, landmarks, train / test images, unit, SDR
