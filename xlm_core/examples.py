@@ -100,20 +100,11 @@ def pipeline_arrays(dataset: str, root: str | Path, size_hw: tuple[int, int] = (
     }
 
 
-def run_example(run_path: str | Path, index: int = 0) -> dict:
-    """One test image of a finished run with its predicted heatmaps, on the run's test grid.
-
-    Returns ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W) logits, ``gt_grid`` and
-    ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
-    """
-    quiet_imports()
-    import torch
-
+def _finished_run(run_path: str | Path):
+    """(checkpoint path, its description, the run's RunConfig, the model, the run's samples)."""
     from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
-    from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.samples import run_samples
-    from xlm_core.torchdata import HeatmapDataset
 
     path = Path(run_path) / "checkpoint.pt"
     if not path.is_file():
@@ -121,23 +112,41 @@ def run_example(run_path: str | Path, index: int = 0) -> dict:
     ckpt = load_checkpoint(path)
     meta = ckpt.get("meta", ckpt)  # the checkpoint describes itself (checkpoints.checkpoint_description)
     cfg = RunConfig.from_dict(dict(meta["config"]))
-    model = model_from_checkpoint(ckpt, path)
-    test = run_samples(cfg).test
+    return path, meta, cfg, model_from_checkpoint(ckpt, path), run_samples(cfg)
+
+
+def _examples_of(samples, meta: dict, cfg, model) -> list[dict]:
+    """The model's logits and decoded landmarks on ``samples``, on the run's test grid."""
+    import torch
+
+    from xlm_core.datasets.cache import PreprocessCache
+    from xlm_core.torchdata import HeatmapDataset
+
+    grid_hw = tuple(int(v) for v in meta["test_size"])
+    data = HeatmapDataset(list(samples), grid_hw, float(cfg.sigma), PreprocessCache())
+    out = []
+    for k in range(len(data)):
+        item = data[k]
+        with torch.no_grad():
+            heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss),
+                                           float(meta.get("sigma", cfg.sigma)))
+        out.append({"id": item["id"], "image": item["image"][0].numpy(), "heatmaps": heatmaps,
+                    "gt_grid": item["landmarks_grid"].numpy(), "pred_grid": pred, "grid_hw": grid_hw})
+    return out
+
+
+def run_example(run_path: str | Path, index: int = 0) -> dict:
+    """One test image of a finished run with its predicted heatmaps, on the run's test grid.
+
+    Returns ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W) logits, ``gt_grid`` and
+    ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+    """
+    quiet_imports()
+    path, meta, cfg, model, samples = _finished_run(run_path)
+    test = samples.test
     if not test:
         raise XLMError(f"{path}: the run's test split is empty")
-    grid_hw = tuple(int(v) for v in meta["test_size"])
-    item = HeatmapDataset([test[index % len(test)]], grid_hw, float(cfg.sigma), PreprocessCache())[0]
-    with torch.no_grad():
-        heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss),
-                                           float(meta.get("sigma", cfg.sigma)))
-    return {
-        "id": item["id"],
-        "image": item["image"][0].numpy(),
-        "heatmaps": heatmaps,
-        "gt_grid": item["landmarks_grid"].numpy(),
-        "pred_grid": pred,
-        "grid_hw": grid_hw,
-    }
+    return _examples_of([test[index % len(test)]], meta, cfg, model)[0]
 
 
 def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") -> list[dict]:
@@ -149,35 +158,10 @@ def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") 
     Raises XLMError for a missing checkpoint or an id not in the run's ``split``.
     """
     quiet_imports()
-    import torch
-
-    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
-    from xlm_core.config import RunConfig
-    from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.samples import run_samples
-    from xlm_core.torchdata import HeatmapDataset
-
-    path = Path(run_path) / "checkpoint.pt"
-    if not path.is_file():
-        raise XLMError(f"{path}: no checkpoint (the run has not trained)")
-    ckpt = load_checkpoint(path)
-    meta = ckpt.get("meta", ckpt)
-    cfg = RunConfig.from_dict(dict(meta["config"]))
-    model = model_from_checkpoint(ckpt, path)
-    samples = run_samples(cfg)
+    path, meta, cfg, model, samples = _finished_run(run_path)
     pool = {s.id: s for s in (samples.test if split == "test" else samples.heldout)}
     ids = [str(i) for i in ids]
     missing = [i for i in ids if i not in pool]
     if missing:
         raise XLMError(f"{path}: images {missing[:5]} are not in the run's {split} split")
-    grid_hw = tuple(int(v) for v in meta["test_size"])
-    data = HeatmapDataset([pool[i] for i in ids], grid_hw, float(cfg.sigma), PreprocessCache())
-    out = []
-    for k in range(len(ids)):
-        item = data[k]
-        with torch.no_grad():
-            heatmaps, pred = _predict_grid(model, item["image"], cfg.encoder, meta.get("loss", cfg.loss),
-                                           float(meta.get("sigma", cfg.sigma)))
-        out.append({"id": item["id"], "image": item["image"][0].numpy(), "heatmaps": heatmaps,
-                    "gt_grid": item["landmarks_grid"].numpy(), "pred_grid": pred, "grid_hw": grid_hw})
-    return out
+    return _examples_of([pool[i] for i in ids], meta, cfg, model)

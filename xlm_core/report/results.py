@@ -1,4 +1,5 @@
-"""Aggregate a study's runs into the book's tables (pure functions over files on disk).
+"""Reading a study's results folder: the study, its runs, their chains and scores (pure
+functions over files on disk; the tables built from them: :mod:`xlm_core.report.tables`).
 
 Inputs, as written by the study runner and ``train_and_evaluate``::
 
@@ -6,16 +7,16 @@ Inputs, as written by the study runner and ``train_and_evaluate``::
     results/<study>/runs/<run_id>/metrics.json   one run's scores (schema: xlm_core.config)
     results/<study>/runs/<run_id>/predictions.csv  per-landmark predictions (per-image errors)
 
-Outputs: ``table1_backbones.csv`` (architecture x encoder, CV on held-out folds),
-``table2_transfer.csv`` (target x chain, test split, mean over seeds) and ``table3_sota.csv``
-(ours beside the published figures, never in the same columns). Every table carries the
-profile, the data source (synthetic / real), the unit and the evaluation protocol in its rows.
+Outputs of the book layer: ``table1_backbones.csv`` (architecture x encoder, CV on held-out
+folds), ``table2_transfer.csv`` (target x chain, test split, mean over seeds) and
+``table3_sota.csv`` (ours beside the published figures, never in the same columns). Every table
+carries the profile, the data source (synthetic / real), the unit and the evaluation protocol in
+its rows.
 
 Table layout: SDR columns are positional, ``sdr_t1 ... sdr_t4``, with the thresholds (in the
 row's unit) in a ``thresholds`` column such as ``"2;2.5;3;4"`` (as in the paper's CSV files),
 because each dataset has its own thresholds.
 """
-
 from __future__ import annotations
 
 import json
