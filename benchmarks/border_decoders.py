@@ -34,6 +34,7 @@ def border_errors(run_dir: Path, root: str | None) -> dict | None:
     import numpy as np
     import torch
 
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.evaluation import (
@@ -43,16 +44,12 @@ def border_errors(run_dir: Path, root: str | None) -> dict | None:
         model_logits,
         score_split,
     )
-    from xlm_core.heatmaps import (
-        BORDER_RULES,
-        decode_argmax,
-        decode_softargmax_local,
-        softargmax_radius,
-    )
+    from xlm_core.heatmaps import BORDER_RULES, decode_argmax, decode_softargmax_local
     from xlm_core.losses import loss_activation
     from xlm_core.metrics import baseline_ratio, errors_clean
+    from xlm_core.registry import softargmax_radius
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset, make_loader
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
 
     if not (run_dir / "metrics.json").is_file() or not (run_dir / "checkpoint.pt").is_file():
         return None

@@ -30,6 +30,7 @@ def decode_all(run_dir: Path, radii: list[int]) -> dict | None:
     import numpy as np
     import torch
 
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.evaluation import (
@@ -42,8 +43,8 @@ def decode_all(run_dir: Path, radii: list[int]) -> dict | None:
     from xlm_core.heatmaps import decode_softargmax_local, decode_subpixel
     from xlm_core.losses import loss_activation
     from xlm_core.metrics import baseline_ratio
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset, make_loader
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
 
     if not (run_dir / "metrics.json").is_file() or not (run_dir / "checkpoint.pt").is_file():
         return None

@@ -33,7 +33,7 @@ median MRE / mean-shape ratio, and how many runs miss the floor::
 or ``--run PROFILE.yaml ...`` to run those profiles first (``xlm study run --no-aggregate``).
 
 ``trace``: the same trade-off measured from ONE finished study whose runs had ``trace_mre: true``
-(every epoch's test MRE in ``history.csv``); :func:`xlm_core.ablation.budget_curve` explains
+(every epoch's test MRE in ``history.csv``); :func:`xlm_core.report.ablation.budget_curve` explains
 why a prefix of a traced run is the run a smaller budget would have given::
 
     python benchmarks/demo_budget.py trace results/demo --fractions 0.2,0.4,0.6,0.8,1.0
@@ -100,8 +100,9 @@ def learning_curve(
     )
     from xlm_core.losses import get_loss
     from xlm_core.models import build_model
+    from xlm_core.samples import run_samples
     from xlm_core.torchdata import HeatmapDataset, make_loader
-    from xlm_core.training import run_samples, seed_everything
+    from xlm_core.training import seed_everything
 
     cfg = RunConfig(dataset=dataset, root=root, out="", arch=arch, encoder=encoder, loss=loss, lr=lr,
                     sigma=sigma, train_size=size_hw, seed=seed, extra=dict(extra or {}), val_fraction=0.15,
@@ -344,7 +345,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from xlm_core.ablation import budget_curve
+    from xlm_core.report.ablation import budget_curve
 
     fractions = [float(v) for v in args.fractions.split(",")]
     rows = budget_curve(args.results, fractions, args.workers).to_dict("records")

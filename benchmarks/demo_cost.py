@@ -12,7 +12,7 @@ phase, with a fresh pip, preprocessing and matplotlib cache (a new machine has n
 Then, from the runs' own records (``status.json``, ``history.csv``, ``metrics.json``): training
 seconds, per-run overhead (kernel, imports, data, evaluation, figures: notebook seconds minus
 training), disk of ``results/`` and ``_build/``, and the floor table (every run's test MRE over
-its mean-shape MRE; :func:`xlm_core.ablation.floor_summary`). Largest process: the peak resident
+its mean-shape MRE; :func:`xlm_core.report.ablation.floor_summary`). Largest process: the peak resident
 set of the largest descendant of each phase (``RUSAGE_CHILDREN``, Linux).
 
 Everything is measured in this one invocation; run it on an otherwise idle machine::
@@ -102,7 +102,7 @@ def run_records(results: Path) -> dict:
 
 
 def floor_report(results: Path) -> str:
-    from xlm_core import ablation
+    from xlm_core.report import ablation
 
     table = ablation.floor_table(results)
     summary = ablation.floor_summary(table)

@@ -27,11 +27,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def rescore(run_dir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
     import torch
 
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.evaluation import image_hws_of, mean_shape_of, predict_split, score_split
     from xlm_core.metrics import baseline_ratio
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, run_samples
+    from xlm_core.samples import run_samples
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     cfg = RunConfig.from_dict({**metrics["config"], "out": str(run_dir), "device": "cpu"})

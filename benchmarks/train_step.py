@@ -54,7 +54,8 @@ import torch
 from xlm_core import XLMError
 from xlm_core.heatmaps import gaussian_heatmaps
 from xlm_core.losses import get_loss
-from xlm_core.models import PAPER_ENCODERS, build_model, check_combination, to_model_input
+from xlm_core.models import build_model, check_combination, to_model_input
+from xlm_core.registry import PAPER_ENCODERS
 from xlm_core.training import make_optimiser
 
 PAPER_PAIRS = [

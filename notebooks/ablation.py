@@ -38,7 +38,8 @@ study = "demo"
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from xlm_core import ablation, plots, report
+from xlm_core import report
+from xlm_core.report import ablation, plots
 
 info = report.load_study(results_dir)
 table = ablation.ablation_table(results_dir)
@@ -104,7 +105,7 @@ display(Markdown("\n".join(notes) if notes else f"Every run is at or under {abla
 # (`trace_mre: true`, recorded only: checkpoints are still chosen by the validation loss),
 # one study measures the whole trade-off: a run given a fraction of its epochs trains exactly
 # the first epochs of the traced run and keeps its best-validation checkpoint among them
-# (`xlm_core.ablation.budget_curve`). The minutes add each run's measured overhead (kernel,
+# (`xlm_core.report.ablation.budget_curve`). The minutes add each run's measured overhead (kernel,
 # data, evaluation) and divide by the study's workers: a lower bound on wall time, since a
 # transfer stage waits for its parent. The points are labelled with the fraction of the
 # profile's epochs. Transfer stages after the first are traced from parents trained at the

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from xlm_core import plots, report
+from xlm_core import report
+from xlm_core.report import plots
 
 info = report.load_study(results_dir)
 table1 = report.backbone_table(results_dir, protocol="clean")

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from xlm_core import XLMError, analysis, plots, report
+from xlm_core import XLMError, report
+from xlm_core.report import analysis, plots
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", None)

@@ -26,7 +26,8 @@ study = "demo"
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from xlm_core import plots, report
+from xlm_core import report
+from xlm_core.report import plots
 
 info = report.load_study(results_dir)
 roots = report.data_roots(info)

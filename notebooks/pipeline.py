@@ -29,7 +29,8 @@ dataset = None  # None: the dataset of the study's first ImageNet -> target run
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from xlm_core import plots, report
+from xlm_core import report
+from xlm_core.report import plots
 
 info = report.load_study(results_dir)
 run = report.pick_run(info, "transfer", dataset=dataset, chain="imagenet")

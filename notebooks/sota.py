@@ -32,7 +32,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from xlm_core import plots, report
+from xlm_core import report
+from xlm_core.report import plots
 
 info = report.load_study(results_dir)
 table3 = report.sota_table(results_dir)

@@ -60,8 +60,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from xlm_core import plots, report
+from xlm_core import report
 from xlm_core.config import RunConfig
+from xlm_core.report import plots
 
 report.quiet_imports()  # torch & co. once, without tqdm's "IProgress not found" notice
 

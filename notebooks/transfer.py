@@ -35,7 +35,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from xlm_core import XLMError, plots, report
+from xlm_core import XLMError, report
+from xlm_core.report import plots
 
 info = report.load_study(results_dir)
 table2 = report.transfer_table(results_dir, protocol="clean")

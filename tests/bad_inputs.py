@@ -194,8 +194,8 @@ def write_tiny_checkpoint(path: Path, arch: str = "unet", encoder: str = "resnet
     it, without training; ``label_arch`` labels the weights as another architecture."""
     import torch
 
+    from xlm_core.checkpoints import CHECKPOINT_FORMAT
     from xlm_core.models import build_model, input_normalisation
-    from xlm_core.training import CHECKPOINT_FORMAT
 
     torch.manual_seed(0)
     model = build_model(arch, encoder, n_landmarks, "none")

@@ -1,5 +1,5 @@
 """The ablation section of a profile (runs of kind "ablation"), per-stage transfer settings,
-execution settings, and xlm_core.ablation reading the runs back (fake run folders, no training)."""
+execution settings, and xlm_core.report.ablation reading the runs back (fake run folders, no training)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xlm_core import XLMError, ablation
+from xlm_core import XLMError
+from xlm_core.report import ablation
 from xlm_core.study import expand, load_profile, profile_from_dict
 from xlm_core.study.runner import AGGREGATION_NOTEBOOKS, study_document, thread_limit
 

@@ -1,4 +1,4 @@
-"""xlm_core.analysis on hand-built arrays with expected values worked out by hand."""
+"""xlm_core.report.analysis on hand-built arrays with expected values worked out by hand."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from xlm_core import XLMError
-from xlm_core.analysis import (
+from xlm_core.geometry import to_grid
+from xlm_core.heatmaps import gaussian_heatmaps
+from xlm_core.landmark_csv import write_landmark_csv
+from xlm_core.report.analysis import (
     per_landmark_table,
     protocol_table,
     read_error_matrix,
     worst_predictions,
     wrist_width_ratio,
 )
-from xlm_core.geometry import to_grid
-from xlm_core.heatmaps import gaussian_heatmaps
-from xlm_core.landmark_csv import write_landmark_csv
 
 
 def _chest_off_grid():

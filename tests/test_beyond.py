@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlm_core import XLMError, analysis, plots, report, stats
+from xlm_core import XLMError, report
 from xlm_core.evaluation import SplitPredictions, write_predictions
 from xlm_core.geometry import from_grid
 from xlm_core.metrics import default_scale
+from xlm_core.report import analysis, plots, stats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import write_fake_study
@@ -236,7 +237,7 @@ def test_human_limit_absent_is_said_not_raised(tmp_path: Path) -> None:
 
 def test_human_limit_from_the_dataset_matches_payer(head_root: Path) -> None:
     """The head loader's senior/junior folders and Payer's CSVs agree on image 001."""
-    from xlm_core.human_limit import human_limit_from_payer
+    from xlm_core.report.human_limit import human_limit_from_payer
 
     from_set = {r["comparison"]: r["mre"] for r in analysis.human_limit_from_dataset(head_root, ids=["001"])}
     setup = head_root / "payer_setup"

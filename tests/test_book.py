@@ -25,7 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from xlm_core import XLMError, book
+from xlm_core import XLMError
+from xlm_core.report import book
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import write_fake_study
@@ -228,7 +229,7 @@ def test_sync_tree_keeps_unchanged_files_untouched_and_mirrors_the_rest(tmp_path
     book/generated instead of rewriting it, so an unchanged page keeps its time stamp."""
     import os
 
-    from xlm_core.book import sync_tree
+    from xlm_core.report.book import sync_tree
 
     dest, source = tmp_path / "generated", tmp_path / "new"
     (dest / "runs").mkdir(parents=True)

@@ -61,8 +61,8 @@ def test_spatial_ce_decodes_the_border_with_the_symmetric_window() -> None:
     """The rule kept after benchmarks/border_decoders.py (see xlm_core.losses): symmetric."""
     import torch
 
-    from xlm_core.heatmaps import softargmax_radius
-    from xlm_core.losses import decode_for_loss, decoder_name
+    from xlm_core.losses import decode_for_loss
+    from xlm_core.registry import decoder_name, softargmax_radius
 
     logits = torch.log(torch.from_numpy(_maps()) + 1e-12)[None]
     out = decode_for_loss("spatial_ce", logits, sigma=0.4)  # radius 2

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlm_core import plots, report
+from xlm_core import report
+from xlm_core.report import plots
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_beyond import _write_training_outputs

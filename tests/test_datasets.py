@@ -173,7 +173,7 @@ def test_generic_labelme_and_landmark_csv_match_native(tmp_path):
 def test_labelme_label_forms_and_dataset_yaml(tmp_path):
     from PIL import Image
 
-    from xlm_core.datasets.generic import label_index
+    from xlm_core.datasets.formats import label_index
 
     assert [label_index(t, None) for t in ("l7", "L7", "7", "landmark 07", "tip")] == [6, 6, 6, 6, None]
     assert label_index("Tip", ["base", "tip"]) == 1

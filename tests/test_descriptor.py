@@ -266,7 +266,6 @@ def _train_and_predict(dataset_yaml: Path, out: Path, images: list[Path]) -> tup
 
 @pytest.mark.slow
 def test_labelme_two_readers_train_and_predict(two_readers, tmp_path):
-    pytest.importorskip("xlm_core.training")
     metrics, predicted = _train_and_predict(two_readers / "dataset.yaml", tmp_path,
                                             sorted((two_readers / "images").glob("*.png"))[:2])
     assert metrics["dataset"] == "head_labelme" and metrics["unit"] == "mm"
@@ -276,7 +275,6 @@ def test_labelme_two_readers_train_and_predict(two_readers, tmp_path):
 
 @pytest.mark.slow
 def test_ratio_csv_train_and_predict(ratio_csv, tmp_path):
-    pytest.importorskip("xlm_core.training")
     metrics, predicted = _train_and_predict(ratio_csv / "dataset.yaml", tmp_path,
                                             [ratio_csv / "pictures" / "CHNCXR_0005_0.png"])
     assert metrics["dataset"] == "lungs" and metrics["unit"] == "px"

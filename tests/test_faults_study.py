@@ -102,8 +102,6 @@ def _history(path: Path) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_sigkill_of_a_study_loses_only_the_epochs_since_the_checkpoint(tmp_path):
-    if not (REPO / "notebooks" / "train_evaluate.py").is_file():
-        pytest.skip("notebooks/train_evaluate.py not written yet")
     profile = tmp_path / "k.yaml"
     profile.write_text(yaml.safe_dump(kill_profile()))
     env = _env(tmp_path)

@@ -21,18 +21,12 @@ import pytest
 import torch
 
 from xlm_core import XLMError
+from xlm_core.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_torch
 from xlm_core.config import RunConfig
 from xlm_core.datasets.cache import PreprocessCache
 from xlm_core.io import atomic_write_json
 from xlm_core.landmark_csv import read_landmark_csv, write_landmark_csv
-from xlm_core.training import (
-    CHECKPOINT_FORMAT,
-    finished_metrics,
-    load_checkpoint,
-    save_torch,
-    train_and_evaluate,
-    write_history,
-)
+from xlm_core.training import finished_metrics, train_and_evaluate, write_history
 
 # --------------------------------------------------------------------------- writers and readers
 # each writer writes "version v" of its file; each reader returns v, or raises if the file is

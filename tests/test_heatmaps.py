@@ -12,8 +12,8 @@ from xlm_core.heatmaps import (
     decode_subpixel,
     full_image_heatmaps,
     gaussian_heatmaps,
-    softargmax_radius,
 )
+from xlm_core.registry import softargmax_radius
 
 GRID_HW = (48, 37)  # non-square: H != W
 

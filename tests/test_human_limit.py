@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xlm_core import XLMError
-from xlm_core.human_limit import human_limit_from_payer, human_limit_table, load_payer_mm_csv
+from xlm_core.report.human_limit import human_limit_from_payer, human_limit_table, load_payer_mm_csv
 
 
 def test_table_by_hand():

@@ -9,14 +9,8 @@ import torch
 
 from xlm_core import XLMError
 from xlm_core.heatmaps import gaussian_heatmaps
-from xlm_core.losses import (
-    LOSS_NAMES,
-    decode_for_loss,
-    decoder_is_current,
-    decoder_name,
-    get_loss,
-    loss_activation,
-)
+from xlm_core.losses import decode_for_loss, get_loss, loss_activation
+from xlm_core.registry import LOSS_NAMES, decoder_name
 
 GRID_HW = (24, 40)  # non-square: H != W
 # (B=2, L=3) landmarks (x, y) in grid px, sub-pixel, one near the border
@@ -157,22 +151,6 @@ def test_spatial_ce_decodes_a_wide_softmax_by_its_mean_and_the_others_by_their_p
     assert {decoder_name(n, 1.5) for n in ("mse", "bce", "awing")} == {"newton"}
     x_mse = float(decode_for_loss("mse", torch.sigmoid(logits), sigma=1.5)[0, 0, 0])
     assert 9.0 <= x_mse <= 11.0
-
-
-def test_decoder_is_current_reads_the_loss_and_sigma_of_the_run():
-    def metrics(loss, sigma, decoder):
-        return {"config": {"loss": loss, "sigma": sigma}, "decoder": decoder}
-
-    assert decoder_is_current(metrics("spatial_ce", 1.5, "softargmax-r5-sym"))
-    assert not decoder_is_current(metrics("spatial_ce", 1.5, "softargmax-r5"))  # before the border rule
-    assert not decoder_is_current(metrics("spatial_ce", 2.0, "softargmax-r5-sym"))  # r7 now
-    assert not decoder_is_current({"config": {"loss": "spatial_ce", "sigma": 1.5}})  # before decoders were named
-    assert decoder_is_current(metrics("mse", 2.0, "newton"))
-    assert decoder_is_current({"config": {"loss": "mse", "sigma": 2.0}})  # newton then and now
-    assert not decoder_is_current(metrics("mse", 2.0, "softargmax-r7"))
-    # cannot tell (or nothing to score it again with): left as it is
-    assert decoder_is_current(metrics("dice", 2.0, "newton"))
-    assert decoder_is_current({"decoder": "newton", "config": {}})
 
 
 def test_loss_activation_is_the_map_each_loss_fits(target):

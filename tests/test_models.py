@@ -155,7 +155,14 @@ def test_pad_to_multiple_keeps_coordinates():
     assert tuple(y.shape) == (2, 1, 8, 8)
     torch.testing.assert_close(y[..., :5, :7], x)
     assert float(y[..., 5:, :].abs().sum()) == 0 and float(y[..., :, 7:].abs().sum()) == 0
-    assert pad_to_multiple(x[..., :4, :4], 4) is not None
+    already = x[..., :4, :4]
+    same = pad_to_multiple(already, 4)  # already a multiple: no padding, pixels unchanged
+    assert tuple(same.shape) == (2, 1, 4, 4)
+    torch.testing.assert_close(same, already)
+    odd = pad_to_multiple(x, 3, value=-1.0)  # (5, 7) -> (6, 9), padded bottom and right only
+    assert tuple(odd.shape) == (2, 1, 6, 9)
+    torch.testing.assert_close(odd[..., :5, :7], x)
+    assert bool((odd[..., 5:, :] == -1).all()) and bool((odd[..., :, 7:] == -1).all())
 
 
 # --------------------------------------------------------------------------- encoder weights

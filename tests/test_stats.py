@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xlm_core import XLMError
-from xlm_core.stats import compare_paired, holm, paired_bootstrap_ci, wilcoxon_signed_rank
+from xlm_core.report.stats import compare_paired, holm, paired_bootstrap_ci, wilcoxon_signed_rank
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -495,10 +495,6 @@ def test_papermill_runs_the_notebook_and_keeps_the_failed_one(roots, tmp_path):
 @pytest.mark.slow
 def test_ci_profile_trains_for_real(tmp_path):
     """The real run notebook and training on the ci profile's settings (two chained runs)."""
-    pytest.importorskip("xlm_core.datasets.synth")
-    pytest.importorskip("xlm_core.training")
-    if not (REPO / "notebooks" / "train_evaluate.py").is_file():
-        pytest.skip("notebooks/train_evaluate.py not written yet")
     ci = load_profile("ci").settings
     raw = {k: ci[k] for k in ("note", "data", "synthetic", "datasets", "run", "seeds")}
     raw.update(name="ci", backbones=None,

@@ -12,17 +12,11 @@ import pytest
 import torch
 
 from xlm_core import XLMError
+from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
 from xlm_core.config import RunConfig
 from xlm_core.datasets.synth import write_phantoms
-from xlm_core.training import (
-    METRICS_KEYS,
-    EarlyStopping,
-    load_checkpoint,
-    model_from_checkpoint,
-    progress_enabled,
-    run_samples,
-    train_and_evaluate,
-)
+from xlm_core.samples import run_samples
+from xlm_core.training import METRICS_KEYS, EarlyStopping, progress_enabled, train_and_evaluate
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,12 @@ import pytest
 import torch
 
 from xlm_core import XLMError, evaluation
+from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint
 from xlm_core.config import RunConfig
 from xlm_core.datasets.synth import write_phantoms
 from xlm_core.evaluation import model_precision, resolve_precision, set_precision
 from xlm_core.models import build_model
-from xlm_core.training import (
-    STATE_NAME,
-    fit_steps_per_epoch,
-    load_checkpoint,
-    make_scheduler,
-    model_from_checkpoint,
-    train_and_evaluate,
-)
+from xlm_core.training import STATE_NAME, fit_steps_per_epoch, make_scheduler, train_and_evaluate
 
 
 def _config(**kw) -> RunConfig:
@@ -177,7 +171,8 @@ def test_a_run_scored_by_an_older_zhu_rule_is_scored_again_without_training(ches
 
 def test_precise_bn_sets_the_statistics_of_the_current_weights_whatever_they_were(chest):
     from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.training import recompute_batchnorm, run_samples
+    from xlm_core.samples import run_samples
+    from xlm_core.training import recompute_batchnorm
 
     cfg = RunConfig(dataset="chest", root=str(chest), out="", arch="unet", encoder="resnet18",
                     train_size=(32, 32))

@@ -13,7 +13,7 @@ fields are the notebook's parameters). Its normalised form is hashed into the ru
       "unit": "mm" | "px", "scale": "<Scale.describe()>", "wrist_pair": [2, 6] | null,
       "thresholds": [2.0, 4.0, 10.0],
       "mre": <test MRE, clean protocol>, "mean_shape_mre": <same images, same protocol>,
-      "decoder": "softargmax-r5-sym" | "newton",   # xlm_core.losses.decoder_name
+      "decoder": "softargmax-r5-sym" | "newton",   # xlm_core.registry.decoder_name
       "trace_decoder": <decoder of history.csv's trace> | null,
       "test":    {"clean": SCORE, "zhu": SCORE},      # the dataset's test split
       "heldout": {"clean": SCORE, "zhu": SCORE} | null,  # the CV fold's held-out part

@@ -45,6 +45,7 @@ from xlm_core.metrics import (
     zhu_to_grid,
     zhu_units,
 )
+from xlm_core.registry import PRECISIONS
 from xlm_core.torchdata import HeatmapDataset, make_loader
 
 PROTOCOLS = ("clean", "zhu")
@@ -113,7 +114,6 @@ def forward_padded(model: torch.nn.Module, grey: torch.Tensor) -> torch.Tensor:
     return model(x)[..., :h, :w]
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
 #: encoder families whose CPU training step is faster in bf16 autocast on a CPU with AMX-BF16
 #: tiles (measured by ``benchmarks/train_step.py``: plain 3x3 convolutions gain; the grouped
 #: and depthwise convolutions of ResNeXt and EfficientNet run slower in bf16 there).
@@ -344,14 +344,10 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
     (with ``mean_shape_mre``). Raises XLMError for a missing/corrupt checkpoint or an unknown
     protocol.
     """
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint, resolve_device
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.training import (
-        load_checkpoint,
-        model_from_checkpoint,
-        resolve_device,
-        run_samples,
-    )
+    from xlm_core.samples import run_samples
 
     if protocol not in PROTOCOLS:
         raise XLMError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")

@@ -34,7 +34,7 @@ pixel of a grid corner needs ``truncate * sigma >= 3.6``. The tests cover sigma 
 
 :func:`decode_softargmax_local` is the mean position of a non-negative map (a probability
 map, e.g. the spatial softmax) inside a square window of radius ``r`` around its argmax.
-:func:`softargmax_radius` gives ``r = ceil(truncate * sigma + 0.5)``: the window then holds
+:func:`xlm_core.registry.softargmax_radius` gives ``r = ceil(truncate * sigma + 0.5)``: the window then holds
 the whole truncated target disc of a landmark within half a pixel of the argmax, so on a
 target-shaped map the mean is the landmark up to the pixel sampling of the disc's edge
 (< 0.015 px for sigma 1 to 5, tested); a trained map is not target-shaped, and the mean then
@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from xlm_core import XLMError
+from xlm_core.registry import check_sigma
 
 _TINY = 1e-30
 
@@ -77,13 +78,6 @@ def _check_landmarks(landmarks_xy: Any) -> np.ndarray:
     if xy.ndim < 2 or xy.shape[-1] != 2:
         raise XLMError(f"landmarks must be (..., L, 2) (x, y), got shape {xy.shape}")
     return xy
-
-
-def _check_sigma(sigma: float, truncate: float | None) -> None:
-    if not sigma > 0:
-        raise XLMError(f"heatmap sigma must be > 0, got {sigma!r}")
-    if truncate is not None and not truncate > 0:
-        raise XLMError(f"heatmap truncate must be > 0, got {truncate!r}")
 
 
 def _inside_grid(xy: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -109,7 +103,7 @@ def gaussian_heatmaps(
     """
     xy = _check_landmarks(landmarks_xy)
     h, w = _check_grid(grid_hw)
-    _check_sigma(sigma, truncate)
+    check_sigma(sigma, truncate)
     lead = xy.shape[:-1]
     flat = xy.reshape(-1, 2)
     out = np.zeros((flat.shape[0], h, w), dtype=np.float32)
@@ -147,7 +141,7 @@ def full_image_heatmaps(
     """
     xy = _check_landmarks(landmarks_xy)
     h, w = _check_grid(grid_hw)
-    _check_sigma(sigma, truncate)
+    check_sigma(sigma, truncate)
     lead = xy.shape[:-1]
     flat = xy.reshape(-1, 2)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -299,13 +293,6 @@ def decode_subpixel(heatmaps: Any) -> Any:
         dtype = heatmaps.dtype if heatmaps.dtype == torch.float64 else torch.float32
         return out.to(dtype)
     return out
-
-
-def softargmax_radius(sigma: float, truncate: float = 3.0) -> int:
-    """Window radius of :func:`decode_softargmax_local` for targets of ``sigma`` (grid px):
-    ``ceil(truncate * sigma + 0.5)``, the target disc around any point of the argmax pixel."""
-    _check_sigma(sigma, truncate)
-    return math.ceil(truncate * sigma + 0.5)
 
 
 #: how :func:`decode_softargmax_local` decodes a map whose window would cross the grid's border

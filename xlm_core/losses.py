@@ -21,7 +21,7 @@ Every loss takes the model's raw output and the Gaussian targets of
 
 :func:`decode_for_loss` turns logits into (x, y) grid coordinates with the activation its
 loss trained (raw for mse, sigmoid for bce/awing, the softmax over positions for spatial_ce)
-and a decoder chosen by measurement (:func:`decoder_name` names it; metrics.json records it):
+and a decoder chosen by measurement (:func:`xlm_core.registry.decoder_name` names it; metrics.json records it):
 
 - spatial_ce: :func:`xlm_core.heatmaps.decode_softargmax_local`, the mean position of the
   softmax within ``softargmax_radius(sigma)`` pixels of its maximum; where that window would
@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 
 from xlm_core import XLMError
-from xlm_core.heatmaps import decode_softargmax_local, decode_subpixel, softargmax_radius
+from xlm_core.heatmaps import decode_softargmax_local, decode_subpixel
+from xlm_core.registry import LOSS_NAMES, check_loss_name, decoder_name, softargmax_radius
 
-__all__ = ["LOSS_NAMES", "decode_for_loss", "decoder_is_current", "decoder_name", "get_loss", "loss_activation",
-           "scored_decoder"]
+__all__ = ["decode_for_loss", "get_loss", "loss_activation"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -141,19 +141,13 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "awing": torch.sigmoid,
 }
 
-LOSS_NAMES = tuple(_LOSSES)
-
-
-def _check_name(name: str) -> str:
-    key = str(name).strip().lower()
-    if key not in _LOSSES:
-        raise XLMError(f"unknown loss {name!r}; allowed: {', '.join(LOSS_NAMES)}")
-    return key
+if tuple(_LOSSES) != LOSS_NAMES:  # the registry names every loss, in this order
+    raise ImportError(f"xlm_core.registry.LOSS_NAMES {LOSS_NAMES} != losses._LOSSES {tuple(_LOSSES)}")
 
 
 def get_loss(name: str) -> LossFn:
     """The loss ``name`` as ``fn(logits (B, L, H, W), target (B, L, H, W)) -> scalar``."""
-    return _LOSSES[_check_name(name)]
+    return _LOSSES[check_loss_name(name)]
 
 
 def loss_activation(name: str, logits: torch.Tensor) -> torch.Tensor:
@@ -161,49 +155,18 @@ def loss_activation(name: str, logits: torch.Tensor) -> torch.Tensor:
 
     Identity for mse, sigmoid for bce/awing, the softmax over H*W for spatial_ce.
     """
-    return _ACTIVATIONS[_check_name(name)](logits)
-
-
-# the decoder of every loss before metrics.json named its decoder
-LEGACY_DECODER = "newton"
+    return _ACTIVATIONS[check_loss_name(name)](logits)
 
 
 def _decoder(name: str, sigma: float) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
     """(name, function) of the decoder of loss ``name`` for targets of ``sigma``: the one
-    place that pairs a loss with its decoder (module docstring)."""
-    if _check_name(name) == "spatial_ce":
+    place that pairs a loss with its decoder function (module docstring; the name:
+    :func:`xlm_core.registry.decoder_name`)."""
+    label = decoder_name(name, sigma)
+    if check_loss_name(name) == "spatial_ce":
         radius = softargmax_radius(float(sigma))
-        return (f"softargmax-r{radius}-sym",
-                lambda maps: decode_softargmax_local(maps, radius, border="symmetric"))
-    return "newton", decode_subpixel
-
-
-def decoder_name(name: str, sigma: float) -> str:
-    """The decoder :func:`decode_for_loss` uses for loss ``name`` and targets of ``sigma``:
-    ``"softargmax-r<radius>-sym"`` (spatial_ce) or ``"newton"`` (the others). A run scored
-    before the symmetric border rule says ``"softargmax-r<radius>"`` and is scored again."""
-    return _decoder(name, sigma)[0]
-
-
-def scored_decoder(metrics: dict) -> str:
-    """The decoder a run's metrics.json was scored with (:data:`LEGACY_DECODER` before
-    metrics.json named it)."""
-    return str(metrics.get("decoder") or LEGACY_DECODER)
-
-
-def decoder_is_current(metrics: dict) -> bool:
-    """False when a run's metrics.json was scored with another decoder than its loss and sigma
-    get now (:func:`decoder_name`; no ``decoder`` key: :data:`LEGACY_DECODER`). Such a finished
-    run is scored again from its checkpoint, without training
-    (:func:`xlm_core.training.train_and_evaluate`). True when it cannot tell (no loss or sigma)."""
-    config = metrics.get("config") if isinstance(metrics, dict) else None
-    if not isinstance(config, dict) or config.get("loss") is None or config.get("sigma") is None:
-        return True
-    try:
-        now = decoder_name(str(config["loss"]), float(config["sigma"]))
-    except (XLMError, TypeError, ValueError):
-        return True  # nothing to score it again with
-    return scored_decoder(metrics) == now
+        return label, lambda maps: decode_softargmax_local(maps, radius, border="symmetric")
+    return label, decode_subpixel
 
 
 @torch.no_grad()
@@ -214,7 +177,7 @@ def decode_for_loss(name: str, logits: torch.Tensor, sigma: float) -> torch.Tens
     docstring; ``sigma``: the training targets' sigma in grid px, which sets the soft-argmax
     window). Detached, on the logits' device.
     """
-    key = _check_name(name)
+    key = check_loss_name(name)
     if logits.ndim < 3:
         raise XLMError(f"decode_for_loss expects logits (B, L, H, W); got {tuple(logits.shape)}")
     maps = _ACTIVATIONS[key](logits.detach().float())

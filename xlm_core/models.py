@@ -57,11 +57,15 @@ from segmentation_models_pytorch.encoders import get_encoder_names
 from segmentation_models_pytorch.encoders._base import EncoderMixin
 
 from xlm_core import XLMError
+from xlm_core.registry import (
+    ARCHITECTURES,
+    PAPER_ENCODERS,
+    ArchSpec,
+    canonical_arch,
+    normalise_arch,
+)
 
 __all__ = [
-    "ARCHITECTURES",
-    "PAPER_ENCODERS",
-    "ArchSpec",
     "EncoderWeightsReport",
     "TransferReport",
     "build_model",
@@ -77,40 +81,6 @@ __all__ = [
     "to_model_input",
 ]
 
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """How one smp architecture is built for this study.
-
-    ``smp_name``: the key of ``smp.create_model``; ``divisor``: H and W must be multiples
-    of it; ``needs_dilation``: the encoder runs dilated (DeepLabV3), which some encoders
-    (VGG, DenseNet, Inception, Xception) cannot do; ``min_train_batch``: smallest batch
-    that trains (BatchNorm on a globally pooled map needs 2); ``kwargs``: passed to smp.
-    """
-
-    smp_name: str
-    divisor: int
-    needs_dilation: bool = False
-    min_train_batch: int = 1
-    kwargs: tuple[tuple[str, object], ...] = ()
-
-
-# The registry: adding an architecture is one row. Names are the study's (and smp's).
-ARCHITECTURES: dict[str, ArchSpec] = {
-    "unet": ArchSpec("unet", divisor=32),
-    "unetplusplus": ArchSpec("unetplusplus", divisor=32),
-    "deeplabv3": ArchSpec(
-        "deeplabv3",
-        divisor=8,
-        needs_dilation=True,
-        min_train_batch=2,
-        kwargs=(("encoder_output_stride", 8),),
-    ),
-}
-_ARCH_ALIASES = {"unet++": "unetplusplus", "unet_plus_plus": "unetplusplus", "deeplab": "deeplabv3"}
-
-# The paper's encoders (Table 1). Any other smp encoder name (or ``tu-<timm model>``) works too.
-PAPER_ENCODERS = ("vgg19", "resnext101_32x8d", "efficientnet-b7")
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -130,20 +100,6 @@ _PART_PREFIXES = {"encoder": "encoder.", "decoder": "decoder.", "head": _HEAD_PR
 
 
 # --------------------------------------------------------------------------- names
-
-
-def _normalise_arch(arch: str) -> str:
-    key = str(arch).strip().lower()
-    return _ARCH_ALIASES.get(key, key)
-
-
-def _canonical_arch(arch: str) -> str:
-    key = _normalise_arch(arch)
-    if key not in ARCHITECTURES:
-        raise XLMError(
-            f"unknown architecture {arch!r}; allowed: {', '.join(sorted(ARCHITECTURES))}"
-        )
-    return key
 
 
 def _encoder_class(encoder: str) -> type | None:
@@ -194,7 +150,7 @@ def check_combination(arch: str, encoder: str) -> None:
     by max pooling), so DeepLabV3 + any VGG encoder is refused, as in the paper.
     Raises XLMError naming the allowed values.
     """
-    spec = ARCHITECTURES[_canonical_arch(arch)]
+    spec = ARCHITECTURES[canonical_arch(arch)]
     _check_encoder_name(encoder)
     if spec.needs_dilation:
         reason = _dilation_refusal(encoder)
@@ -210,7 +166,7 @@ def check_combination(arch: str, encoder: str) -> None:
 def required_divisor(arch: str, encoder: str) -> int:
     """H and W of the model input must be multiples of this (32 U-Net/U-Net++, 8 DeepLabV3)."""
     check_combination(arch, encoder)
-    return ARCHITECTURES[_canonical_arch(arch)].divisor
+    return ARCHITECTURES[canonical_arch(arch)].divisor
 
 
 def check_input_size(arch: str, encoder: str, size_hw: tuple[int, int]) -> None:
@@ -351,7 +307,7 @@ def build_model(
     The returned model carries ``model.xlm_spec`` (arch, encoder, n_landmarks,
     encoder_weights) and, for a file, ``model.encoder_weights_report``.
     """
-    arch_key = _canonical_arch(arch)
+    arch_key = canonical_arch(arch)
     check_combination(arch_key, encoder)
     if int(n_landmarks) < 1:
         raise XLMError(f"n_landmarks must be >= 1, got {n_landmarks}")
@@ -678,7 +634,7 @@ def load_init(
     for field_name in ("arch", "encoder"):
         theirs, ours = meta.get(field_name), spec.get(field_name)
         if theirs is not None and ours is not None:
-            theirs_c = _normalise_arch(theirs) if field_name == "arch" else str(theirs)
+            theirs_c = normalise_arch(theirs) if field_name == "arch" else str(theirs)
             if theirs_c != ours:
                 raise XLMError(
                     f"{path}: checkpoint of {field_name} {theirs!r}, but the model is "

@@ -197,9 +197,9 @@ def predict(checkpoint: str | os.PathLike, images: Sequence[str | os.PathLike], 
         XLMError: naming the file, for a bad checkpoint or ground-truth CSV, or when no image
             is readable; then nothing is written to ``out_dir``.
     """
+    from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint, resolve_device
     from xlm_core.imageio import read_image
     from xlm_core.landmark_csv import read_landmark_csv, write_landmark_csv
-    from xlm_core.training import load_checkpoint, model_from_checkpoint, resolve_device
 
     paths = expand_inputs(images)
     ckpt_path = Path(checkpoint)

@@ -23,7 +23,7 @@
    held-out fold), ``predictions.csv``, and ``metrics.json`` last: its presence marks a
    finished run, which a new call returns at once. ``last.pt`` is then removed.
    A finished run scored with another decoder than its loss gets now
-   (:func:`xlm_core.losses.decoder_is_current`) is scored again from its checkpoint, without
+   (:func:`xlm_core.registry.decoder_is_current`) is scored again from its checkpoint, without
    training; metrics.json's ``trace_decoder`` keeps the decoder its history.csv was traced with.
 """
 
@@ -45,14 +45,23 @@ import numpy as np
 import torch
 
 from xlm_core import XLMError, __version__
+from xlm_core.checkpoints import (
+    CHECKPOINT_NAME,
+    _config_dict,
+    _cpu_state,
+    checkpoint_description,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_device,
+    save_torch,
+)
 from xlm_core.config import RunConfig
-from xlm_core.datasets.base import LandmarkSet, Sample
+from xlm_core.datasets.base import Sample
 from xlm_core.evaluation import model_precision, set_precision
-from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text, exclusive_lock
+from xlm_core.io import atomic_write_json, atomic_write_text, exclusive_lock
+from xlm_core.samples import RunSamples, run_samples
 
-CHECKPOINT_FORMAT = "xlm-checkpoint/1"
 STATE_FORMAT = "xlm-train-state/1"
-CHECKPOINT_NAME = "checkpoint.pt"
 STATE_NAME = "last.pt"
 HISTORY_NAME = "history.csv"
 PREDICTIONS_NAME = "predictions.csv"
@@ -67,24 +76,10 @@ TRACE_COLUMNS = ("val_mre", "val_ratio", "test_mre", "test_ratio", "trace_second
 #: keys a complete metrics.json has (config.py documents the schema)
 METRICS_KEYS = ("config", "dataset", "data_source", "unit", "mre", "mean_shape_mre", "test",
                 "heldout", "transfer", "epochs_run", "best_epoch", "train_seconds")
-#: the seed of the k-fold split and the early-stopping carve (fixed: paired comparisons)
-SPLIT_SEED = 0
 PLATEAU_FACTOR = 0.1
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an XLMError."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise XLMError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise XLMError(f"unknown device {name!r}; expected auto, cpu or cuda")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -104,60 +99,6 @@ def progress_enabled() -> bool:
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-@dataclass
-class RunSamples:
-    """The images of one run. ``fit``: trained on; ``val``: early stopping / LR schedule;
-    ``heldout``: the CV fold scored separately (None without folds); ``test``: the test split."""
-
-    lset: LandmarkSet
-    fit: list[Sample]
-    val: list[Sample]
-    heldout: list[Sample] | None
-    test: list[Sample]
-
-    @property
-    def train_part(self) -> list[Sample]:
-        """Every image the run learns from (fit + val): the mean-shape baseline's source."""
-        return self.fit + self.val
-
-    def counts(self) -> dict:
-        return {
-            "fit": len(self.fit),
-            "val": len(self.val),
-            "heldout": None if self.heldout is None else len(self.heldout),
-            "test": len(self.test),
-        }
-
-
-def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
-    """Load the dataset of ``cfg`` (or take ``lset``, already loaded with ``cfg``'s dataset,
-    root and options) and split it for this run (see the module docstring)."""
-    from xlm_core.datasets import carve_validation, kfold_split, load_dataset
-
-    if lset is None:
-        lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
-    train_ids = list(lset.train_ids)
-    if cfg.train_limit is not None:
-        train_ids = train_ids[: int(cfg.train_limit)]
-    heldout_ids = None
-    if cfg.folds is not None or cfg.fold is not None:
-        if cfg.folds is None or cfg.fold is None:
-            raise XLMError("cross-validation needs both --folds N and --fold K")
-        train_ids, heldout_ids = kfold_split(train_ids, int(cfg.folds), int(cfg.fold), seed=SPLIT_SEED)
-    if not train_ids:
-        raise XLMError(f"{lset.root}: no training images for dataset {lset.name!r}")
-    fit_ids, val_ids = carve_validation(train_ids, float(cfg.val_fraction), seed=SPLIT_SEED)
-    if not lset.test_ids and heldout_ids is None:
-        raise XLMError(f"{lset.root}: no test images for dataset {lset.name!r} (override the split: train=N)")
-    return RunSamples(
-        lset=lset,
-        fit=lset.subset(fit_ids),
-        val=lset.subset(val_ids),
-        heldout=None if heldout_ids is None else lset.subset(heldout_ids),
-        test=lset.subset(list(lset.test_ids)),
-    )
 
 
 # --------------------------------------------------------------------------- early stopping
@@ -192,91 +133,7 @@ class EarlyStopping:
             setattr(self, key, value)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-
-
-def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` atomically: the file appears whole or not at all."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by :func:`train_and_evaluate` (``weights_only=True``).
-
-    Raises XLMError naming the file when it is missing, corrupt or not such a checkpoint.
-    """
-    from xlm_core.models import read_state_dict
-
-    path = Path(path)
-    obj = read_state_dict(path)
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT or "model" not in obj:
-        raise XLMError(
-            f"{path}: not an xlm run checkpoint (expected format {CHECKPOINT_FORMAT!r} with the "
-            "model weights and their description)"
-        )
-    return obj
-
-
-def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
-    """Build the checkpoint's architecture and load its weights strictly (eval mode, CPU)."""
-    from xlm_core.models import build_model
-
-    # built on the meta device: no random initialisation of weights that the checkpoint replaces
-    # (torchvision's VGG19 initialises a 123 M-parameter classifier that smp then drops: ~2 s)
-    with torch.device("meta"):
-        model = build_model(ckpt["arch"], ckpt["encoder"], int(ckpt["n_landmarks"]), "none")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise XLMError(
-            f"{path}: weights do not fit {ckpt['arch']}/{ckpt['encoder']} with "
-            f"{ckpt['n_landmarks']} landmarks ({first})"
-        ) from None
-    model.xlm_spec["encoder_weights"] = ckpt.get("encoder_weights", "none")
-    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise XLMError(f"{path}: the checkpoint does not hold {', '.join(left[:5])}")
-    return model.eval()
-
-
-def checkpoint_description(cfg: RunConfig, samples: RunSamples, test_size: tuple[int, int]) -> dict:
-    """What a checkpoint says about itself, so that loading it needs no other flag."""
-    from xlm_core.models import input_normalisation
-
-    mean, std = input_normalisation(cfg.encoder)
-    lset = samples.lset
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "xlm_version": __version__,
-        "arch": cfg.arch,
-        "encoder": cfg.encoder,
-        "encoder_weights": cfg.encoder_weights,
-        "n_landmarks": lset.n_landmarks,
-        "landmark_names": list(lset.landmark_names),
-        "train_size": [int(v) for v in cfg.train_size],
-        "test_size": [int(v) for v in test_size],
-        "normalisation": {"grey_to_rgb": True, "mean": list(mean), "std": list(std), "input_range": [0.0, 1.0]},
-        "dataset": lset.name,
-        "loss": cfg.loss,
-        "sigma": float(cfg.sigma),
-        "data_source": lset.data_source,
-        "config": _config_dict(cfg),
-    }
-
-
-def _config_dict(cfg: RunConfig) -> dict:
-    d = asdict(cfg)
-    for key in ("train_size", "test_size"):
-        if d[key] is not None:
-            d[key] = [int(v) for v in d[key]]
-    return d
+# --------------------------------------------------------------------------- train state
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -450,8 +307,8 @@ def finished_metrics(out: Path, cfg: RunConfig) -> dict | None:
 
     A finished run of *different* parameters in ``out`` is an XLMError (never overwritten).
     """
-    from xlm_core.losses import decoder_is_current
     from xlm_core.metrics import scores_are_current
+    from xlm_core.registry import decoder_is_current
 
     metrics = _complete_metrics(out, cfg)
     current = metrics is not None and decoder_is_current(metrics) and scores_are_current(metrics)
@@ -556,7 +413,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
     stale = _complete_metrics(out, cfg)
     if stale is not None and not (out / STATE_NAME).is_file() and (out / CHECKPOINT_NAME).is_file():
-        from xlm_core.losses import decoder_name, scored_decoder
+        from xlm_core.registry import decoder_name, scored_decoder
 
         log(f"{out}: finished run scored with decoder {scored_decoder(stale)}; scoring its "
             f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
@@ -757,7 +614,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         score_split,
         write_predictions,
     )
-    from xlm_core.losses import decoder_name
+    from xlm_core.registry import decoder_name
 
     out = Path(cfg.out)
     lset = samples.lset
@@ -832,11 +689,6 @@ def _augmentation_description() -> dict:
 
 __all__ = [
     "EarlyStopping",
-    "RunSamples",
-    "load_checkpoint",
-    "model_from_checkpoint",
-    "resolve_device",
-    "run_samples",
     "seed_everything",
     "train_and_evaluate",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xlm_core import book
+from xlm_core.report import book
 
 
 def _build(args: argparse.Namespace) -> int:

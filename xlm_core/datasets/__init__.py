@@ -37,7 +37,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Problem, Sample, Scale
 from xlm_core.datasets.cache import PreprocessCache
-from xlm_core.datasets.check import CheckReport, check_dataset, dropped_images, usable
+from xlm_core.datasets.check import CheckReport, dropped_images, report_from_set, usable
 from xlm_core.datasets.chest import load_chest
 from xlm_core.datasets.descriptor import (
     BUILTIN_NAMES,
@@ -187,6 +187,16 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
         dropped=dropped,
         images_found=settings.get("images_found"),
     )
+
+
+def check_dataset(name: str, root: str | os.PathLike, **options) -> CheckReport:
+    """Validate a dataset root, decoding every image; lists every problem found.
+
+    Raises :class:`XLMError` only when the root itself is wrong (missing folder or file).
+    """
+    options = {**options, "verify_images": True, "strict": False}
+    return report_from_set(load_dataset(name, root, **options))
+
 
 
 def _dropped_text(dropped: list[tuple[str, str]], shown: int = 5) -> str:

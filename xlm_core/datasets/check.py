@@ -470,14 +470,3 @@ def report_from_set(lset: LandmarkSet) -> CheckReport:
         where=None if lset.synthetic else incomplete_hint(lset.name, lset.images_found, len(lset.samples),
                                                                  bool(splits)),
     )
-
-
-def check_dataset(name: str, root: str | os.PathLike, **options) -> CheckReport:
-    """Validate a dataset root, decoding every image; lists every problem found.
-
-    Raises :class:`XLMError` only when the root itself is wrong (missing folder or file).
-    """
-    from xlm_core.datasets import load_dataset  # the loaders import this module
-
-    options = {**options, "verify_images": True, "strict": False}
-    return report_from_set(load_dataset(name, root, **options))

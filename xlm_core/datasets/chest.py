@@ -18,14 +18,10 @@ parser and the constants.
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
-
-import numpy as np
 
 from xlm_core import XLMError
 from xlm_core.datasets.base import Sample
-from xlm_core.datasets.check import ProblemLog, parse_xy_values
+from xlm_core.datasets.check import ProblemLog
 
 N_LANDMARKS = 6
 LANDMARK_NAMES = [f"L{i}" for i in range(1, N_LANDMARKS + 1)]
@@ -36,35 +32,6 @@ TEST_SIZE_HW = (512, 512)
 ZHU_EXCLUDED_NUMBERS = ("0059", "0178", "0228", "0267", "0295", "0310", "0285", "0276", "0303")
 ZHU_EXCLUDED_IDS = tuple(f"CHNCXR_{n}_0" for n in ZHU_EXCLUDED_NUMBERS)
 EXCLUSIONS = (None, "zhu")
-
-
-def parse_label(path: Path, n_landmarks: int = N_LANDMARKS) -> tuple[np.ndarray | None, list[str]]:
-    """Read a label file. Returns ``((L, 2) float64 (x_ratio, y_ratio), [])`` or ``(None, errors)``."""
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError as exc:
-        return None, [f"unreadable label file ({exc.strerror or exc})"]
-    if not lines:
-        return None, ["empty label file"]
-    try:
-        declared = int(lines[0])
-    except ValueError:
-        return None, [f"line 1 must be the landmark count {n_landmarks}, got {lines[0]!r}"]
-    errors = []
-    if declared != n_landmarks:
-        errors.append(f"line 1 declares {declared} landmarks, expected {n_landmarks}")
-    point_lines = lines[1:]
-    if len(point_lines) != declared:
-        errors.append(f"{len(point_lines)} coordinate lines after the count {declared}")
-    values: list[str] = []
-    for number, line in enumerate(point_lines, start=2):
-        fields = [f for f in re.split(r"[,\s]+", line) if f]
-        if len(fields) != 2:
-            errors.append(f"line {number}: expected 'x_ratio y_ratio', got {line!r}")
-        values.extend(fields)
-    if errors:
-        return None, errors
-    return parse_xy_values(values, n_landmarks)
 
 
 def load_chest(

@@ -5,17 +5,25 @@ one file; table formats (one file for many images) return ``{image_id: TableEntr
 reader never decides whether an image is used: it reports what it found, in words that
 name the problem, and :mod:`xlm_core.datasets.engine` applies the descriptor's rules.
 Coordinates are ``(L, 2)`` float64 ``(x, y)``: pixels, or fractions of (W, H) for ``ratio``.
+
+The per-format parsers (ISBI text, Zhu's ratio labels, Payer's CSV rows, LabelMe points, the
+landmark CSV's rows) live here too, so that the loaders (``head``, ``hand``, ``chest``,
+``generic``) and the engine import this module and it imports none of them.
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xlm_core.datasets.check import ProblemLog, parse_xy_values
+from xlm_core import XLMError
+from xlm_core.datasets.check import ProblemLog, parse_number, parse_xy_values
 
 
 @dataclass
@@ -40,13 +48,226 @@ class TableEntry:
     orphan_context: str  # the same when the id has no image, e.g. "row 3 (id 1003, no image): "
 
 
+# --------------------------------------------------------------------------- parsers
+
+
+def isbi_values(text: str) -> list[str]:
+    """The coordinate fields ``[x1, y1, x2, y2, ...]`` of an ISBI annotation text.
+
+    Lines with two fields (comma or space separated) are landmark lines; the first line
+    with another number of fields ends them (the class labels follow).
+    """
+    values: list[str] = []
+    for line in text.splitlines():
+        fields = [f for f in re.split(r"[,\s]+", line.strip()) if f]
+        if not fields:
+            continue
+        if len(fields) != 2:
+            break
+        values.extend(fields)
+    return values
+
+
+def parse_label(path: Path, n_landmarks: int) -> tuple[np.ndarray | None, list[str]]:
+    """Read a label file. Returns ``((L, 2) float64 (x_ratio, y_ratio), [])`` or ``(None, errors)``."""
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError as exc:
+        return None, [f"unreadable label file ({exc.strerror or exc})"]
+    if not lines:
+        return None, ["empty label file"]
+    try:
+        declared = int(lines[0])
+    except ValueError:
+        return None, [f"line 1 must be the landmark count {n_landmarks}, got {lines[0]!r}"]
+    errors = []
+    if declared != n_landmarks:
+        errors.append(f"line 1 declares {declared} landmarks, expected {n_landmarks}")
+    point_lines = lines[1:]
+    if len(point_lines) != declared:
+        errors.append(f"{len(point_lines)} coordinate lines after the count {declared}")
+    values: list[str] = []
+    for number, line in enumerate(point_lines, start=2):
+        fields = [f for f in re.split(r"[,\s]+", line) if f]
+        if len(fields) != 2:
+            errors.append(f"line {number}: expected 'x_ratio y_ratio', got {line!r}")
+        values.extend(fields)
+    if errors:
+        return None, errors
+    return parse_xy_values(values, n_landmarks)
+
+
+def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, list[str]]], set[str]]:
+    """``({id: (row number, values)}, dropped ids)`` from all.csv.
+
+    Every row of a duplicated id is reported (fatal) and the id is dropped.
+    """
+    rows: dict[str, tuple[int, list[str]]] = {}
+    dropped: set[str] = set()
+    try:
+        with open(csv_path, newline="", errors="replace") as fh:
+            for number, fields in enumerate(csv.reader(fh), start=1):
+                fields = [f.strip() for f in fields]
+                while fields and fields[-1] == "":
+                    fields.pop()
+                if not fields:
+                    continue
+                key = fields[0]
+                if number == 1 and _looks_like_header(fields):
+                    log.add(csv_path, f"row 1 looks like a header ({', '.join(fields[:3])}, ...): "
+                            f"{csv_path.name} has no header row (id,x1,y1,... in pixels); delete that line")
+                    continue
+                if key in rows or key in dropped:
+                    first = rows.pop(key, None)
+                    if first is not None:
+                        log.add(csv_path, f"row {first[0]}: duplicate id {key!r}; none used", image_id=key)
+                    log.add(csv_path, f"row {number}: duplicate id {key!r}; none used", image_id=key)
+                    dropped.add(key)
+                    continue
+                rows[key] = (number, fields[1:])
+    except OSError as exc:
+        raise XLMError(f"{csv_path}: cannot read landmark table ({exc.strerror or exc})") from None
+    return rows, dropped
+
+
+def _looks_like_header(fields: list[str]) -> bool:
+    """True when no coordinate field of a row is a number (``id,x1,y1,...``): a header line."""
+    def number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    return len(fields) > 1 and not any(number(f) for f in fields[1:])
+
+
+_NUMBERED = re.compile(r"^\s*(?:[A-Za-z]+[\s_\-]*)?0*(\d+)\s*$")
+
+
+def label_index(label: str, names: list[str] | None) -> int | None:
+    """0-based landmark index of a label (by name when ``names`` given, else by number)."""
+    text = str(label).strip()
+    if names:
+        lowered = [n.lower() for n in names]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+    match = _NUMBERED.match(text)
+    if match and int(match.group(1)) >= 1:
+        return int(match.group(1)) - 1
+    return None
+
+
+def complete_points(
+    log: ProblemLog, where: Path, points: dict[int, list[tuple[float, float]]], n_landmarks: int,
+    context: str = "",
+) -> np.ndarray | None:
+    """Check that landmarks 1..n each occur exactly once; return ``(L, 2)`` or ``None``."""
+    usable = True
+    missing = [i + 1 for i in range(n_landmarks) if i not in points]
+    if missing:
+        log.add(where, f"{context}{n_landmarks - len(missing)} of {n_landmarks} landmarks; missing {missing}")
+        usable = False
+    repeated = sorted(i + 1 for i, v in points.items() if len(v) > 1)
+    if repeated:
+        log.add(where, f"{context}landmarks given more than once: {repeated}")
+        usable = False
+    extra = sorted(i + 1 for i in points if i >= n_landmarks)
+    if extra:
+        log.add(where, f"{context}landmark numbers beyond {n_landmarks}: {extra}")
+        usable = False
+    bad = sorted(i + 1 for i, v in points.items() if any(not np.isfinite(c).all() for c in v))
+    if bad:
+        log.add(where, f"{context}NaN or infinite coordinates for landmarks {bad}")
+        usable = False
+    if not usable:
+        return None
+    return np.asarray([points[i][0] for i in range(n_landmarks)], dtype=np.float64)
+
+
+def labelme_points(
+    log: ProblemLog, json_path: Path, landmark_names: list[str] | None
+) -> tuple[dict | None, dict[int, list[tuple[float, float]]]]:
+    try:
+        doc = json.loads(json_path.read_text(errors="replace"))
+    except (OSError, ValueError) as exc:
+        log.add(json_path, f"unreadable LabelMe JSON ({exc})")
+        return None, {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+        log.add(json_path, "not a LabelMe file (no 'shapes' list)")
+        return None, {}
+    points: dict[int, list[tuple[float, float]]] = {}
+    ok = True
+    for k, shape in enumerate(doc["shapes"]):
+        label = str(shape.get("label", "")) if isinstance(shape, dict) else ""
+        index = label_index(label, landmark_names)
+        if index is None:
+            log.add(json_path, f"shape {k}: label {label!r} is neither a landmark name nor a number")
+            ok = False
+            continue
+        pts = shape.get("points")
+        if not isinstance(pts, list) or len(pts) != 1 or not isinstance(pts[0], list) or len(pts[0]) != 2:
+            log.add(json_path, f"shape {k} ({label!r}): expected one [x, y] point, got {pts!r}")
+            ok = False
+            continue
+        values = [v if isinstance(v, (int, float)) else parse_number(str(v)) for v in pts[0]]
+        if any(v is None for v in values):
+            log.add(json_path, f"shape {k} ({label!r}): non-numeric coordinates {pts[0]!r}")
+            ok = False
+            continue
+        points.setdefault(index, []).append((float(values[0]), float(values[1])))
+    return (doc if ok else None), points
+
+
+def landmark_rows(
+    log: ProblemLog, csv_path: Path, landmark_names: list[str] | None = None
+) -> tuple[dict[str, dict[int, list[tuple[float, float]]]], set[str]]:
+    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``.
+
+    ``landmark`` is a 1-based number or, when ``landmark_names`` is given, one of the names.
+    """
+    points: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    broken: set[str] = set()
+    try:
+        with open(csv_path, newline="", errors="replace") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            needed = {"image_id", "landmark", "x", "y"}
+            if not needed <= set(header):
+                raise XLMError(f"{csv_path}: header must contain image_id,landmark,x,y; got {header}")
+            for number, row in enumerate(reader, start=2):
+                row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
+                image_id = row["image_id"]
+                if not image_id:
+                    log.add(csv_path, f"row {number}: empty image_id")
+                    continue
+                points.setdefault(image_id, {})
+                index = parse_number(row["landmark"])
+                if index is None and landmark_names:
+                    named = label_index(row["landmark"], landmark_names)
+                    index = None if named is None else named + 1
+                x, y = parse_number(row["x"]), parse_number(row["y"])
+                if index is None or not float(index).is_integer() or index < 1:
+                    log.add(csv_path, f"row {number} (image_id {image_id!r}): landmark must be a "
+                            f"1-based integer, got {row['landmark']!r}", image_id=image_id)
+                    broken.add(image_id)
+                    continue
+                if x is None or y is None:
+                    log.add(csv_path, f"row {number} (image_id {image_id!r}): non-numeric coordinates "
+                            f"x={row['x']!r} y={row['y']!r}", image_id=image_id)
+                    broken.add(image_id)
+                    continue
+                points[image_id].setdefault(int(index) - 1, []).append((x, y))
+    except OSError as exc:
+        raise XLMError(f"{csv_path}: cannot read landmark CSV ({exc.strerror or exc})") from None
+    return points, {i for i in points if i not in broken}
+
+
 # --------------------------------------------------------------------------- per-image files
 
 
 def read_isbi_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
     """ISBI 2015: leading ``x,y`` lines (comma or space), then class-label lines."""
-    from xlm_core.datasets.head import isbi_values
-
     try:
         values = isbi_values(path.read_text(errors="replace"))
     except OSError as exc:
@@ -57,8 +278,6 @@ def read_isbi_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
 
 def read_ratio_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
     """Zhu et al.'s label file: the count, then ``x_ratio y_ratio`` lines."""
-    from xlm_core.datasets.chest import parse_label
-
     xy, errors = parse_label(path, len(names))
     n_found = None
     try:
@@ -71,15 +290,13 @@ def read_ratio_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
 
 def read_labelme(path: Path, names: list[str], by_name: bool) -> Parsed:
     """LabelMe points; labels are landmark names (``by_name``) or 1-based numbers."""
-    from xlm_core.datasets.generic import _complete, _labelme_points
-
     log = ProblemLog(path.parent)
-    doc, points = _labelme_points(log, path, names if by_name else None)
+    doc, points = labelme_points(log, path, names if by_name else None)
     errors = [p.problem for p in log.problems]
     if doc is None:
         return Parsed(None, errors or ["not usable"], len(points) or None)
     log = ProblemLog(path.parent)
-    xy = _complete(log, path, points, len(names))
+    xy = complete_points(log, path, points, len(names))
     return Parsed(xy, [p.problem for p in log.problems], len(points))
 
 
@@ -98,8 +315,6 @@ FILE_NOUNS = {"isbi_txt": "annotation files", "ratio_txt": "label files", "label
 
 def read_payer_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool) -> dict[str, TableEntry]:
     """``id,x1,y1,...`` rows without header (Payer et al.). A duplicated id is reported, dropped."""
-    from xlm_core.datasets.hand import read_rows
-
     rows, dropped = read_rows(path, log)
     entries = {}
     for key, (number, values) in rows.items():
@@ -113,9 +328,7 @@ def read_payer_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool)
 
 def read_landmark_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool) -> dict[str, TableEntry]:
     """``image_id,landmark,x,y`` with header; landmark a 1-based number or (``by_name``) a name."""
-    from xlm_core.datasets.generic import _complete, _read_landmark_rows
-
-    points_by_id, rows_ok = _read_landmark_rows(log, path, names if by_name else None)
+    points_by_id, rows_ok = landmark_rows(log, path, names if by_name else None)
     entries = {}
     for image_id, points in points_by_id.items():
         context = f"image_id {image_id!r}: "
@@ -123,7 +336,7 @@ def read_landmark_csv(path: Path, log: ProblemLog, names: list[str], by_name: bo
             entries[image_id] = TableEntry(Parsed(None, []), context, context)
             continue
         local = ProblemLog(path.parent)
-        xy = _complete(local, path, points, len(names))
+        xy = complete_points(local, path, points, len(names))
         entries[image_id] = TableEntry(Parsed(xy, [p.problem for p in local.problems], len(points)),
                                        context, f"image_id {image_id!r} (no image): ")
     return entries

@@ -20,13 +20,8 @@ Coordinates are taken as written: ``(x, y)`` pixels with pixel centres at intege
 
 from __future__ import annotations
 
-import csv as csv_module
-import json
 import os
-import re
 from pathlib import Path
-
-import numpy as np
 
 from xlm_core import XLMError
 from xlm_core.datasets.base import Sample, Scale
@@ -34,7 +29,6 @@ from xlm_core.datasets.check import (
     SYNTHETIC_MARKER,
     ProblemLog,
     find_duplicates,
-    parse_number,
     read_synthetic_marker,
     report_duplicates,
     require_file,
@@ -42,22 +36,8 @@ from xlm_core.datasets.check import (
     validate_sample,
 )
 from xlm_core.datasets.engine import THRESHOLDS_MM, THRESHOLDS_PX
+from xlm_core.datasets.formats import complete_points, labelme_points, landmark_rows
 from xlm_core.imageio import is_image_file
-
-_NUMBERED = re.compile(r"^\s*(?:[A-Za-z]+[\s_\-]*)?0*(\d+)\s*$")
-
-
-def label_index(label: str, names: list[str] | None) -> int | None:
-    """0-based landmark index of a label (by name when ``names`` given, else by number)."""
-    text = str(label).strip()
-    if names:
-        lowered = [n.lower() for n in names]
-        if text.lower() in lowered:
-            return lowered.index(text.lower())
-    match = _NUMBERED.match(text)
-    if match and int(match.group(1)) >= 1:
-        return int(match.group(1)) - 1
-    return None
 
 
 def _images_under(root: Path, pattern: str | None) -> list[Path]:
@@ -91,67 +71,6 @@ def _settings(name_options: dict, n_landmarks: int, landmark_names, spacing, thr
     }
 
 
-def _complete(
-    log: ProblemLog, where: Path, points: dict[int, list[tuple[float, float]]], n_landmarks: int,
-    context: str = "",
-) -> np.ndarray | None:
-    """Check that landmarks 1..n each occur exactly once; return ``(L, 2)`` or ``None``."""
-    usable = True
-    missing = [i + 1 for i in range(n_landmarks) if i not in points]
-    if missing:
-        log.add(where, f"{context}{n_landmarks - len(missing)} of {n_landmarks} landmarks; missing {missing}")
-        usable = False
-    repeated = sorted(i + 1 for i, v in points.items() if len(v) > 1)
-    if repeated:
-        log.add(where, f"{context}landmarks given more than once: {repeated}")
-        usable = False
-    extra = sorted(i + 1 for i in points if i >= n_landmarks)
-    if extra:
-        log.add(where, f"{context}landmark numbers beyond {n_landmarks}: {extra}")
-        usable = False
-    bad = sorted(i + 1 for i, v in points.items() if any(not np.isfinite(c).all() for c in v))
-    if bad:
-        log.add(where, f"{context}NaN or infinite coordinates for landmarks {bad}")
-        usable = False
-    if not usable:
-        return None
-    return np.asarray([points[i][0] for i in range(n_landmarks)], dtype=np.float64)
-
-
-def _labelme_points(
-    log: ProblemLog, json_path: Path, landmark_names: list[str] | None
-) -> tuple[dict | None, dict[int, list[tuple[float, float]]]]:
-    try:
-        doc = json.loads(json_path.read_text(errors="replace"))
-    except (OSError, ValueError) as exc:
-        log.add(json_path, f"unreadable LabelMe JSON ({exc})")
-        return None, {}
-    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
-        log.add(json_path, "not a LabelMe file (no 'shapes' list)")
-        return None, {}
-    points: dict[int, list[tuple[float, float]]] = {}
-    ok = True
-    for k, shape in enumerate(doc["shapes"]):
-        label = str(shape.get("label", "")) if isinstance(shape, dict) else ""
-        index = label_index(label, landmark_names)
-        if index is None:
-            log.add(json_path, f"shape {k}: label {label!r} is neither a landmark name nor a number")
-            ok = False
-            continue
-        pts = shape.get("points")
-        if not isinstance(pts, list) or len(pts) != 1 or not isinstance(pts[0], list) or len(pts[0]) != 2:
-            log.add(json_path, f"shape {k} ({label!r}): expected one [x, y] point, got {pts!r}")
-            ok = False
-            continue
-        values = [v if isinstance(v, (int, float)) else parse_number(str(v)) for v in pts[0]]
-        if any(v is None for v in values):
-            log.add(json_path, f"shape {k} ({label!r}): non-numeric coordinates {pts[0]!r}")
-            ok = False
-            continue
-        points.setdefault(index, []).append((float(values[0]), float(values[1])))
-    return (doc if ok else None), points
-
-
 def load_labelme(
     root: str | os.PathLike,
     images: str | None = None,
@@ -178,7 +97,7 @@ def load_labelme(
     for json_path in json_paths:
         if json_path.stem in duplicates:
             continue
-        doc, points = _labelme_points(log, json_path, landmark_names)
+        doc, points = labelme_points(log, json_path, landmark_names)
         image_path = _labelme_image(json_path, doc)
         if image_path is None:
             log.add(json_path, "annotation without image (no imagePath and no image with this name)",
@@ -198,7 +117,7 @@ def load_labelme(
     samples: list[Sample] = []
     for json_path, image_path, points in parsed:
         log.current_id = json_path.stem  # problems found now belong to this image
-        xy = _complete(log, json_path, points, n_landmarks)
+        xy = complete_points(log, json_path, points, n_landmarks)
         if xy is None:
             continue
         size_wh = validate_sample(log, image_path, xy, verify_images, annotation=json_path)
@@ -250,7 +169,7 @@ def load_landmark_csv(
         by_key.setdefault(path.stem, []).append(path)
         by_key.setdefault(path.relative_to(root).as_posix(), []).append(path)
 
-    points_by_id, rows_ok = _read_landmark_rows(log, csv_path)
+    points_by_id, rows_ok = landmark_rows(log, csv_path)
     if n_landmarks is None:
         n_landmarks = len(landmark_names) if landmark_names else max(
             (max(p) + 1 for p in points_by_id.values() if p), default=0
@@ -275,7 +194,7 @@ def load_landmark_csv(
         used.add(image_path)
         if image_id not in rows_ok:
             continue
-        xy = _complete(log, csv_path, points_by_id[image_id], n_landmarks, context=f"image_id {image_id!r}: ")
+        xy = complete_points(log, csv_path, points_by_id[image_id], n_landmarks, context=f"image_id {image_id!r}: ")
         if xy is None:
             continue
         size_wh = validate_sample(log, image_path, xy, verify_images, annotation=csv_path,
@@ -293,45 +212,3 @@ def load_landmark_csv(
     return samples, log, settings
 
 
-def _read_landmark_rows(
-    log: ProblemLog, csv_path: Path, landmark_names: list[str] | None = None
-) -> tuple[dict[str, dict[int, list[tuple[float, float]]]], set[str]]:
-    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``.
-
-    ``landmark`` is a 1-based number or, when ``landmark_names`` is given, one of the names.
-    """
-    points: dict[str, dict[int, list[tuple[float, float]]]] = {}
-    broken: set[str] = set()
-    try:
-        with open(csv_path, newline="", errors="replace") as fh:
-            reader = csv_module.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            needed = {"image_id", "landmark", "x", "y"}
-            if not needed <= set(header):
-                raise XLMError(f"{csv_path}: header must contain image_id,landmark,x,y; got {header}")
-            for number, row in enumerate(reader, start=2):
-                row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
-                image_id = row["image_id"]
-                if not image_id:
-                    log.add(csv_path, f"row {number}: empty image_id")
-                    continue
-                points.setdefault(image_id, {})
-                index = parse_number(row["landmark"])
-                if index is None and landmark_names:
-                    named = label_index(row["landmark"], landmark_names)
-                    index = None if named is None else named + 1
-                x, y = parse_number(row["x"]), parse_number(row["y"])
-                if index is None or not float(index).is_integer() or index < 1:
-                    log.add(csv_path, f"row {number} (image_id {image_id!r}): landmark must be a "
-                            f"1-based integer, got {row['landmark']!r}", image_id=image_id)
-                    broken.add(image_id)
-                    continue
-                if x is None or y is None:
-                    log.add(csv_path, f"row {number} (image_id {image_id!r}): non-numeric coordinates "
-                            f"x={row['x']!r} y={row['y']!r}", image_id=image_id)
-                    broken.add(image_id)
-                    continue
-                points[image_id].setdefault(int(index) - 1, []).append((x, y))
-    except OSError as exc:
-        raise XLMError(f"{csv_path}: cannot read landmark CSV ({exc.strerror or exc})") from None
-    return points, {i for i in points if i not in broken}

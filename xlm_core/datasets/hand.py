@@ -19,9 +19,7 @@ reader, the wrist-pair rule and the constants.
 
 from __future__ import annotations
 
-import csv
 import os
-from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.datasets.base import Sample
@@ -44,51 +42,6 @@ def parse_wrist_pair(value) -> tuple[int, int]:
     from xlm_core.datasets.engine import parse_pair
 
     return parse_pair(value, N_LANDMARKS, {"payer": WRIST_PAIR_PAYER, "zhu": WRIST_PAIR_ZHU})
-
-
-def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, list[str]]], set[str]]:
-    """``({id: (row number, values)}, dropped ids)`` from all.csv.
-
-    Every row of a duplicated id is reported (fatal) and the id is dropped.
-    """
-    rows: dict[str, tuple[int, list[str]]] = {}
-    dropped: set[str] = set()
-    try:
-        with open(csv_path, newline="", errors="replace") as fh:
-            for number, fields in enumerate(csv.reader(fh), start=1):
-                fields = [f.strip() for f in fields]
-                while fields and fields[-1] == "":
-                    fields.pop()
-                if not fields:
-                    continue
-                key = fields[0]
-                if number == 1 and _looks_like_header(fields):
-                    log.add(csv_path, f"row 1 looks like a header ({', '.join(fields[:3])}, ...): "
-                            f"{csv_path.name} has no header row (id,x1,y1,... in pixels); delete that line")
-                    continue
-                if key in rows or key in dropped:
-                    first = rows.pop(key, None)
-                    if first is not None:
-                        log.add(csv_path, f"row {first[0]}: duplicate id {key!r}; none used", image_id=key)
-                    log.add(csv_path, f"row {number}: duplicate id {key!r}; none used", image_id=key)
-                    dropped.add(key)
-                    continue
-                rows[key] = (number, fields[1:])
-    except OSError as exc:
-        raise XLMError(f"{csv_path}: cannot read landmark table ({exc.strerror or exc})") from None
-    return rows, dropped
-
-
-def _looks_like_header(fields: list[str]) -> bool:
-    """True when no coordinate field of a row is a number (``id,x1,y1,...``): a header line."""
-    def number(text: str) -> bool:
-        try:
-            float(text)
-        except ValueError:
-            return False
-        return True
-
-    return len(fields) > 1 and not any(number(f) for f in fields[1:])
 
 
 def load_hand(

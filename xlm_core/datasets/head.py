@@ -19,7 +19,6 @@ parser and the constants.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import numpy as np
 from xlm_core import XLMError
 from xlm_core.datasets.base import Sample
 from xlm_core.datasets.check import ProblemLog, parse_xy_values
+from xlm_core.datasets.formats import isbi_values
 
 N_LANDMARKS = 19
 LANDMARK_NAMES = [
@@ -72,23 +72,6 @@ def parse_annotation(path: Path, n_landmarks: int = N_LANDMARKS) -> tuple[np.nda
         return None, [f"unreadable annotation ({exc.strerror or exc})"]
     xy, errors = parse_xy_values(isbi_values(text), n_landmarks)
     return xy, [f"annotation: {e}" for e in errors]
-
-
-def isbi_values(text: str) -> list[str]:
-    """The coordinate fields ``[x1, y1, x2, y2, ...]`` of an ISBI annotation text.
-
-    Lines with two fields (comma or space separated) are landmark lines; the first line
-    with another number of fields ends them (the class labels follow).
-    """
-    values: list[str] = []
-    for line in text.splitlines():
-        fields = [f for f in re.split(r"[,\s]+", line.strip()) if f]
-        if not fields:
-            continue
-        if len(fields) != 2:
-            break
-        values.extend(fields)
-    return values
 
 
 def load_head(

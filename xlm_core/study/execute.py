@@ -60,8 +60,8 @@ def metrics_complete(run_dir: str | Path) -> bool:
         return False
     if not (isinstance(metrics, dict) and all(k in metrics for k in METRICS_REQUIRED)):
         return False
-    from xlm_core.losses import decoder_is_current
     from xlm_core.metrics import scores_are_current
+    from xlm_core.registry import decoder_is_current
 
     return decoder_is_current(metrics) and scores_are_current(metrics)
 

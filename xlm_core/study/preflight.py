@@ -99,8 +99,9 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
     Returns:
         The report; ``ok`` when nothing stands in the way.
     """
+    from xlm_core.checkpoints import resolve_device
     from xlm_core.study.execute import run_done
-    from xlm_core.training import fit_steps_per_epoch, resolve_device
+    from xlm_core.training import fit_steps_per_epoch
 
     todo = [r for r in plan.runs if not run_done(plan.run_dir(r.run_id))]
     report = PreflightReport(runs=len(todo), planned=len(plan.runs))
@@ -152,8 +153,8 @@ def _check_datasets(runs: list[PlannedRun], report: PreflightReport) -> dict[str
     score. Returns run id -> (fitted images, landmarks)."""
     from xlm_core.config import RunConfig
     from xlm_core.datasets import load_dataset
-    from xlm_core.models import ARCHITECTURES
-    from xlm_core.training import run_samples
+    from xlm_core.registry import ARCHITECTURES
+    from xlm_core.samples import run_samples
 
     loaded: dict[tuple, object] = {}
     failed: set[tuple] = set()

@@ -66,12 +66,11 @@ from typing import Any
 import yaml
 
 from xlm_core import XLMError
+from xlm_core.registry import LOSS_NAMES as LOSSES
+from xlm_core.registry import LR_SCHEDULES, PRECISIONS
 
 DATASET_NAMES = ("head", "hand", "chest")
 INIT_TOKEN = "imagenet"  # the first element of every chain: the profile's encoder_weights
-LOSSES = ("mse", "bce", "spatial_ce", "awing")
-LR_SCHEDULES = ("plateau", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16")  # xlm_core.evaluation.PRECISIONS (torch-free here)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # run setting -> (checker, description). Every key is a RunConfig field.

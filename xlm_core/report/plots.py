@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xlm_core.report import MEAN_SHAPE, PUBLISHED_LABEL, start_label
+from xlm_core.report.beyond import chain_runs, study_error_matrices
+from xlm_core.report.results import (
+    MEAN_SHAPE,
+    PUBLISHED_LABEL,
+    chain_before,
+    chain_label,
+    data_roots,
+    load_study,
+    start_label,
+)
 
 GT_STYLE = {"marker": "o", "s": 18, "facecolors": "none", "edgecolors": "lime", "linewidths": 1.2}
 PRED_STYLE = {"marker": "x", "s": 18, "c": "red", "linewidths": 1.2}
@@ -383,15 +392,13 @@ def chain_error_curves(results_dir) -> dict[str, dict]:
         chains with their start named as the runs' metadata says (:func:`chain_start`), e.g.
         ``scratch>hand`` where the profile's ``imagenet`` token ran from random weights.
     """
-    from xlm_core import report
-
-    study = report.load_study(results_dir)
-    chains = list(dict.fromkeys(report.chain_label(report.chain_before(r))
+    study = load_study(results_dir)
+    chains = list(dict.fromkeys(chain_label(chain_before(r))
                                 for r in study.runs if r.get("kind") == "transfer"))
     out: dict[str, dict] = {}
     for chain in sorted(chains, key=lambda c: (c.count(">"), chains.index(c))):
-        runs = report.chain_runs(results_dir, chain)
-        for target, data in report.study_error_matrices(results_dir, chain).items():
+        runs = chain_runs(results_dir, chain)
+        for target, data in study_error_matrices(results_dir, chain).items():
             starts = sorted({chain_start(study.runs, r) for r in runs.get(target, [])}) or ["?"]
             stages = chain.split(">")
             label = ">".join(["/".join(starts), *stages[1:]])
@@ -417,12 +424,12 @@ def human_limit_errors(results_dir, csv_dir=None) -> tuple[np.ndarray | None, st
     Returns:
         ``(errors, source)``; ``errors`` is None when no annotations are found (``source`` says why).
     """
-    from xlm_core import analysis, report
-    from xlm_core.human_limit import load_payer_mm_csv
     from xlm_core.metrics import default_scale, errors_clean
+    from xlm_core.report import analysis
+    from xlm_core.report.human_limit import load_payer_mm_csv
 
-    study = report.load_study(results_dir)
-    root = report.data_roots(study).get("head")
+    study = load_study(results_dir)
+    root = data_roots(study).get("head")
     if root and study.data_source == "real":
         from xlm_core.datasets import load_dataset
 

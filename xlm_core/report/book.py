@@ -25,10 +25,21 @@ from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_text
+from xlm_core.report.display import DASH, format_cell
+from xlm_core.report.prose import summary_markdown
+from xlm_core.report.results import (
+    chain_before,
+    chain_label,
+    chain_start,
+    collect_runs,
+    honest_chain,
+    load_study,
+    run_dir,
+)
 from xlm_core.study.notebooks import execute_notebook
 from xlm_core.study.runner import AGGREGATION_NOTEBOOKS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def execute_aggregation_notebooks(results_dir: str | Path, study: str,
@@ -61,15 +72,13 @@ def run_title(run: dict, start: str | None = None) -> str:
     Returns:
         e.g. ``Run <id>: transfer scratch>hand -> head, seed 0``.
     """
-    from xlm_core import report
-
     dataset = run.get("dataset") or (run.get("config") or {}).get("dataset")
     arch = f"{run.get('arch')}/{run.get('encoder')}"
     if run.get("kind") == "backbone":
         what = f"backbone {arch} on {dataset}, fold {run.get('fold')}"
     else:
-        chain = report.chain_before(run)
-        label = report.honest_chain(chain, start) if start else report.chain_label(chain)
+        chain = chain_before(run)
+        label = honest_chain(chain, start) if start else chain_label(chain)
         what = f"transfer {label} -> {dataset}"
     return f"Run {run['run_id']}: {what}, seed {run.get('seed', 0)}"
 
@@ -155,30 +164,28 @@ def runs_table_markdown(results_dir: Path) -> str:
     """
     import pandas as pd
 
-    from xlm_core import report
-
     try:
-        runs = report.collect_runs(results_dir)
+        runs = collect_runs(results_dir)
     except XLMError as exc:
         return f"No run list: {exc}\n"
 
     def cell(value: object) -> str:
-        return report.format_cell(value)
+        return format_cell(value)
 
     lines = ["| run | kind | dataset | arch | encoder | loss | chain | fold | seed | test MRE (clean) | status |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in runs.iterrows():
         mre = r.get("test_mre")
-        mre_text = report.DASH if report.format_cell(mre) == report.DASH else f"{mre:.3f} {r.get('unit')}"
-        fold = report.DASH if pd.isna(r["fold"]) else int(r["fold"])
-        page = report.run_dir(results_dir, r["run_id"])
+        mre_text = DASH if format_cell(mre) == DASH else f"{mre:.3f} {r.get('unit')}"
+        fold = DASH if pd.isna(r["fold"]) else int(r["fold"])
+        page = run_dir(results_dir, r["run_id"])
         run = (f"{{doc}}`{r['run_id']} </book/generated/runs/{r['run_id']}>`"
                if (page / "run.ipynb").is_file() and r["status"] == "done" else f"`{r['run_id']}`")
         chain = r["chain"]
         lines.append(f"| {run} | {r['kind']} | {r['dataset']} | {cell(r['arch'])} | {cell(r['encoder'])} | "
                      f"{cell(r.get('loss'))} | {chain} | {fold} | {cell(r['seed'])} | {mre_text} | {r['status']} |")
     lines.append("")
-    lines.append(f"{report.DASH}: no value (a run without folds, or one that has not finished). The "
+    lines.append(f"{DASH}: no value (a run without folds, or one that has not finished). The "
                  "chain's first token is what its first stage started from, as the runs recorded it "
                  "(`scratch`: random initialisation; `imagenet`: ImageNet weights loaded).")
     return "\n".join(lines) + "\n"
@@ -193,10 +200,8 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
       run table with its status, not shown);
     - ``summary.md`` (the introduction's answer) and ``runs_table.md`` (the appendix's list).
     """
-    from xlm_core import report
-
     results_dir = Path(results_dir)
-    study = report.load_study(results_dir)
+    study = load_study(results_dir)
     final = Path(book_dir) / "generated"
     # written into a fresh folder, then synced onto book/generated: an unchanged page keeps its
     # file (and time stamp), so a second build re-reads only what changed (Sphinx is incremental)
@@ -220,18 +225,18 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
             written.append(path)
     n_runs = 0
     for run in study.runs:
-        folder = report.run_dir(results_dir, run["run_id"])
+        folder = run_dir(results_dir, run["run_id"])
         src = folder / "run.ipynb"
         if src.is_file() and (folder / "metrics.json").is_file():  # finished runs only
             written.append(copy_notebook(src, generated / "runs" / f"{run['run_id']}.ipynb",
-                                         title=run_title(run, report.chain_start(results_dir, run, study.runs)),
+                                         title=run_title(run, chain_start(results_dir, run, study.runs)),
                                          replacements=replacements))
             n_runs += 1
     if n_runs == 0:  # a glob matching nothing is a Sphinx warning, so an error here
         path = generated / "runs" / "none.md"
         atomic_write_text(path, "# No run notebooks\n\nThis study has no executed run notebook.\n")
         written.append(path)
-    for name, text in (("summary.md", report.summary_markdown(results_dir)),
+    for name, text in (("summary.md", summary_markdown(results_dir)),
                        ("runs_table.md", runs_table_markdown(results_dir))):
         atomic_write_text(generated / name, text)
         written.append(generated / name)

@@ -17,7 +17,7 @@ table (as in the CSV files and the papers), 0-based in arguments (as in :mod:`xl
   run's ``predictions.csv``.
 - :func:`wrist_width_ratio`: per image, the ratio of the two wrist widths (= the ratio of the
   hand mm errors the two pairs give for the same pixel errors; median 1.07 on the 909 DHA images).
-- The inter-observer limit of the head is :mod:`xlm_core.human_limit`.
+- The inter-observer limit of the head is :mod:`xlm_core.report.human_limit`.
 """
 
 from __future__ import annotations
@@ -523,7 +523,7 @@ def find_payer_csv_dir(explicit: str | os.PathLike | None = None,
     (``repo`` defaults to the checkout holding this package).
     """
     if repo is None:
-        repo = Path(__file__).resolve().parents[1]
+        repo = Path(__file__).resolve().parents[2]
     repo = Path(repo)
     candidate = Path(explicit) if explicit else PAYER_CSV_DIR
     if not candidate.is_absolute():
@@ -534,7 +534,7 @@ def find_payer_csv_dir(explicit: str | os.PathLike | None = None,
 
 
 def human_limit_frame(rows: Sequence[dict[str, Any]], source: str) -> pd.DataFrame:
-    """SCORE rows of :mod:`xlm_core.human_limit` as a table labelled with their ``source``.
+    """SCORE rows of :mod:`xlm_core.report.human_limit` as a table labelled with their ``source``.
 
     Columns: ``comparison, source, protocol, n_images, n_landmarks, unit, mre, mre_std,
     sdr_<t>...``; the per-landmark MREs stay out (see :func:`human_per_landmark`).
@@ -564,7 +564,7 @@ def human_limit_from_dataset(root: str | os.PathLike, ids: Sequence[str] | None 
     """Human-limit rows from a real head dataset root (its senior and junior annotation
     folders, through the head loader), on ``ids`` (default: the loader's test split)."""
     from xlm_core.datasets import load_dataset
-    from xlm_core.human_limit import human_limit_table
+    from xlm_core.report.human_limit import human_limit_table
 
     sets = {a: load_dataset("head", str(root), annotator=a) for a in ("senior", "junior")}
     by_id = {a: {s.id: np.asarray(s.landmarks, dtype=np.float64) for s in lset.samples}

@@ -79,7 +79,7 @@ def steps_per_epoch(metrics: dict) -> int:
 def _floor_fields(metrics: dict, floor: float) -> dict:
     """A finished run's ``metrics.json`` against the floor: state, MRE, mean-shape MRE, ratio,
     unit, meets_floor, train_seconds."""
-    from xlm_core.losses import scored_decoder
+    from xlm_core.registry import scored_decoder
 
     ratio = baseline_ratio(metrics)
     return {"state": "done", "mre": metrics["mre"], "mean_shape_mre": metrics.get("mean_shape_mre"),
@@ -274,7 +274,7 @@ def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
     pair with its number of runs. ``trace_decoder`` decoded history.csv's trace (the budget
     curve), ``decoder`` the final metrics; they differ for a run scored again after the
     decoder changed. metrics.json without them predates named decoders: ``newton``."""
-    from xlm_core.losses import scored_decoder
+    from xlm_core.registry import scored_decoder
 
     results_dir = Path(results_dir)
     counts: dict[tuple[str, str], int] = {}

@@ -1,0 +1,230 @@
+"""The floors of xlm_core (docs/architecture.md), checked on the import graph drawn with ``ast``.
+
+Every ``import`` and ``from ... import`` of every module under ``xlm_core/`` counts, at module
+level and inside functions alike (relative imports resolved). The test fails naming the cycle,
+the upward arrow (a module importing one on a higher floor) or the module outside
+``xlm_core/report/`` that imports pandas, matplotlib or seaborn. The checker itself is tested on
+small synthetic graphs, so that it can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xlm_core"
+
+#: floors, bottom to top; a module may import its own floor and those below, never above.
+#: The most specific prefix wins ("xlm_core.report.book" -> the floor of "xlm_core.report");
+#: "xlm_core" is the package's ``__init__`` only, so a new top-level module must be placed here.
+FLOORS: dict[str, int] = {
+    # 0 data and formats: names, configs, files, datasets (no torch)
+    "xlm_core": 0,  # the package itself: __version__, XLMError
+    "xlm_core.config": 0,
+    "xlm_core.registry": 0,
+    "xlm_core.io": 0,
+    "xlm_core.imageio": 0,
+    "xlm_core.landmark_csv": 0,
+    "xlm_core.geometry": 0,
+    "xlm_core.augment": 0,
+    "xlm_core.datasets": 0,
+    "xlm_core.samples": 0,
+    # 1 heatmaps, losses, metrics and the torch dataset of heatmaps
+    "xlm_core.heatmaps": 1,
+    "xlm_core.losses": 1,
+    "xlm_core.metrics": 1,
+    "xlm_core.torchdata": 1,
+    # 2 models
+    "xlm_core.models": 2,
+    # 3 a run: checkpoints, training, evaluation, prediction, figure arrays
+    "xlm_core.checkpoints": 3,
+    "xlm_core.evaluation": 3,
+    "xlm_core.training": 3,
+    "xlm_core.predict": 3,
+    "xlm_core.examples": 3,
+    # 4 the study runner
+    "xlm_core.study": 4,
+    # 5 the book layer
+    "xlm_core.report": 5,
+    # 6 the command line: the entry point, imported by nothing
+    "xlm_core.cli": 6,
+}
+FLOOR_NAMES = ("data", "heatmaps/losses/metrics", "models", "run", "study", "report", "cli")
+BOOK_ONLY = ("pandas", "matplotlib", "seaborn")
+BOOK_LAYER = "xlm_core.report"
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(source: str, name: str, is_package: bool, known: set[str]) -> tuple[set[str], set[str]]:
+    """(xlm_core modules, top-level outside packages) that ``source`` imports anywhere.
+
+    ``from xlm_core.x import y`` points at ``xlm_core.x.y`` when that is a module, else at
+    ``xlm_core.x``.
+    """
+    package = name if is_package else name.rpartition(".")[0]
+    inside, outside = set(), set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                (inside if alias.name.split(".")[0] == "xlm_core" else outside).add(
+                    alias.name if alias.name.startswith("xlm_core") else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "xlm_core":
+                outside.add(target.split(".")[0])
+                continue
+            for alias in node.names:
+                inside.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in known else target)
+    inside.discard(name)
+    return inside, outside
+
+
+def import_graph(root: Path = PACKAGE) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """({module: xlm_core modules it imports}, {module: outside packages it imports})."""
+    paths = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    known = set(paths)
+    graph, outside = {}, {}
+    for name, path in paths.items():
+        graph[name], outside[name] = imports_of(path.read_text(), name, path.name == "__init__.py", known)
+    return graph, outside
+
+
+def floor_of(name: str, floors: dict[str, int] = FLOORS) -> int:
+    if name in floors:
+        return floors[name]
+    parts = name.split(".")
+    for k in range(len(parts) - 1, 1, -1):
+        prefix = ".".join(parts[:k])
+        if prefix in floors:
+            return floors[prefix]
+    raise KeyError(f"{name}: no floor in tests/test_architecture.py FLOORS (add it)")
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as ``[a, b, ..., a]``, or None."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def upward_arrows(graph: dict[str, set[str]], floors: dict[str, int] = FLOORS) -> list[str]:
+    """Every ``a -> b`` where b's floor is above a's."""
+    return [f"{a} (floor {floor_of(a, floors)}) -> {b} (floor {floor_of(b, floors)})"
+            for a in sorted(graph) for b in sorted(graph[a]) if floor_of(b, floors) > floor_of(a, floors)]
+
+
+def book_imports_outside_report(outside: dict[str, set[str]]) -> list[str]:
+    return [f"{name} imports {', '.join(sorted(outside[name] & set(BOOK_ONLY)))}"
+            for name in sorted(outside)
+            if outside[name] & set(BOOK_ONLY) and not (name == BOOK_LAYER or name.startswith(BOOK_LAYER + "."))]
+
+
+# --------------------------------------------------------------------------- the package
+
+
+GRAPH, OUTSIDE = import_graph()
+
+
+def test_every_module_has_a_floor():
+    assert len(GRAPH) > 40  # the walk found the package
+    for name in GRAPH:
+        floor_of(name)
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_upward_arrow():
+    arrows = upward_arrows(GRAPH)
+    assert not arrows, "imports from a lower floor to a higher one:\n" + "\n".join(arrows)
+
+
+def test_pandas_matplotlib_seaborn_only_in_the_book_layer():
+    offenders = book_imports_outside_report(OUTSIDE)
+    assert not offenders, "only xlm_core/report/ may import pandas, matplotlib or seaborn:\n" + "\n".join(offenders)
+
+
+def test_imports_inside_functions_count():
+    """The arrows hidden in functions are in the graph (evaluate_run loads a checkpoint lazily)."""
+    assert "xlm_core.checkpoints" in GRAPH["xlm_core.evaluation"]
+    assert "xlm_core.report.book" in GRAPH["xlm_core.cli.book"]
+
+
+# --------------------------------------------------------------------------- the checker can fail
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "xlm_core"
+    for rel, text in {"__init__.py": "", **files}.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_checker_finds_a_cycle_hidden_in_a_function(tmp_path):
+    root = _package(tmp_path, {
+        "a.py": "from xlm_core.b import g\n",
+        "b.py": "def g():\n    from . import a  # imported late, still a cycle\n",
+    })
+    graph, _ = import_graph(root)
+    assert graph["xlm_core.b"] == {"xlm_core.a"}  # the relative import resolved
+    assert find_cycle(graph) == ["xlm_core.a", "xlm_core.b", "xlm_core.a"]
+
+
+def test_checker_finds_an_upward_arrow(tmp_path):
+    root = _package(tmp_path, {
+        "heatmaps.py": "def f():\n    import xlm_core.report.tables\n",
+        "report/__init__.py": "",
+        "report/tables.py": "import pandas\n",
+    })
+    graph, outside = import_graph(root)
+    assert find_cycle(graph) is None
+    assert upward_arrows(graph) == ["xlm_core.heatmaps (floor 1) -> xlm_core.report.tables (floor 5)"]
+    assert book_imports_outside_report(outside) == []
+
+
+def test_checker_finds_pandas_below_the_book_layer(tmp_path):
+    root = _package(tmp_path, {"metrics.py": "def f():\n    import matplotlib.pyplot as plt\n"})
+    _, outside = import_graph(root)
+    assert book_imports_outside_report(outside) == ["xlm_core.metrics imports matplotlib"]
+
+
+def test_checker_refuses_a_module_without_a_floor():
+    with pytest.raises(KeyError, match="no floor"):
+        floor_of("xlm_core.newmodule")

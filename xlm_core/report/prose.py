@@ -1,0 +1,173 @@
+"""The book's generated sentences: the transfer verdicts and the study summary.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xlm_core import XLMError
+from xlm_core.report.display import format_p
+from xlm_core.report.results import (
+    ALPHA,
+    MEAN_SHAPE,
+    PROTOCOL_TEXT,
+    StudyInfo,
+    is_single_stage,
+    load_study,
+    single_value,
+    start_text,
+)
+from xlm_core.report.tables import transfer_table
+
+# --------------------------------------------------------------------------- verdicts
+
+
+
+
+def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
+                     p_holm: float, unit: str, alpha: float = ALPHA, digits: int = 2,
+                     baseline: str = "imagenet") -> str:
+    """One generated verdict: ``"head: imagenet>chest changes MRE by -0.05 mm (95 % CI -0.12 to
+    0.02, Holm p = 0.41): no evidence of a difference"``.
+
+    The conclusion follows the Holm-corrected p-value at ``alpha``: ``no evidence of a
+    difference`` when ``p_holm >= alpha``, else ``evidence that it lowers the error`` (delta < 0)
+    or ``... raises the error`` (delta > 0). Missing statistics (NaN) say so instead.
+
+    Args:
+        target: the target dataset.
+        chain: the chain compared (its real start first, e.g. ``scratch>hand``).
+        delta: mean per-image MRE difference, chain minus baseline.
+        ci_low: lower end of its 95 % bootstrap interval.
+        ci_high: upper end.
+        p_holm: Holm-corrected Wilcoxon p-value.
+        unit: the error unit.
+        alpha: significance level.
+        digits: decimals of the differences.
+        baseline: the single-stage chain compared with (``scratch`` or ``imagenet``).
+
+    Returns:
+        One sentence.
+    """
+    if delta is None or not np.isfinite(delta) or p_holm is None or not np.isfinite(p_holm):
+        return (f"{target}: {chain}: no paired comparison with {baseline} (per-image errors "
+                "missing, or fewer than 2 shared test images)")
+    if p_holm >= alpha:
+        conclusion = "no evidence of a difference"
+    elif delta < 0:
+        conclusion = "evidence that it lowers the error"
+    elif delta > 0:
+        conclusion = "evidence that it raises the error"
+    else:
+        conclusion = "no evidence of a difference"
+    p_text = format_p(p_holm)
+    p_text = f"Holm p {p_text}" if p_text.startswith("<") else f"Holm p = {p_text}"
+    return (f"{target}: {chain} vs {baseline} alone changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
+            f"{ci_low:.{digits}f} to {ci_high:.{digits}f}, {p_text}): {conclusion}")
+
+
+def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
+    """One :func:`verdict_sentence` per (target, chain) of Table 2 other than the single-stage
+    chain and the mean-shape row, in table order, from its delta_mre, ci_low, ci_high and p_holm.
+
+    Args:
+        table2: :func:`transfer_table`'s output.
+        alpha: significance level.
+
+    Returns:
+        The sentences, each naming the chain's real start and its baseline.
+    """
+    sentences = []
+    alone = {str(r["target"]): str(r["chain"]) for _, r in table2.iterrows()
+             if is_single_stage(r["chain"])}
+    for _, row in table2.iterrows():
+        if is_single_stage(row["chain"]) or row["chain"] == MEAN_SHAPE:
+            continue
+        sentences.append(verdict_sentence(
+            str(row["target"]), str(row["chain"]), float(row.get("delta_mre", math.nan)),
+            float(row.get("ci_low", math.nan)), float(row.get("ci_high", math.nan)),
+            float(row.get("p_holm", math.nan)), str(row.get("unit") or ""), alpha,
+            baseline=alone.get(str(row["target"]), "the single-stage chain")))
+    return sentences
+
+
+def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
+                      alpha: float = ALPHA) -> str:
+    """The transfer chapter's verdicts as a Markdown list, headed by what produced them
+    (profile, data, seeds, test images, the test and the correction), all from ``table2``."""
+    models = table2[~table2["chain"].map(is_single_stage) & (table2["chain"] != MEAN_SHAPE)]
+    starts = sorted({str(c) for c in table2["chain"] if is_single_stage(c)})
+    seeds = sorted({int(v) for v in models.get("n_seeds", pd.Series(dtype=float)).dropna()})
+    paired = sorted({int(v) for v in models.get("n_paired_images", pd.Series(dtype=float)).dropna() if v})
+    protocol = single_value(table2, "protocol") if "protocol" in table2 else None
+    alone = " / ".join(f"`{s}` ({start_text(s)})" for s in starts) or "the single-stage chain"
+    head = (f"Each chain against the target trained alone, {alone}, on the same test images "
+            f"(per-image MRE averaged over "
+            f"{'/'.join(map(str, seeds)) or '?'} seed(s); {'/'.join(map(str, paired)) or 'no'} paired "
+            "test images): mean difference (chain minus the target alone, negative = the chain helps), "
+            "95 % percentile bootstrap interval, Wilcoxon signed-rank test with Holm's correction "
+            f"over the chains of each target, alpha = {alpha:g}")
+    if protocol:
+        head += f"; {PROTOCOL_TEXT.get(str(protocol), protocol)}"
+    if study is not None:
+        head += f". {study.label()}"
+    lines = [f"*{head}.*", ""]
+    lines += [f"- {s}" for s in transfer_verdicts(table2, alpha)] or ["- no chain to compare"]
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
+    """The introduction's answer, generated from Table 2: per target, best chain vs the target
+    trained alone, each chain named by its real start (``scratch`` or ``imagenet``).
+
+    Names the profile and the data source; says "synthetic" loudly when it is.
+    """
+    study = load_study(results_dir)
+    lines = [
+        (f"*Generated from `{study.name}` (profile **{study.profile}**, "
+        f"**{study.data_source}** data, {PROTOCOL_TEXT[protocol]}).*"),
+        "",
+    ]
+    if study.data_source != "real":
+        lines += [
+            "```{warning}",
+            (f"These results come from synthetic phantoms (the `{study.profile}` profile). They show that the "
+            "pipeline runs end to end; they say nothing about real x-rays. Run the `paper` "
+            "profile on the real datasets for the study's answer."),
+            "```",
+            "",
+        ]
+    try:
+        t2 = transfer_table(results_dir, protocol)
+    except XLMError as exc:
+        return "\n".join(lines + [f"No transfer results in this study ({exc})."])
+    for target, group in t2.groupby("target", sort=False):
+        models = group[group["chain"] != MEAN_SHAPE].dropna(subset=["mre"])
+        base = models[models["chain"].map(is_single_stage)]
+        if models.empty or base.empty:
+            lines.append(f"- **{target}**: not enough finished runs to compare.")
+            continue
+        unit = base["unit"].iloc[0]
+        best = models.loc[models["mre"].idxmin()]
+        b = base.iloc[0]
+        if len(models) == 1:
+            verdict = "no other chain was run for this target in this study"
+        elif is_single_stage(best["chain"]):
+            verdict = f"no chain through other x-ray datasets beat `{b['chain']}` alone"
+        else:
+            verdict = f"`{best['chain']}` gave the lowest MRE"
+            if not math.isnan(best.get("p_holm", math.nan)):
+                p_text = format_p(best["p_holm"])
+                verdict += f" (Holm-corrected p {p_text})" if p_text.startswith("<") else \
+                    f" (Holm-corrected p = {p_text})"
+        lines.append(
+            f"- **{target}**: `{b['chain']}` alone ({start_text(str(b['chain']))}) "
+            f"{b['mre']:.2f} {unit}; best "
+            f"`{best['chain']}` {best['mre']:.2f} {unit} (mean over {int(best['n_seeds'])} "
+            f"seed(s)): {verdict}."
+        )
+    return "\n".join(lines) + "\n"

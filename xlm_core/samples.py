@@ -1,0 +1,74 @@
+"""The images of one run: the dataset of a :class:`~xlm_core.config.RunConfig`, split.
+
+The k-fold split and the early-stopping carve use split seed :data:`SPLIT_SEED` whatever the
+run seed, so runs that differ only in architecture, transfer or seed are scored on the same
+images (paired comparisons). Floor: data (no torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xlm_core import XLMError
+from xlm_core.config import RunConfig
+from xlm_core.datasets.base import LandmarkSet, Sample
+
+#: the seed of the k-fold split and the early-stopping carve (fixed: paired comparisons)
+SPLIT_SEED = 0
+
+
+@dataclass
+class RunSamples:
+    """The images of one run. ``fit``: trained on; ``val``: early stopping / LR schedule;
+    ``heldout``: the CV fold scored separately (None without folds); ``test``: the test split."""
+
+    lset: LandmarkSet
+    fit: list[Sample]
+    val: list[Sample]
+    heldout: list[Sample] | None
+    test: list[Sample]
+
+    @property
+    def train_part(self) -> list[Sample]:
+        """Every image the run learns from (fit + val): the mean-shape baseline's source."""
+        return self.fit + self.val
+
+    def counts(self) -> dict:
+        return {
+            "fit": len(self.fit),
+            "val": len(self.val),
+            "heldout": None if self.heldout is None else len(self.heldout),
+            "test": len(self.test),
+        }
+
+
+def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
+    """Load the dataset of ``cfg`` (or take ``lset``, already loaded with ``cfg``'s dataset,
+    root and options) and split it for this run (see the module docstring)."""
+    from xlm_core.datasets import carve_validation, kfold_split, load_dataset
+
+    if lset is None:
+        lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
+    train_ids = list(lset.train_ids)
+    if cfg.train_limit is not None:
+        train_ids = train_ids[: int(cfg.train_limit)]
+    heldout_ids = None
+    if cfg.folds is not None or cfg.fold is not None:
+        if cfg.folds is None or cfg.fold is None:
+            raise XLMError("cross-validation needs both --folds N and --fold K")
+        train_ids, heldout_ids = kfold_split(train_ids, int(cfg.folds), int(cfg.fold), seed=SPLIT_SEED)
+    if not train_ids:
+        raise XLMError(f"{lset.root}: no training images for dataset {lset.name!r}")
+    fit_ids, val_ids = carve_validation(train_ids, float(cfg.val_fraction), seed=SPLIT_SEED)
+    if not lset.test_ids and heldout_ids is None:
+        raise XLMError(f"{lset.root}: no test images for dataset {lset.name!r} (override the split: train=N)")
+    return RunSamples(
+        lset=lset,
+        fit=lset.subset(fit_ids),
+        val=lset.subset(val_ids),
+        heldout=None if heldout_ids is None else lset.subset(heldout_ids),
+        test=lset.subset(list(lset.test_ids)),
+    )
+
+
+__all__ = ["SPLIT_SEED", "RunSamples", "run_samples"]
