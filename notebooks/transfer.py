@@ -51,6 +51,12 @@ for target, rows in table2.groupby("target", sort=False):
     shown = report.display_table(rows, ["chain"], digits=2, sdr_std=False)
     notes = [("Δ MRE, CI, Holm p: against the single-stage chain; its own row and the mean-shape "
               "row have none.")] if "Holm p" in shown else []
+    if "steps" in shown:
+        notes.append("steps: optimiser steps of all the chain's stages (mean over seeds).")
+    if "Holm p vs control" in shown:
+        notes.append("Δ vs control, Holm p vs control: against the matched control with as many "
+                     "stages, the target alone (rows whose every stage is the target; not in the "
+                     "paper); a control itself has none.")
     display(report.show_table(shown, notes=notes))
 
 # %% [markdown]

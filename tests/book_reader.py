@@ -139,7 +139,7 @@ def write_checker(html_root: Path, pages: list[str]) -> str:
 
 def read_results(dom: str) -> dict[str, list[str]] | None:
     """The checker's results from ``chromium --dump-dom`` output, or None when it did not finish."""
-    match = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', dom, re.S)
+    match = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', dom, re.DOTALL)
     if not match or not match.group(1).strip():
         return None
     import html

@@ -55,14 +55,44 @@ def test_holm_runs_per_target_and_verdicts_come_from_table(tmp_path: Path) -> No
         assert (rows[rows["chain"] == "imagenet"]["n_paired_images"] == 0).all()
         assert set(rows["n_images"]) == {4}
     sentences = report.transfer_verdicts(t2)
-    assert len(sentences) == 12
+    assert len(sentences) == 12 + 3  # each chain vs the target alone; per target best vs runner-up
     row = t2[(t2["target"] == "hand") & (t2["chain"] == "imagenet>head")].iloc[0]
     expected = report.verdict_sentence("hand", "imagenet>head", row["delta_mre"], row["ci_low"],
                                        row["ci_high"], row["p_holm"], "mm")
     assert expected in sentences
     assert "+0.10 mm" in expected  # every image 0.1 worse in the fake results
     md = report.verdicts_markdown(t2, report.load_study(results))
-    assert md.count("\n- ") == 12 and "profile: ci" in md and "2 seed(s)" in md
+    assert md.count("\n- ") == 15 and "profile: ci" in md and "2 seed(s)" in md
+    assert "no matched control in this study" in md
+    assert "small test sets: head 4 (smallest two-sided p 0.12)" in md  # 4 fake test images
+
+
+def test_matched_controls_in_table2_and_the_verdicts(tmp_path: Path) -> None:
+    """Each chain against the control with as many stages (known numbers: a control is 0.3
+    better than every chain of its length), the best row against the runner-up."""
+    results = write_fake_study(tmp_path / "r", controls=True)
+    t2 = report.transfer_table(results)
+    head = t2[t2["target"] == "head"].set_index("chain")
+    assert head.loc["imagenet>head", "is_control"] and head.loc["imagenet>head>head", "is_control"]
+    assert not head.loc["imagenet>hand", "is_control"]
+    assert head.loc["imagenet>hand", "control"] == "imagenet>head"
+    assert head.loc["imagenet>hand>chest", "control"] == "imagenet>head>head"
+    np.testing.assert_allclose(head.loc["imagenet>hand", "delta_vs_control"], 0.3)
+    np.testing.assert_allclose(head.loc["imagenet>chest>hand", "delta_vs_control"], 0.3)
+    assert head.loc[["imagenet>hand", "imagenet>chest", "imagenet>hand>chest", "imagenet>chest>hand"],
+                    "p_holm_vs_control"].notna().all()
+    assert head[["delta_vs_control"]].loc[["imagenet", "imagenet>head", "imagenet>head>head"]].isna().all().all()
+    # the best head row is imagenet>head (2.0 + 0.1 - 0.3 = 1.8) against imagenet>head>head (1.9)
+    assert head.loc["imagenet>head", "runner_up"] == "imagenet>head>head"
+    np.testing.assert_allclose(head.loc["imagenet>head", "delta_vs_runner_up"], -0.1)
+    sentences = report.transfer_verdicts(t2)
+    assert any(s.startswith("head: imagenet>hand vs its matched control imagenet>head ") and "+0.30 mm" in s
+               for s in sentences)
+    assert any(s.startswith("head: the best, imagenet>head, vs the runner-up imagenet>head>head") for s in sentences)
+    md = report.verdicts_markdown(t2, report.load_study(results))
+    assert "against its matched control" in md and "no matched control" not in md
+    shown = report.display_table(t2[t2["target"] == "head"], ["chain"], sdr_std=False)
+    assert "Δ vs control (mm)" in shown and "Holm p vs control" in shown
 
 
 def test_table2_csv_carries_the_paired_columns(tmp_path: Path) -> None:

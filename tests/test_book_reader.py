@@ -72,7 +72,7 @@ def test_the_reader_finds_each_problem_on_a_page_made_to_fail(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_page_of_the_book_reads_cleanly(built_book: Path, book_study: Path, tmp_path):
+def test_every_page_of_the_book_reads_cleanly(built_book: Path, book_study: Path, tmp_path):  # noqa: F811
     """No NaN shown, no table overflowing its column without its own scroll box, alt text on
     every figure, no broken local link or anchor, no absolute path of the machine that built it."""
     found = {page: problems for page, problems in _read(built_book, tmp_path).items() if problems}

@@ -41,8 +41,10 @@ def transfer_chains(target: str) -> list[list[str]]:
 
 
 def fake_transfer_mre(target: str, chain: list[str], seed: int) -> float:
-    """Known numbers: base 2.0 (+1 for chest), +0.1 per extra stage, +0.2 for seed 1."""
-    return 2.0 + (target == "chest") + 0.1 * (len(chain) - 1) + 0.2 * seed
+    """Known numbers: base 2.0 (+1 for chest), +0.1 per extra stage, +0.2 for seed 1, -0.3 for a
+    matched control (every stage after the start on the target itself)."""
+    control = len(chain) > 1 and all(c == target for c in chain[1:])
+    return 2.0 + (target == "chest") + 0.1 * (len(chain) - 1) + 0.2 * seed - 0.3 * control
 
 
 def fake_backbone_mre(arch: str, fold: int) -> float:
@@ -87,13 +89,15 @@ def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: in
 
 
 def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str | None = None,
-                     encoder_weights: str = "imagenet") -> Path:
+                     encoder_weights: str = "imagenet", controls: bool = False) -> Path:
     """A hand-made ``results/<study>`` with backbone and transfer runs and known metrics.
 
     ``missing``: a run_id written into study.json without its metrics.json. ``encoder_weights``:
     what the first stage of every chain records (``none``: the runs started from scratch). The
     later stages record ``imagenet`` whatever it is (as a profile's intent would), and a
     ``transfer`` report whose source is the stage before: only the first stage tells the truth.
+    ``controls``: also the matched controls ``imagenet>T>T`` and ``imagenet>T>T>T`` (written with
+    ``stages``, as the study runner writes every run).
     """
     runs = []
     for arch in ("unet", "unetplusplus"):
@@ -106,7 +110,9 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
     seen = set()
     for seed in seeds:
         for target in DATASETS:
-            for chain in transfer_chains(target):
+            chains = transfer_chains(target) + ([["imagenet", target], ["imagenet", target, target]]
+                                                if controls else [])
+            for chain in chains:
                 key = (target, tuple(chain), seed)
                 if key in seen:
                     continue
@@ -121,8 +127,12 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
                 # the chain is written with the run's own dataset at the end for half the runs:
                 # the reader must accept both forms
                 written = chain + [target] if seed == 0 else chain
+                control = len(chain) > 1 and all(c == target for c in chain[1:])
+                extra = {"stages": chain + [target]} if control else {}
+                if control:
+                    written = chain
                 runs.append({"run_id": rid, "kind": "transfer", "dataset": target, "arch": "unetplusplus",
-                             "encoder": "vgg19", "fold": None, "seed": seed, "chain": written,
+                             "encoder": "vgg19", "fold": None, "seed": seed, "chain": written, **extra,
                              "depends_on": [parent] if parent else [], "config": cfg,
                              "_transfer": transfer, "_mre": fake_transfer_mre(target, chain, seed)})
     for run in runs:
@@ -252,6 +262,9 @@ def test_chain_before_accepts_both_forms() -> None:
     assert report.chain_before({"dataset": "head", "chain": ["imagenet", "hand", "head"]}) == ["imagenet", "hand"]
     assert report.chain_before({"dataset": "head", "chain": ["imagenet", "hand"]}) == ["imagenet", "hand"]
     assert report.chain_before({"dataset": "head"}) == ["imagenet"]
+    # study.json's stages decide: a matched control repeats its target
+    control = {"dataset": "head", "chain": ["imagenet", "head"], "stages": ["imagenet", "head", "head"]}
+    assert report.chain_before(control) == ["imagenet", "head"]
 
 
 def test_format_and_display(fake_results: Path) -> None:
@@ -324,7 +337,7 @@ def test_scratch_runs_are_named_scratch_everywhere(tmp_path: Path) -> None:
     assert math.isfinite(row["p_holm"])
     verdicts = report.transfer_verdicts(t2)
     assert verdicts and all("imagenet" not in v for v in verdicts)
-    assert all("vs scratch alone" in v for v in verdicts)
+    assert all("vs scratch alone" in v or "vs the runner-up scratch" in v for v in verdicts)
     summary = report.summary_markdown(results)
     assert "imagenet" not in summary.lower().replace("no imagenet weights", "")
     assert "`scratch` alone" in summary

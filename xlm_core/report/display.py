@@ -219,6 +219,14 @@ def display_table(table: pd.DataFrame, keys: list[str], digits: int = 2,
         out[f"95 % CI{u}"] = [DASH if is_missing(lo) or is_missing(hi) else f"{lo:.{digits}f} to {hi:.{digits}f}"
                               for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
         out["Holm p"] = [DASH if is_missing(v) else format_p(float(v)) for v in table["p_holm"]]
+    if "steps" in table and not table["steps"].isna().all():
+        out["steps"] = [DASH if is_missing(v) else f"{float(v):.0f}" for v in table["steps"]]
+    if "delta_vs_control" in table and not table["delta_vs_control"].isna().all():
+        u = f" ({unit})" if unit else ""
+        out[f"Δ vs control{u}"] = [DASH if is_missing(v) else f"{float(v):+.{digits}f}"
+                                   for v in table["delta_vs_control"]]
+        out["Holm p vs control"] = [DASH if is_missing(v) else format_p(float(v))
+                                    for v in table["p_holm_vs_control"]]
     return out
 
 

@@ -18,6 +18,7 @@ from xlm_core.report.results import (
     chain_before,
     chain_label,
     data_roots,
+    is_single_stage,
     load_study,
     start_label,
 )
@@ -164,11 +165,20 @@ def plot_transfer(table2: pd.DataFrame, caption: str | None = None) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(targets)))
     for ax, target in zip(axes, targets, strict=True):
         rows = table2[(table2["target"] == target) & (table2["chain"] != MEAN_SHAPE)]
-        ax.bar(rows["chain"], rows["mre"], yerr=rows["mre_std"].fillna(0), capsize=3, color="tab:orange")
+        control = rows["is_control"].fillna(False).astype(bool) if "is_control" in rows else pd.Series(False, index=rows.index)
+        colours = ["tab:grey" if c else "tab:orange" for c in control]
+        ax.bar(rows["chain"], rows["mre"], yerr=rows["mre_std"].fillna(0), capsize=3, color=colours)
+        handles = []
+        if control.any():
+            from matplotlib.patches import Patch
+
+            handles = [Patch(color="tab:orange", label="chain"),
+                       Patch(color="tab:grey", label="matched control (target alone)")]
         base = table2[(table2["target"] == target) & (table2["chain"] == MEAN_SHAPE)]["mre"]
         if len(base) and np.isfinite(base.iloc[0]):
-            ax.axhline(base.iloc[0], color="grey", ls="--", label=MEAN_SHAPE)
-            ax.legend(fontsize=7)
+            handles.append(ax.axhline(base.iloc[0], color="grey", ls="--", label=MEAN_SHAPE))
+        if handles:
+            ax.legend(handles=handles, fontsize=7)
         unit = rows["unit"].dropna().iloc[0] if rows["unit"].notna().any() else ""
         ax.set_title(f"target: {target}", fontsize=9)
         ax.set_ylabel(f"MRE ({unit})")
@@ -326,9 +336,11 @@ def plot_protocol_spread(table: pd.DataFrame, caption: str | None = None) -> Fig
 
 def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figure:
     """Table 2's paired comparisons as a forest plot: per target, each chain's mean MRE
-    difference against ImageNet alone with its 95 % bootstrap interval; zero marked. Chains
-    whose Holm-corrected p-value is below 0.05 are drawn filled, the others hollow."""
-    rows = table2[~table2["chain"].isin(["imagenet", MEAN_SHAPE])]
+    difference against the target trained alone (its real start, ``imagenet`` or ``scratch``)
+    with its 95 % bootstrap interval; zero marked. Chains whose Holm-corrected p-value is below
+    0.05 are drawn filled, the others hollow."""
+    rows = table2[~table2["chain"].map(is_single_stage) & (table2["chain"] != MEAN_SHAPE)]
+    starts = sorted({str(c) for c in table2["chain"] if is_single_stage(c)})
     targets = list(dict.fromkeys(rows["target"]))
     fig = _figure(max(4.0, 4.0 * len(targets)), 3.4)
     axes = np.atleast_1d(fig.subplots(1, max(1, len(targets))))
@@ -347,7 +359,7 @@ def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figu
         ax.set_yticks(y)
         ax.set_yticklabels(r["chain"], fontsize=7)
         unit = r["unit"].dropna().iloc[0] if r["unit"].notna().any() else ""
-        ax.set_xlabel(f"MRE change vs imagenet ({unit}), 95 % CI")
+        ax.set_xlabel(f"MRE change vs {' / '.join(starts) or 'the target'} alone ({unit}), 95 % CI")
         ax.set_title(f"target: {target}", fontsize=9)
         ax.legend(fontsize=6, loc="lower right")
     _caption(fig, caption)

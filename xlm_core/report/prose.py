@@ -30,7 +30,8 @@ from xlm_core.report.tables import transfer_table
 
 def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
                      p_holm: float, unit: str, alpha: float = ALPHA, digits: int = 2,
-                     baseline: str = "imagenet") -> str:
+                     baseline: str = "imagenet", against: str | None = None,
+                     correction: str = "Holm") -> str:
     """One generated verdict: ``"head: imagenet>chest changes MRE by -0.05 mm (95 % CI -0.12 to
     0.02, Holm p = 0.41): no evidence of a difference"``.
 
@@ -49,12 +50,16 @@ def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_hi
         alpha: significance level.
         digits: decimals of the differences.
         baseline: the single-stage chain compared with (``scratch`` or ``imagenet``).
+        against: what the chain is compared with, in words (default ``"<baseline> alone"``;
+            e.g. ``"its matched control scratch>head>head"``).
+        correction: how ``p_holm`` was corrected (``"Holm"``; ``"uncorrected"`` for one test).
 
     Returns:
         One sentence.
     """
+    against = against or f"{baseline} alone"
     if delta is None or not np.isfinite(delta) or p_holm is None or not np.isfinite(p_holm):
-        return (f"{target}: {chain}: no paired comparison with {baseline} (per-image errors "
+        return (f"{target}: {chain}: no paired comparison with {against} (per-image errors "
                 "missing, or fewer than 2 shared test images)")
     if p_holm >= alpha:
         conclusion = "no evidence of a difference"
@@ -65,8 +70,9 @@ def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_hi
     else:
         conclusion = "no evidence of a difference"
     p_text = format_p(p_holm)
-    p_text = f"Holm p {p_text}" if p_text.startswith("<") else f"Holm p = {p_text}"
-    return (f"{target}: {chain} vs {baseline} alone changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
+    label = "Holm p" if correction == "Holm" else f"p ({correction})"
+    p_text = f"{label} {p_text}" if p_text.startswith("<") else f"{label} = {p_text}"
+    return (f"{target}: {chain} vs {against} changes MRE by {delta:+.{digits}f} {unit} (95 % CI "
             f"{ci_low:.{digits}f} to {ci_high:.{digits}f}, {p_text}): {conclusion}")
 
 
@@ -84,14 +90,32 @@ def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
     sentences = []
     alone = {str(r["target"]): str(r["chain"]) for _, r in table2.iterrows()
              if is_single_stage(r["chain"])}
+
+    def num(row, col: str) -> float:
+        value = row.get(col, math.nan)
+        return math.nan if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
     for _, row in table2.iterrows():
         if is_single_stage(row["chain"]) or row["chain"] == MEAN_SHAPE:
             continue
+        target, unit = str(row["target"]), str(row.get("unit") or "")
         sentences.append(verdict_sentence(
-            str(row["target"]), str(row["chain"]), float(row.get("delta_mre", math.nan)),
-            float(row.get("ci_low", math.nan)), float(row.get("ci_high", math.nan)),
-            float(row.get("p_holm", math.nan)), str(row.get("unit") or ""), alpha,
-            baseline=alone.get(str(row["target"]), "the single-stage chain")))
+            target, str(row["chain"]), num(row, "delta_mre"), num(row, "ci_low"), num(row, "ci_high"),
+            num(row, "p_holm"), unit, alpha, baseline=alone.get(target, "the single-stage chain")))
+        control = row.get("control")
+        if isinstance(control, str) and control and control in set(table2.loc[table2["target"] == row["target"], "chain"]):
+            sentences.append(verdict_sentence(
+                target, str(row["chain"]), num(row, "delta_vs_control"), num(row, "ci_low_vs_control"),
+                num(row, "ci_high_vs_control"), num(row, "p_holm_vs_control"), unit, alpha,
+                against=f"its matched control {control} (as many stages on {target} alone)"))
+    for _, row in table2.iterrows():
+        runner_up = row.get("runner_up")
+        if isinstance(runner_up, str) and runner_up:
+            sentences.append(verdict_sentence(
+                str(row["target"]), f"the best, {row['chain']},", num(row, "delta_vs_runner_up"),
+                num(row, "ci_low_vs_runner_up"), num(row, "ci_high_vs_runner_up"),
+                num(row, "p_vs_runner_up"), str(row.get("unit") or ""), alpha,
+                against=f"the runner-up {runner_up}", correction="uncorrected"))
     return sentences
 
 
@@ -105,12 +129,28 @@ def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
     paired = sorted({int(v) for v in models.get("n_paired_images", pd.Series(dtype=float)).dropna() if v})
     protocol = single_value(table2, "protocol") if "protocol" in table2 else None
     alone = " / ".join(f"`{s}` ({start_text(s)})" for s in starts) or "the single-stage chain"
-    head = (f"Each chain against the target trained alone, {alone}, on the same test images "
-            f"(per-image MRE averaged over "
+    has_control = "is_control" in table2 and bool(table2["is_control"].fillna(False).astype(bool).any())
+    head = (f"Three comparisons, each on the same test images (per-image MRE averaged over "
             f"{'/'.join(map(str, seeds)) or '?'} seed(s); {'/'.join(map(str, paired)) or 'no'} paired "
-            "test images): mean difference (chain minus the target alone, negative = the chain helps), "
-            "95 % percentile bootstrap interval, Wilcoxon signed-rank test with Holm's correction "
-            f"over the chains of each target, alpha = {alpha:g}")
+            f"test images): (1) each chain against the target trained alone, {alone}; "
+            + ("(2) each chain through other datasets against its matched control, the target "
+               "alone trained for as many stages (about as many optimiser steps, the `steps` "
+               "column), which separates in-domain data from longer training; "
+               if has_control else
+               "(2) no matched control in this study, so (1) cannot tell in-domain data from "
+               "longer training; ")
+            + "(3) each target's lowest-MRE row against the runner-up. Mean difference (the first "
+            "named minus the second, negative = the first is better), 95 % percentile bootstrap "
+            "interval, Wilcoxon signed-rank test; Holm's correction over the chains of each target "
+            f"for (1) and (2), none for (3) (one test per target); alpha = {alpha:g}")
+    small = []
+    for target, rows in table2.groupby("target", sort=False):
+        n = int(max([int(v) for v in rows.get("n_paired_images", pd.Series(dtype=float)).dropna()] or [0]))
+        if 0 < n < 20:
+            small.append(f"{target} {n} (smallest two-sided p {format_p(2.0 / 2 ** n)})")
+    if small:
+        head += ("; small test sets: " + ", ".join(small) + " test images: with so few, "
+                 "p-values are coarse and intervals wide")
     if protocol:
         head += f"; {PROTOCOL_TEXT.get(str(protocol), protocol)}"
     if study is not None:

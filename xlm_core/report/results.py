@@ -38,6 +38,12 @@ PROTOCOL_TEXT = {
 }
 MEAN_SHAPE = "mean-shape baseline"
 STATS_COLUMNS = ("delta_mre", "ci_low", "ci_high", "p_value", "p_holm")
+#: the same comparison against the matched control with as many stages (Table 2)
+CONTROL_STATS_COLUMNS = ("delta_vs_control", "ci_low_vs_control", "ci_high_vs_control",
+                         "p_vs_control", "p_holm_vs_control")
+#: the lowest-MRE row of a target against the second lowest (one test per target, no correction)
+RUNNER_UP_COLUMNS = ("runner_up", "delta_vs_runner_up", "ci_low_vs_runner_up", "ci_high_vs_runner_up",
+                     "p_vs_runner_up")
 #: significance level of the generated verdicts (after Holm's correction within a target)
 ALPHA = 0.05
 
@@ -165,9 +171,14 @@ def data_options(study: StudyInfo) -> dict[str, dict]:
 def chain_before(run: dict) -> list[str]:
     """The stages before the run's own dataset: ``["imagenet", "hand"]`` for imagenet>hand>target.
 
-    ``study.json`` may list the chain with or without the run's own dataset at the end; a chain
-    never names a dataset twice, so a trailing own name is dropped.
+    ``study.json``'s ``stages`` (the whole path, the run's own dataset last) decides when present:
+    a matched control repeats its target (``imagenet>head>head``). Without it (older or
+    hand-written study files) ``chain`` may list the path with or without the run's own dataset;
+    a trailing own name is then dropped.
     """
+    stages = run.get("stages")
+    if stages:
+        return [str(c) for c in stages[:-1]]
     chain = [str(c) for c in (run.get("chain") or ["imagenet"])]
     dataset = run.get("dataset") or (run.get("config") or {}).get("dataset")
     if len(chain) > 1 and chain[-1] == dataset:
@@ -283,6 +294,30 @@ def is_single_stage(chain: str) -> bool:
         Whether the label has one stage and is not the mean-shape row.
     """
     return ">" not in str(chain) and str(chain) != MEAN_SHAPE
+
+
+def is_control(chain: str, target: str) -> bool:
+    """True for a matched control's row of Table 2: every stage after the start is the target
+    itself (``scratch>head`` and ``scratch>head>head`` for target head).
+
+    Args:
+        chain: a chain label of Table 2 (the stages before the target).
+        target: the row's target dataset.
+
+    Returns:
+        Whether the chain trains on the target alone, in two or more stages.
+    """
+    tokens = str(chain).split(">")
+    return len(tokens) >= 2 and all(t == target for t in tokens[1:])
+
+
+def control_for(chain: str, target: str) -> str | None:
+    """The matched control with as many stages as ``chain`` (``scratch>hand>chest`` for target
+    head -> ``scratch>head>head``); None for a single-stage chain, a control or the mean shape."""
+    tokens = str(chain).split(">")
+    if len(tokens) < 2 or chain == MEAN_SHAPE or is_control(chain, target):
+        return None
+    return ">".join([tokens[0]] + [target] * (len(tokens) - 1))
 
 
 START_TEXT = {

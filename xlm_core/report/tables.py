@@ -18,15 +18,19 @@ import pandas as pd
 from xlm_core import XLMError
 from xlm_core.report.display import DASH, format_cell, format_mean_std, is_missing
 from xlm_core.report.results import (
+    CONTROL_STATS_COLUMNS,
     MAX_THRESHOLDS,
     MEAN_SHAPE,
     PROTOCOLS,
     PUBLISHED_LABEL,
+    RUNNER_UP_COLUMNS,
     STATS_COLUMNS,
     StudyInfo,
     aggregate_scores,
     chain_names,
     collect_runs,
+    control_for,
+    is_control,
     is_single_stage,
     load_study,
     mean_std,
@@ -118,7 +122,10 @@ def transfer_table(
     sdr_t1_std.., thresholds, unit, protocol, evaluated_on, profile, data_source, and the paired
     comparison with the target's ``imagenet`` chain: delta_mre, ci_low, ci_high, p_value, p_holm
     (Holm over the chains of that target), n_paired_images (NaN / 0 when per-image errors are not
-    available; see :func:`add_paired_stats`).
+    available; see :func:`add_paired_stats`); the same against the matched control with as many
+    stages (``control``, ``*_vs_control``); on the best row, it against the runner-up
+    (``runner_up``, ``*_vs_runner_up``); ``is_control``; ``steps`` (optimiser steps of all the
+    chain's stages, mean over seeds: what a matched control matches).
     """
     study = load_study(results_dir)
     runs = collect_runs(results_dir, protocol)
@@ -167,8 +174,12 @@ def transfer_table(
             }
         )
     table = pd.DataFrame(rows).drop(columns=["_mean_shape"])
-    for col in STATS_COLUMNS:
+    table["control"] = [control_for(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
+    table["is_control"] = [is_control(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
+    table["steps"] = chain_steps(results_dir, table, runs)
+    for col in STATS_COLUMNS + CONTROL_STATS_COLUMNS + RUNNER_UP_COLUMNS:
         table[col] = math.nan
+    table["runner_up"] = None
     table["n_paired_images"] = 0
     if with_stats:
         table = add_paired_stats(table, runs, results_dir, protocol)
@@ -227,11 +238,79 @@ def _per_image_from_grid(run_path: Path, protocol: str) -> pd.Series | None:
     return pd.Series(errors.mean(axis=1), index=pd.Index(ids, name="image_id"))
 
 
+def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame) -> list[float]:
+    """Per Table 2 row: optimiser steps of every stage of the chain (the row's run and the runs
+    it starts from, through ``depends_on``), mean over the seeds' finished runs; NaN when a
+    stage's ``metrics.json`` is missing. ``steps`` = ``epochs_run`` x steps per epoch."""
+    from xlm_core.report.ablation import steps_per_epoch
+
+    study = load_study(results_dir)
+    by_id = {r["run_id"]: r for r in study.runs}
+    own: dict[str, float] = {}
+    for rid in by_id:
+        path = run_dir(results_dir, rid) / "metrics.json"
+        if path.is_file():
+            metrics = json.loads(path.read_text())
+            own[rid] = float(int(metrics.get("epochs_run") or 0) * steps_per_epoch(metrics))
+
+    def total(rid: str) -> float:
+        steps, seen = 0.0, set()
+        while rid and rid not in seen:
+            seen.add(rid)
+            if rid not in own:
+                return math.nan
+            steps += own[rid]
+            parents = (by_id.get(rid) or {}).get("depends_on") or []
+            rid = parents[0] if parents else None
+        return steps
+
+    done = runs[runs["status"] == "done"] if len(runs) else runs
+    out = []
+    for _, row in table.iterrows():
+        ids = done[(done["dataset"] == row["target"]) & (done["chain"] == row["chain"])]["run_id"]
+        values = [total(r) for r in ids]
+        out.append(float(np.mean(values)) if values and not any(math.isnan(v) for v in values) else math.nan)
+    return out
+
+
+def _compare_rows(table: pd.DataFrame, per_chain: dict, pairs: list[tuple[int, str]],
+                  columns: tuple[str, ...]) -> list[int]:
+    """For each ``(row index, reference chain)``: the row's chain against the reference on their
+    shared test images, written into ``columns`` (delta, ci_low, ci_high, p_value); returns the
+    row indices compared."""
+    compared = []
+    for idx, reference in pairs:
+        row = table.loc[idx]
+        base = per_chain.get((row["target"], reference))
+        other = per_chain.get((row["target"], row["chain"]))
+        if base is None or other is None:
+            continue
+        common = base.index.intersection(other.index)
+        if len(common) < 2:
+            continue
+        # compare_paired(a, b) reports mean(a - b): the row first, so negative = the row is better
+        result = compare_paired(other.loc[common].to_numpy(), base.loc[common].to_numpy())
+        for col, key in zip(columns, ("delta_mre", "ci_low", "ci_high", "p_value"), strict=True):
+            table.loc[idx, col] = float(result[key])
+        compared.append(idx)
+    return compared
+
+
+def _holm_per_target(table: pd.DataFrame, rows: list[int], p_col: str, out_col: str) -> None:
+    for target in dict.fromkeys(table.loc[rows, "target"]):
+        family = [i for i in rows if table.loc[i, "target"] == target]
+        for i, p in zip(family, holm([table.loc[i, p_col] for i in family]), strict=True):
+            table.loc[i, out_col] = float(p)
+
+
 def add_paired_stats(
     table: pd.DataFrame, runs: pd.DataFrame, results_dir: str | Path, protocol: str
 ) -> pd.DataFrame:
     """Fill delta_mre, ci_low, ci_high, p_value, p_holm: each chain vs the target's single-stage
-    chain (``imagenet`` or ``scratch``, whichever really ran: :func:`is_single_stage`).
+    chain (``imagenet`` or ``scratch``, whichever really ran: :func:`is_single_stage`); the
+    ``*_vs_control`` columns: each chain vs its matched control (``control``), Holm over a
+    target's chains; the ``*_vs_runner_up`` columns on a target's lowest-MRE row: it against the
+    second lowest (one comparison per target, uncorrected).
 
     Per image, errors are averaged over seeds (same images in every run of a target), then
     :func:`xlm_core.report.stats.compare_paired` ``(other, baseline)`` gives the mean difference (other minus
@@ -248,29 +327,30 @@ def add_paired_stats(
         if not series or any(s is None for s in series):
             continue
         per_chain[(target, chain)] = pd.concat(series, axis=1).mean(axis=1)
-    tested = []
     alone = {t: c for (t, c) in per_chain if is_single_stage(c)}
-    for idx, row in table.iterrows():
-        if is_single_stage(row["chain"]) or row["chain"] == MEAN_SHAPE:
+    models = [i for i, r in table.iterrows() if r["chain"] != MEAN_SHAPE]
+    vs_start = [(i, alone.get(table.loc[i, "target"], "")) for i in models
+                if not is_single_stage(table.loc[i, "chain"])]
+    tested = _compare_rows(table, per_chain, vs_start, ("delta_mre", "ci_low", "ci_high", "p_value"))
+    for idx in tested:
+        row = table.loc[idx]
+        table.loc[idx, "n_paired_images"] = len(per_chain[(row["target"], row["chain"])].index.intersection(
+            per_chain[(row["target"], alone[row["target"]])].index))
+    _holm_per_target(table, tested, "p_value", "p_holm")
+    # each chain against the matched control with as many stages: "more in-domain data" beyond
+    # "more training"; Holm over the chains of a target again
+    vs_control = [(i, table.loc[i, "control"]) for i in models if table.loc[i, "control"]]
+    compared = _compare_rows(table, per_chain, vs_control, CONTROL_STATS_COLUMNS[:4])
+    _holm_per_target(table, compared, "p_vs_control", "p_holm_vs_control")
+    # the best row of a target against the runner-up: is the winner distinguishable at all?
+    for target in dict.fromkeys(table.loc[models, "target"]):
+        ranked = table.loc[[i for i in models if table.loc[i, "target"] == target]].dropna(subset=["mre"])
+        ranked = ranked.sort_values("mre", kind="stable")
+        if len(ranked) < 2:
             continue
-        base = per_chain.get((row["target"], alone.get(row["target"], "")))
-        other = per_chain.get((row["target"], row["chain"]))
-        if base is None or other is None:
-            continue
-        common = base.index.intersection(other.index)
-        if len(common) < 2:
-            continue
-        # compare_paired(a, b) reports mean(a - b): the chain first, so negative = it helps
-        result = compare_paired(other.loc[common].to_numpy(), base.loc[common].to_numpy())
-        for col in ("delta_mre", "ci_low", "ci_high", "p_value"):
-            table.loc[idx, col] = float(result[col])
-        table.loc[idx, "n_paired_images"] = len(common)
-        tested.append(idx)
-    for target in dict.fromkeys(table.loc[tested, "target"]):
-        family = [i for i in tested if table.loc[i, "target"] == target]
-        p_holm = holm([table.loc[i, "p_value"] for i in family])
-        for i, p in zip(family, p_holm, strict=True):
-            table.loc[i, "p_holm"] = float(p)
+        best, second = ranked.index[0], ranked.index[1]
+        if _compare_rows(table, per_chain, [(best, table.loc[second, "chain"])], RUNNER_UP_COLUMNS[1:]):
+            table.loc[best, "runner_up"] = table.loc[second, "chain"]
     return table
 
 
