@@ -419,3 +419,12 @@ def test_protocol_display_names_the_grid_and_flags_coarse_pixels() -> None:
     coarse = [n for n in notes if "coarser" in n]
     assert len(coarse) == 1 and coarse[0].startswith("zhu: one grid pixel is 3.75 mm")
     assert "2, 2.5, 3 mm" in coarse[0]
+
+
+def test_transfer_report_shows_no_folder_of_the_build_machine() -> None:
+    table = report.transfer_report_table({"transfer": {"source": "/home/u/results/demo/runs/ab12/checkpoint.pt",
+                                                       "n_landmarks": 19}})
+    assert dict(zip(table["item"], table["value"], strict=True)) == {"n_landmarks": 19,
+                                                                    "source": "runs/ab12/checkpoint.pt"}
+    weights = report.transfer_report_table({"config": {"encoder_weights": "/data/w/vgg19-dcbb9e9d.pth"}})
+    assert weights["value"].iloc[0] == "no init checkpoint (encoder weights: vgg19-dcbb9e9d.pth)"

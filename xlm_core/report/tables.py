@@ -559,7 +559,20 @@ def transfer_report_table(metrics: dict) -> pd.DataFrame:
     table; one row saying "no init checkpoint" for a run that starts from the encoder weights."""
     report = metrics.get("transfer")
     if not report:
-        source = (metrics.get("config") or {}).get("encoder_weights", "none")
+        source = shown_path((metrics.get("config") or {}).get("encoder_weights", "none"))
         return pd.DataFrame([{"item": "init", "value": f"no init checkpoint (encoder weights: {source})"}])
-    return pd.DataFrame([{"item": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v}
+    return pd.DataFrame([{"item": k, "value": json.dumps(v) if isinstance(v, (list, dict))
+                          else shown_path(v) if k in ("source", "unwrapped_from") else v}
                          for k, v in sorted(report.items())])  # same order fresh or read back
+
+
+def shown_path(value: object) -> object:
+    """A path as a page may show it: no folder of the machine that built the book.
+    ``.../results/demo/runs/<id>/checkpoint.pt`` -> ``runs/<id>/checkpoint.pt``; another absolute
+    path -> its file name; anything else unchanged."""
+    if not isinstance(value, str) or "/" not in value and "\\" not in value:
+        return value
+    parts = Path(value.replace("\\", "/")).parts
+    if "runs" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("runs"):])
+    return parts[-1] if Path(value).is_absolute() else value
