@@ -17,6 +17,15 @@ per image (proportions, spread, pose, contrast); the same seed gives the same by
   landmarks (each lung's apex, costophrenic and cardiophrenic angle); square.
 
 All geometry is in pixels of the output image, pixel centres at integer coordinates.
+
+**Why this file is long** (~950 lines): about 400 of its lines are the three anatomical
+templates (``_head_phantom``, ``_hand_phantom``, ``_chest_phantom``), each a list of drawn
+structures whose coordinates are the landmarks' definition; they read best as one straight
+list per anatomy, not split further. The rest is short: signed-distance drawing (``Canvas``,
+``render``), poses, and the writer of each dataset's on-disk layout. The writer is kept
+beside the templates because the bytes it writes are this file's contract (same seed, same
+bytes; :data:`GENERATOR_VERSION`); the loaders that read those layouts live apart
+(``engine``, ``formats``), so the phantom writer is already apart from them.
 """
 
 from __future__ import annotations
@@ -66,7 +75,17 @@ def _segment_distance(xs: np.ndarray, ys: np.ndarray, a, b) -> np.ndarray:
 
 
 def stroke_sdf(xs, ys, points, radius: float) -> np.ndarray:
-    """Signed distance to a thick polyline (negative inside)."""
+    """Signed distance to a thick polyline (negative inside).
+
+    Args:
+        xs: x coordinates of the grid points (any shape, pixels).
+        ys: y coordinates, same shape.
+        points: ``(K, 2)`` (x, y) vertices of the polyline (one point: a disc).
+        radius: half the stroke's thickness in pixels.
+
+    Returns:
+        Float64 array of ``xs``'s shape.
+    """
     pts = np.asarray(points, dtype=np.float64)
     dist = np.full(xs.shape, np.inf)
     for a, b in itertools.pairwise(pts):
@@ -77,7 +96,16 @@ def stroke_sdf(xs, ys, points, radius: float) -> np.ndarray:
 
 
 def polygon_sdf(xs, ys, points) -> np.ndarray:
-    """Signed distance to a closed polygon (negative inside, even-odd rule)."""
+    """Signed distance to a closed polygon (negative inside, even-odd rule).
+
+    Args:
+        xs: x coordinates of the grid points (any shape, pixels).
+        ys: y coordinates, same shape.
+        points: ``(K, 2)`` (x, y) vertices, closed implicitly.
+
+    Returns:
+        Float64 array of ``xs``'s shape.
+    """
     pts = np.asarray(points, dtype=np.float64)
     dist = np.full(xs.shape, np.inf)
     inside = np.zeros(xs.shape, dtype=bool)
@@ -91,7 +119,18 @@ def polygon_sdf(xs, ys, points) -> np.ndarray:
 
 
 def ellipse_sdf(xs, ys, centre, radii, angle: float = 0.0) -> np.ndarray:
-    """Approximate signed distance to an ellipse (exact on circles)."""
+    """Approximate signed distance to an ellipse (exact on circles).
+
+    Args:
+        xs: x coordinates of the grid points (any shape, pixels).
+        ys: y coordinates, same shape.
+        centre: ``(x, y)`` of the centre.
+        radii: ``(a, b)`` semi-axes in pixels, before rotation.
+        angle: rotation in radians.
+
+    Returns:
+        Float64 array of ``xs``'s shape.
+    """
     c, s = math.cos(angle), math.sin(angle)
     u = (xs - centre[0]) * c + (ys - centre[1]) * s
     v = -(xs - centre[0]) * s + (ys - centre[1]) * c
@@ -102,7 +141,12 @@ def ellipse_sdf(xs, ys, centre, radii, angle: float = 0.0) -> np.ndarray:
 
 
 class Canvas:
-    """An attenuation map being drawn: ``density`` (H, W) plus a ``soft`` layer (union by max)."""
+    """An attenuation map being drawn: ``density`` (H, W) plus a ``soft`` layer (union by max).
+
+    Args:
+        width: W in pixels.
+        height: H in pixels.
+    """
 
     def __init__(self, width: int, height: int):
         self.width, self.height = width, height
@@ -130,7 +174,19 @@ class Canvas:
         rim_px: float = 1.5,
         soft: bool = False,
     ) -> None:
-        """Add ``amount`` inside the shape (1-px anti-aliased edge) and ``rim`` along its inner edge."""
+        """Add ``amount`` inside a shape (1-px anti-aliased edge) and ``rim`` along its inner edge.
+
+        Only a window around ``extent`` is computed.
+
+        Args:
+            sdf: ``sdf(xs, ys) -> signed distance`` (negative inside).
+            extent: points the shape lies around (its bounding box, enlarged by ``margin``).
+            margin: pixels beyond ``extent`` the shape may reach.
+            amount: attenuation added inside.
+            rim: extra attenuation along the inner edge (a cortical rim).
+            rim_px: the rim's width in pixels.
+            soft: draw into the ``soft`` layer (maximum) instead of adding to ``density``.
+        """
         window = self._window(extent, margin + 2)
         if window is None:
             return
@@ -168,7 +224,17 @@ class Canvas:
         )
 
     def bone(self, a, b, radius, head_scale, amount, rim, rim_px=1.5):
-        """A long bone whose visible ends are exactly at ``a`` and ``b``: shaft plus wider heads."""
+        """A long bone whose visible ends are exactly at ``a`` and ``b``: shaft plus wider heads.
+
+        Args:
+            a: ``(x, y)`` of one end.
+            b: ``(x, y)`` of the other end.
+            radius: the shaft's radius in pixels.
+            head_scale: the heads' radius as a multiple of ``radius`` (at most a third of the length).
+            amount: attenuation inside.
+            rim: cortical rim attenuation.
+            rim_px: the rim's width in pixels.
+        """
         a, b = np.asarray(a, float), np.asarray(b, float)
         axis = b - a
         length = float(np.hypot(*axis))
@@ -189,7 +255,21 @@ class Canvas:
 def render(
     canvas: Canvas, rng: np.random.Generator, gain: float, blur_px: float, noise: float, background: float
 ) -> np.ndarray:
-    """Attenuation -> an 8-bit x-ray-like picture (dense = bright), (H, W) uint8."""
+    """Attenuation -> an 8-bit x-ray-like picture (dense = bright).
+
+    Adds a low-frequency texture, a random gamma, blur and noise.
+
+    Args:
+        canvas: the drawn attenuation.
+        rng: the image's random stream.
+        gain: attenuation multiplier before ``1 - exp(-gain * a)``.
+        blur_px: Gaussian blur sigma in pixels.
+        noise: standard deviation of the additive noise (image in [0, 1]).
+        background: grey level of zero attenuation, in [0, 1].
+
+    Returns:
+        ``(H, W)`` uint8 image.
+    """
     attenuation = canvas.density + canvas.soft
     height, width = attenuation.shape
     texture = ndimage.gaussian_filter(rng.normal(size=(height, width)), sigma=max(height, width) / 40)
@@ -213,7 +293,14 @@ def _rotation(theta: float) -> np.ndarray:
 
 @dataclass
 class Pose:
-    """A similarity transform about the image centre: ``p -> centre + scale * R (p - centre) + shift``."""
+    """A similarity transform about the image centre: ``p -> centre + scale * R (p - centre) + shift``.
+
+    Attributes:
+        centre: ``(2,)`` the image centre (x, y).
+        rotation: ``(2, 2)`` rotation matrix.
+        scale: isotropic scale.
+        shift: ``(2,)`` translation in pixels.
+    """
 
     centre: np.ndarray
     rotation: np.ndarray
@@ -626,9 +713,21 @@ PHANTOMS = {"head": _head_phantom, "hand": _hand_phantom, "chest": _chest_phanto
 
 
 def draw_phantom(anatomy: str, index: int, seed: int, size_wh: tuple[int, int] | None = None):
-    """Image ``index`` of a phantom set: ``(image (H, W) uint8, landmarks (L, 2) float64 (x, y) px)``.
+    """One image of a phantom set and its landmarks.
 
     Each image has its own random stream (seed, index), so image k is the same whatever n.
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        index: the image's index in the set.
+        seed: the set's seed.
+        size_wh: ``(W, H)`` in pixels (at least 32 each); None: :data:`DEFAULT_SIZES_WH`.
+
+    Returns:
+        ``(image, landmarks)``: ``(H, W)`` uint8 and ``(L, 2)`` float64 (x, y) pixels.
+
+    Raises:
+        XLMError: for an unknown anatomy or a size under 32x32.
     """
     if anatomy not in PHANTOMS:
         raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
@@ -681,17 +780,35 @@ def write_phantoms(
     fmt: str = "native",
     annotators: int = 1,
 ) -> Path:
-    """Write ``n`` phantom images of ``anatomy`` with landmarks under ``out``; returns ``out``.
+    """Write ``n`` phantom images of ``anatomy`` with their landmarks under ``out``.
 
     ``fmt="native"`` writes the real dataset's layout (head: ``RawImage/{TrainingData,
     Test1Data}/NNN.bmp`` + ``AnnotationsByMD/400_{senior,junior}/NNN.txt``, junior = senior
     plus a small random offset; hand: ``jpg/NNNN.jpg`` + ``all.csv``; chest:
     ``pngs/CHNCXR_NNNN_0.png`` + ``labels/CHNCXR_NNNN_0.txt`` ratios); ``fmt="labelme"``
     writes ``images/ID.png`` + ``images/ID.json`` (LabelMe points ``L1``..``Ln``) and a
-    descriptor ``dataset.yaml`` beside them; with ``annotators=k`` (2..4) the points go to
-    ``reader_a/ID.json``, ``reader_b/ID.json``, ... instead, reader a = the drawn landmarks,
-    the others = those plus small random offsets (sd 0.4 % of the width). Always writes
-    ``SYNTHETIC.json``. Every file is written atomically; same arguments, same bytes.
+    descriptor ``dataset.yaml`` beside them. Always writes ``SYNTHETIC.json``. Every file is
+    written atomically; same arguments, same bytes. An existing earlier phantom set in ``out``
+    is replaced.
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        out: the folder to write (new, empty, or an earlier phantom set).
+        n: number of images (>= 1); the head keeps ISBI's 150:250 train:test ratio.
+        seed: the set's seed.
+        size_wh: ``(W, H)`` in pixels; None: :data:`DEFAULT_SIZES_WH`.
+        fmt: ``"native"`` or ``"labelme"``.
+        annotators: 1..4; with ``k > 1`` (labelme only) the points go to ``reader_a/ID.json``,
+            ``reader_b/ID.json``, ..., reader a = the drawn landmarks, the others = those plus
+            small random offsets (sd 0.4 % of the width).
+
+    Returns:
+        ``out`` as a ``Path``.
+
+    Raises:
+        XLMError: for an unknown anatomy or format, ``n < 1``, annotators out of range or with
+            the native format, or an ``out`` that is a file or a non-empty folder without
+            ``SYNTHETIC.json``.
     """
     if anatomy not in ANATOMIES:
         raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
@@ -767,7 +884,16 @@ def write_phantoms(
 
 
 def phantom_descriptor(anatomy: str, annotators: int, width: int) -> str:
-    """The ``dataset.yaml`` of a LabelMe phantom set (the built-in dataset's rules, LabelMe files)."""
+    """The ``dataset.yaml`` of a LabelMe phantom set (the built-in dataset's rules, LabelMe files).
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        annotators: number of annotator folders (1: the points beside the images).
+        width: the phantoms' width in pixels (sets the head's mm per pixel).
+
+    Returns:
+        The YAML text.
+    """
     from xlm_core.datasets.descriptor import builtin_descriptor
 
     builtin = builtin_descriptor(anatomy)
