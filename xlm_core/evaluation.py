@@ -13,6 +13,11 @@ sets one). Two protocols, reported side by side and never mixed (``docs/protocol
 Every SCORE also carries ``mean_shape_mre``: the mean training shape (normalised image
 coordinates, :func:`xlm_core.metrics.mean_shape_baseline`) placed on the same images and
 scored with the same protocol, so a number can always be read against "no model at all".
+
+**Why this file is long** (~600 lines, nearly half of them docstrings): it is the one path
+from a model to a SCORE that training, ``xlm evaluate`` and ``xlm predict`` share (padding,
+precision, decoding both ways, both protocols with their baseline, the files a run writes),
+so that no caller can score a run another way.
 """
 
 from __future__ import annotations

@@ -37,13 +37,14 @@ parameter names are the file's names.
 all of them or an error; the output head copied when the landmark count is the same,
 left as built (re-initialised) otherwise; a :class:`TransferReport` says what happened.
 
-**Why this file is long** (~750 lines): it is the one place that touches smp's and torch's
-weight formats, and each part is short: names and combinations, input conversion, building,
-safe file reading, encoder files, transfer. About half of it is error handling that turns a
-deep smp/torch failure (a wrong file, a pickle that would run code, a mismatched tensor, an
-offline hub) into one XLMError naming the file and the fix; the parts share the private
-helpers ``_tensor_dict``, ``_names`` and ``_HEAD_PREFIX``, so a split would spread those
-messages over modules without making any part shorter.
+**Why this file is long** (~880 lines, about 270 of them docstrings): it is the one place
+that touches smp's and torch's weight formats, and each part is short: names and
+combinations, input conversion, building, safe file reading, encoder files, transfer. Much
+of the code is error handling that turns a deep smp/torch failure (a wrong file, a pickle
+that would run code, a mismatched tensor, an offline hub) into one XLMError naming the file
+and the fix; the parts share the private helpers ``_tensor_dict``, ``_names`` and
+``_HEAD_PREFIX``, so a split would spread those messages over modules without making any
+part shorter.
 """
 
 from __future__ import annotations

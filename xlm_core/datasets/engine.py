@@ -16,7 +16,7 @@ Rules, in the words a problem is reported with:
 - landmarks outside the image are fatal; on its border, a note. They are reported on the
   annotation file when one annotation gave them, on the image when they are a mean.
 
-**Why this file is long** (~600 lines, a fifth of them docstrings): it is the one loader every
+**Why this file is long** (~600 lines, a quarter of them docstrings): it is the one loader every
 dataset goes through, and its rules above interlock (which image an id means, which sources
 feed the mean, where a problem is reported); kept in one file they read in the order a load
 runs them: options, images, annotations, the loop, the split. The per-format parsers, the
