@@ -40,7 +40,7 @@ target-shaped map the mean is the landmark up to the pixel sampling of the disc'
 (< 0.015 px for sigma 1 to 5, tested); a trained map is not target-shaped, and the mean then
 averages its uncertainty instead of fitting a quadratic to its top 3x3 pixels. Where the
 window would cross the grid's border, the border cuts the map and would pull the mean
-inwards (0.5 px for sigma 2, measured). ``border`` chooses what happens there: ``newton``
+inwards (how far: ``docs/decisions.md``, "Decoders"). ``border`` chooses what happens there: ``newton``
 (the default: the Newton step above, exact on a Gaussian), ``clipped`` (the cut window's
 mean) or ``symmetric`` (per axis the largest window centred on the argmax that fits, so a map
 symmetric about its peak keeps its mean). :func:`xlm_core.losses.decode_for_loss` says which
