@@ -27,7 +27,16 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A 32-bit seed for one read of one sample: distinct per (seed, epoch, index), reproducible."""
+    """A 32-bit seed for one read of one sample: distinct per (seed, epoch, index), reproducible.
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch.
+        index: the sample's index in its dataset (or a stream number).
+
+    Returns:
+        An integer in ``[0, 2**32)`` from ``numpy.random.SeedSequence``.
+    """
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index)])
     return int(state.generate_state(1, dtype=np.uint32)[0])
 
@@ -36,10 +45,17 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class LandmarkAugmenter:
     """Random affine + brightness/contrast applied jointly to an image and its landmarks.
 
-    ``rotate_deg``: rotation drawn in ``[-rotate_deg, rotate_deg]``; ``scale``: isotropic zoom
-    range; ``shift_fraction``: translation in ``[-f, f]`` of the image size per axis;
-    ``brightness``/``contrast``: albumentations limits; ``p_affine``/``p_intensity``: how often
-    each part is applied.
+    Built on albumentations; the pipeline is built on first use and rebuilt in each worker.
+    No flips (a flip would swap left and right landmarks).
+
+    Args:
+        rotate_deg: rotation drawn in ``[-rotate_deg, rotate_deg]`` degrees.
+        scale: ``(low, high)`` isotropic zoom range.
+        shift_fraction: translation in ``[-f, f]`` of the image size per axis.
+        brightness: albumentations' brightness limit.
+        contrast: albumentations' contrast limit.
+        p_affine: probability that the affine part is applied.
+        p_intensity: probability that the brightness/contrast part is applied.
     """
 
     rotate_deg: float = 10.0
@@ -52,7 +68,11 @@ class LandmarkAugmenter:
     _compose: Any = field(default=None, init=False, repr=False, compare=False)
 
     def describe(self) -> dict:
-        """The ranges, JSON-ready (for metrics.json and the book)."""
+        """The ranges, JSON-ready (for metrics.json and the book).
+
+        Returns:
+            A dict of every field plus ``"flip": False``.
+        """
         return {
             "rotate_deg": self.rotate_deg,
             "scale": list(self.scale),
@@ -97,9 +117,17 @@ class LandmarkAugmenter:
     def __call__(
         self, image: np.ndarray, landmarks_xy: np.ndarray, seed: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Augment ``image`` (H, W) float32 and ``landmarks_xy`` (L, 2) (x, y) with parameters
-        drawn from ``seed``. Returns the new image (H, W) float32 in [0, 1] and landmarks (L, 2)
-        float64 in the same pixel frame."""
+        """Augment an image and its landmarks with parameters drawn from ``seed``.
+
+        Args:
+            image: ``(H, W)`` float32 grey image in [0, 1].
+            landmarks_xy: ``(L, 2)`` (x, y) in the image's pixels.
+            seed: the draw's seed (:func:`sample_seed`).
+
+        Returns:
+            ``(image, landmarks)``: ``(H, W)`` float32 in [0, 1] and ``(L, 2)`` float64 (x, y) in the
+            same pixel frame (landmarks moved outside the image are kept).
+        """
         if self._compose is None:
             self._compose = self._build()
         image = np.ascontiguousarray(image, dtype=np.float32)
@@ -114,5 +142,9 @@ class LandmarkAugmenter:
 
 
 def default_augmenter() -> LandmarkAugmenter:
-    """The augmentation every training run uses (the ranges are listed in metrics.json)."""
+    """The augmentation every training run uses (the ranges are listed in metrics.json).
+
+    Returns:
+        ``LandmarkAugmenter()`` with its default ranges.
+    """
     return LandmarkAugmenter()

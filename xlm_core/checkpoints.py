@@ -24,7 +24,18 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an XLMError."""
+    """The torch device a run asks for.
+
+    Args:
+        name: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``;
+            None or empty means ``"auto"``.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        XLMError: for ``cuda`` without a GPU, or another name.
+    """
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -40,15 +51,28 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` atomically: the file appears whole or not at all."""
+    """``torch.save`` atomically: the file appears whole or not at all.
+
+    Args:
+        path: the file to write.
+        obj: what to save.
+    """
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by :func:`train_and_evaluate` (``weights_only=True``).
+    """Read a run checkpoint (``weights_only=True``).
 
-    Raises XLMError naming the file when it is missing, corrupt or not such a checkpoint.
+    Args:
+        path: a ``checkpoint.pt`` written by a run (:func:`checkpoint_description` beside
+            ``"model"``).
+
+    Returns:
+        The checkpoint dict: ``format``, ``model`` (state_dict) and the description.
+
+    Raises:
+        XLMError: naming the file when it is missing, corrupt or not such a checkpoint.
     """
     from xlm_core.models import read_state_dict
 
@@ -63,11 +87,27 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
-    """Build the checkpoint's architecture and load its weights strictly (eval mode, CPU)."""
+    """Build the checkpoint's architecture and load its weights strictly.
+
+    The model is built on the meta device and its tensors assigned from the checkpoint
+    (floating-point ones as float32).
+
+    Args:
+        ckpt: a checkpoint dict from :func:`load_checkpoint`.
+        path: its file, for error messages.
+
+    Returns:
+        The model in eval mode, on the CPU, with ``xlm_spec`` (its ``encoder_weights`` from the
+        checkpoint).
+
+    Raises:
+        XLMError: when the weights do not fit the described architecture or leave a tensor
+            unset.
+    """
     from xlm_core.models import build_model
 
     # built on the meta device: no random initialisation of weights that the checkpoint replaces
-    # (torchvision's VGG19 initialises a 123 M-parameter classifier that smp then drops: ~2 s)
+    # (torchvision's VGG19 initialises a 123 M-parameter classifier that smp then drops)
     with torch.device("meta"):
         model = build_model(ckpt["arch"], ckpt["encoder"], int(ckpt["n_landmarks"]), "none")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
@@ -87,7 +127,18 @@ def model_from_checkpoint(ckpt: dict, path: str | Path) -> torch.nn.Module:
 
 
 def checkpoint_description(cfg: RunConfig, samples: RunSamples, test_size: tuple[int, int]) -> dict:
-    """What a checkpoint says about itself, so that loading it needs no other flag."""
+    """What a checkpoint says about itself, so that loading it needs no other flag.
+
+    Args:
+        cfg: the run's configuration.
+        samples: the run's images (their dataset names the landmarks and the data source).
+        test_size: ``(H, W)`` the run evaluates at.
+
+    Returns:
+        A dict: ``format``, ``xlm_version``, ``arch``, ``encoder``, ``encoder_weights``,
+        ``n_landmarks``, ``landmark_names``, ``train_size``, ``test_size``, ``normalisation``,
+        ``dataset``, ``loss``, ``sigma``, ``data_source`` and ``config`` (the RunConfig as a dict).
+    """
     from xlm_core.models import input_normalisation
 
     mean, std = input_normalisation(cfg.encoder)

@@ -13,6 +13,11 @@ sets one). Two protocols, reported side by side and never mixed (``docs/protocol
 Every SCORE also carries ``mean_shape_mre``: the mean training shape (normalised image
 coordinates, :func:`xlm_core.metrics.mean_shape_baseline`) placed on the same images and
 scored with the same protocol, so a number can always be read against "no model at all".
+
+**Why this file is long** (~600 lines, nearly half of them docstrings): it is the one path
+from a model to a SCORE that training, ``xlm evaluate`` and ``xlm predict`` share (padding,
+precision, decoding both ways, both protocols with their baseline, the files a run writes),
+so that no caller can score a run another way.
 """
 
 from __future__ import annotations
@@ -55,8 +60,17 @@ ZHU_DATASETS = ("head", "hand", "chest")
 
 @dataclass
 class SplitPredictions:
-    """Predictions of one split. ``grid_*``: ``(N, L, 2)`` (x, y) on the ``grid_hw`` grid;
-    ``pred_px``/``gt_px``: ``(N, L, 2)`` (x, y) in original pixels; ``image_hws``: ``[(H, W)] * N``."""
+    """Predictions of one split, on the grid and in original pixels, beside the truth.
+
+    Attributes:
+        ids: image ids, N of them, in the split's order.
+        image_hws: ``[(H, W)] * N`` original image sizes.
+        grid_hw: ``(H, W)`` of the grid the model predicted on (the test size).
+        grid_subpixel: ``(N, L, 2)`` float64 (x, y) grid px from the loss-aware decoder.
+        grid_argmax: ``(N, L, 2)`` float64 (x, y) integer grid px (the zhu protocol).
+        pred_px: ``(N, L, 2)`` float64 (x, y) original px (``grid_subpixel`` mapped back).
+        gt_px: ``(N, L, 2)`` float64 (x, y) ground truth in original px.
+    """
 
     ids: list[str]
     image_hws: list[tuple[int, int]]
@@ -69,7 +83,18 @@ class SplitPredictions:
     @classmethod
     def from_grid(cls, samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]], grid_hw: tuple[int, int],
                   grid_subpixel: np.ndarray, grid_argmax: np.ndarray) -> SplitPredictions:
-        """Grid predictions ``(N, L, 2)`` of ``samples`` -> original pixels, beside their truth."""
+        """Build from grid predictions: maps the sub-pixel ones back to original pixels.
+
+        Args:
+            samples: the N samples predicted (their ids and ground-truth landmarks are kept).
+            image_hws: ``[(H, W)] * N`` original image sizes.
+            grid_hw: ``(H, W)`` of the prediction grid.
+            grid_subpixel: ``(N, L, 2)`` (x, y) sub-pixel grid coordinates.
+            grid_argmax: ``(N, L, 2)`` (x, y) integer argmax grid coordinates.
+
+        Returns:
+            The :class:`SplitPredictions`.
+        """
         grid_subpixel = np.asarray(grid_subpixel, dtype=np.float64)
         return cls(
             ids=[s.id for s in samples],
@@ -83,7 +108,17 @@ class SplitPredictions:
 
 
 def input_divisor(model: torch.nn.Module) -> int:
-    """H and W of the model input must be multiples of this (32 U-Net/U-Net++, 8 DeepLabV3)."""
+    """The number H and W of the model's input must be multiples of.
+
+    Args:
+        model: a model built by :func:`xlm_core.models.build_model`.
+
+    Returns:
+        The divisor (32 for U-Net/U-Net++, 8 for DeepLabV3).
+
+    Raises:
+        XLMError: if the model carries no ``xlm_spec``.
+    """
     from xlm_core.models import required_divisor
 
     spec = model_spec(model)
@@ -91,7 +126,18 @@ def input_divisor(model: torch.nn.Module) -> int:
 
 
 def model_spec(model: torch.nn.Module) -> dict:
-    """``model.xlm_spec`` (arch, encoder, n_landmarks, encoder_weights) set by ``build_model``."""
+    """The spec ``build_model`` attached to ``model``.
+
+    Args:
+        model: a model built by :func:`xlm_core.models.build_model`.
+
+    Returns:
+        ``model.xlm_spec``: a dict with ``arch``, ``encoder``, ``n_landmarks``,
+        ``encoder_weights``.
+
+    Raises:
+        XLMError: if the model carries no ``xlm_spec``.
+    """
     spec = getattr(model, "xlm_spec", None)
     if not spec:
         raise XLMError("this model was not built by xlm_core.models.build_model (no xlm_spec)")
@@ -99,11 +145,18 @@ def model_spec(model: torch.nn.Module) -> dict:
 
 
 def forward_padded(model: torch.nn.Module, grey: torch.Tensor) -> torch.Tensor:
-    """Logits ``(B, L, H, W)`` for grey images ``(B, 1, H, W)`` in [0, 1] of any size.
+    """Logits for grey images of any size.
 
-    Zero-pads bottom/right to the architecture's divisor (512x368, the hand test size, is
-    not a multiple of 32), converts with ``models.to_model_input`` and crops the logits
+    Zero-pads bottom/right to the architecture's divisor (512x368, the hand test size, is not
+    a multiple of 32), converts with :func:`xlm_core.models.to_model_input` and crops the logits
     back; bottom/right padding leaves (x, y) unchanged.
+
+    Args:
+        model: a model built by :func:`xlm_core.models.build_model`.
+        grey: ``(B, 1, H, W)`` grey images in [0, 1], on the model's device.
+
+    Returns:
+        ``(B, L, H, W)`` logits (in the dtype the forward pass produced).
     """
     from xlm_core.models import pad_to_multiple, to_model_input
 
@@ -114,18 +167,22 @@ def forward_padded(model: torch.nn.Module, grey: torch.Tensor) -> torch.Tensor:
     return model(x)[..., :h, :w]
 
 
-#: encoder families whose CPU training step is faster in bf16 autocast on a CPU with AMX-BF16
-#: tiles (measured by ``benchmarks/train_step.py``: plain 3x3 convolutions gain; the grouped
-#: and depthwise convolutions of ResNeXt and EfficientNet run slower in bf16 there).
+#: encoder families that run in bf16 autocast under ``precision: auto`` on a CPU with AMX-BF16
+#: tiles (why: docs/decisions.md, section "Precision by encoder")
 BF16_CPU_ENCODER_PREFIXES = ("vgg",)
-#: encoder families that stay fp32 on CUDA: EfficientNet-B7 measured 0.76-0.84x as fast in bf16 +
-#: channels_last as in fp32 on an H200 (benchmarks/train_step.py --device cuda)
+#: encoder families that stay fp32 on CUDA under ``precision: auto``
+#: (why: docs/decisions.md, section "Precision by encoder")
 FP32_CUDA_ENCODER_PREFIXES = ("efficientnet", "timm-efficientnet")
 
 
 @lru_cache(maxsize=1)
 def cpu_has_amx_bf16() -> bool:
-    """True when this CPU advertises AMX-BF16 tiles (Linux ``/proc/cpuinfo`` flag ``amx_bf16``)."""
+    """Whether this CPU advertises AMX-BF16 tiles.
+
+    Returns:
+        True when a ``flags`` line of Linux ``/proc/cpuinfo`` holds ``amx_bf16``; False
+        elsewhere or when the file cannot be read. Cached.
+    """
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -145,6 +202,9 @@ def resolve_precision(precision: str, device: torch.device, encoder: str | None)
 
     Returns:
         ``"bf16"`` or ``"fp32"``.
+
+    Raises:
+        XLMError: for a precision outside :data:`xlm_core.registry.PRECISIONS`.
     """
     if precision not in PRECISIONS:
         raise XLMError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
@@ -158,20 +218,45 @@ def resolve_precision(precision: str, device: torch.device, encoder: str | None)
 
 
 def set_precision(model: torch.nn.Module, precision: str) -> None:
-    """Make :func:`model_logits` run ``model`` in ``precision`` (``"auto"``, ``"fp32"``, ``"bf16"``)."""
+    """Make :func:`model_logits` run ``model`` in ``precision``.
+
+    Args:
+        model: the model; its ``xlm_precision`` attribute is set.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+
+    Raises:
+        XLMError: for a precision outside :data:`xlm_core.registry.PRECISIONS`.
+    """
     if precision not in PRECISIONS:
         raise XLMError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     model.xlm_precision = precision
 
 
 def model_precision(model: torch.nn.Module, device: torch.device) -> str:
-    """``"bf16"`` or ``"fp32"``: what :func:`model_logits` runs ``model`` in on ``device``."""
+    """What :func:`model_logits` runs ``model`` in on ``device``.
+
+    Args:
+        model: the model (its ``xlm_precision``, default ``"auto"``, and its encoder decide).
+        device: where it runs.
+
+    Returns:
+        ``"bf16"`` or ``"fp32"`` (:func:`resolve_precision`).
+    """
     spec = getattr(model, "xlm_spec", None) or {}
     return resolve_precision(getattr(model, "xlm_precision", "auto"), device, spec.get("encoder"))
 
 
 def autocast_for(device: torch.device, model: torch.nn.Module | None = None):
-    """bf16 autocast where :func:`model_precision` says bf16, nothing elsewhere."""
+    """bf16 autocast where :func:`model_precision` says bf16, a no-op context elsewhere.
+
+    Args:
+        device: where the forward pass runs.
+        model: the model; None: bf16 on CUDA, fp32 elsewhere.
+
+    Returns:
+        A context manager: ``torch.autocast(device.type, dtype=torch.bfloat16)`` or
+        ``contextlib.nullcontext()``.
+    """
     if model is None:
         precision = "bf16" if device.type == "cuda" else "fp32"
     else:
@@ -182,8 +267,16 @@ def autocast_for(device: torch.device, model: torch.nn.Module | None = None):
 
 
 def model_logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Logits ``(B, L, H, W)`` float32 for grey images ``(B, 1, H, W)`` in [0, 1], in the
-    model's precision (:func:`model_precision`)."""
+    """Logits in the model's precision (:func:`model_precision`) for grey images.
+
+    Args:
+        model: a model built by :func:`xlm_core.models.build_model`.
+        images: ``(B, 1, H, W)`` grey images in [0, 1] (moved to ``device``).
+        device: where the model runs.
+
+    Returns:
+        ``(B, L, H, W)`` float32 logits.
+    """
     with autocast_for(device, model):
         logits = forward_padded(model, images.to(device, non_blocking=True))
     return logits.float()
@@ -201,7 +294,22 @@ def predict_split(
     batch_size: int = 2,
     num_workers: int = 0,
 ) -> SplitPredictions:
-    """Run ``model`` (eval mode) on ``samples`` resized to ``grid_hw`` and decode both ways."""
+    """Run ``model`` (eval mode) on ``samples`` resized to ``grid_hw`` and decode both ways.
+
+    Args:
+        model: a model built by :func:`xlm_core.models.build_model`, on ``device``.
+        samples: the N samples to predict.
+        grid_hw: ``(H, W)`` the images are resized to (the run's test size).
+        loss_name: the loss the model trained with (picks the sub-pixel decoder).
+        sigma: the training targets' sigma in grid px (the soft-argmax window).
+        cache: a :class:`xlm_core.datasets.cache.PreprocessCache` (or None) for resized images.
+        device: where the model runs.
+        batch_size: images per forward pass.
+        num_workers: DataLoader worker processes.
+
+    Returns:
+        :class:`SplitPredictions` with both decodings (loss-aware sub-pixel and integer argmax).
+    """
     from xlm_core.losses import decode_for_loss
 
     dataset = HeatmapDataset(samples, grid_hw, sigma=1.0, cache=cache, augmenter=None)
@@ -217,7 +325,15 @@ def predict_split(
 
 
 def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Mean training shape ``(L, 2)`` in normalised image coordinates."""
+    """Mean landmark shape of ``samples`` in normalised image coordinates.
+
+    Args:
+        samples: the N samples (usually a run's training part).
+        image_hws: ``[(H, W)] * N`` their original image sizes.
+
+    Returns:
+        ``(L, 2)`` float64 (u, v) in [0, 1] (:func:`xlm_core.metrics.mean_shape_baseline`).
+    """
     gt = np.stack([np.asarray(s.landmarks, dtype=np.float64) for s in samples])
     return mean_shape_baseline(normalise_landmarks(gt, image_hws))
 
@@ -225,9 +341,18 @@ def mean_shape_of(samples: Sequence[Sample], image_hws: Sequence[tuple[int, int]
 def score_split(
     pred: SplitPredictions, lset: LandmarkSet, mean_shape_norm: np.ndarray | None
 ) -> dict[str, dict | None]:
-    """``{"clean": SCORE, "zhu": SCORE | None}`` of one split, each with ``mean_shape_mre``.
+    """Both protocols' SCOREs of one split, each beside the mean-shape baseline.
 
-    ``zhu`` is None for a dataset outside head/hand/chest (it defines no unit there).
+    Args:
+        pred: the split's predictions.
+        lset: the dataset (its scale, thresholds and name).
+        mean_shape_norm: ``(L, 2)`` mean training shape in normalised coordinates; None: no
+            ``mean_shape_mre``.
+
+    Returns:
+        ``{"clean": SCORE, "zhu": SCORE | None}``; ``zhu`` is None for a dataset outside
+        head/hand/chest (it defines no unit there). Each SCORE carries ``mean_shape_mre`` when
+        ``mean_shape_norm`` is given.
     """
     scores: dict[str, dict | None] = {}
     clean = evaluate_clean(pred.pred_px, pred.gt_px, lset.scale, lset.thresholds)
@@ -254,8 +379,18 @@ def score_split(
 def prediction_columns(
     pred: SplitPredictions, lset: LandmarkSet, split: str
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-    """Landmarks ``{id: (L, 2)}`` in original pixels and the extra columns of predictions.csv:
-    ``error_px`` (radial, original pixels), ``error`` (in the dataset's unit), ``split``."""
+    """Landmarks and the extra columns of predictions.csv for one split.
+
+    Args:
+        pred: the split's predictions.
+        lset: the dataset (its scale converts pixels to its unit).
+        split: the split's name, written in the ``split`` column.
+
+    Returns:
+        ``(landmarks, columns)``: ``{id: (L, 2)}`` predictions in original pixels, and
+        ``{"error_px": {id: (L,)}, "error": {id: (L,)}, "split": {id: str}}`` (radial error in
+        original pixels and in the dataset's unit).
+    """
     err_px = radial_errors(pred.pred_px, pred.gt_px)
     factors = np.asarray(lset.scale.factors(pred.gt_px), dtype=np.float64)
     err_unit = err_px * factors[:, None]
@@ -275,7 +410,7 @@ GRID_FORMAT = 1
 def write_grid_predictions(
     path: Path, parts: Sequence[tuple[SplitPredictions, str]], lset: LandmarkSet
 ) -> None:
-    """``predictions_grid.npz`` (atomic, no pickled objects): what re-scoring needs, per split.
+    """Write ``predictions_grid.npz`` (atomic, no pickled objects): what re-scoring needs.
 
     Keys, for each evaluated ``<split>`` (``test``, ``heldout``): ``<split>_ids`` (N,) str,
     ``<split>_grid_argmax`` and ``<split>_grid_subpixel`` (N, L, 2) float32 (x, y) grid px,
@@ -285,6 +420,11 @@ def write_grid_predictions(
     plus ``splits`` (the split names), ``dataset``, ``format`` and the dataset's scale
     (``scale_unit``, ``mm_per_px`` (NaN when none), ``wrist_pair`` 0-based ((-1, -1) when none),
     ``wrist_mm``) so the clean protocol can be recomputed in the run's own unit. A few kB.
+
+    Args:
+        path: the file to write.
+        parts: ``(predictions, split name)`` per evaluated split.
+        lset: the dataset (name and scale).
     """
     from xlm_core.metrics import errors_zhu
 
@@ -318,9 +458,20 @@ def write_grid_predictions(
 
 
 def write_predictions(path: Path, parts: Sequence[tuple[SplitPredictions, str]], lset: LandmarkSet) -> None:
-    """predictions.csv: ``image_id,landmark,x,y,error_px,error,split`` for every evaluated split,
-    and beside it ``predictions_grid.npz`` (:func:`write_grid_predictions`: the decoded grid
-    coordinates both ways, so a run can be re-scored under any protocol without its model)."""
+    """Write predictions.csv and, beside it, ``predictions_grid.npz``.
+
+    predictions.csv holds ``image_id,landmark,x,y,error_px,error,split`` for every evaluated
+    split; the npz (:func:`write_grid_predictions`) holds the decoded grid coordinates both ways,
+    so a run can be re-scored under any protocol without its model.
+
+    Args:
+        path: the CSV file to write; the npz goes in the same folder.
+        parts: ``(predictions, split name)`` per evaluated split.
+        lset: the dataset (landmark names, scale).
+
+    Raises:
+        XLMError: if an image id appears in two evaluated splits.
+    """
     landmarks: dict[str, np.ndarray] = {}
     columns: dict[str, dict[str, Any]] = {"error_px": {}, "error": {}, "split": {}}
     for pred, split in parts:
@@ -339,10 +490,22 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
                  device: str = "auto") -> dict:
     """Recompute the test SCORE of a finished (or at least checkpointed) run from its checkpoint.
 
-    The checkpoint describes itself (dataset, root, sizes, loss, ...); ``root`` overrides the
-    dataset root recorded there (a moved dataset). Returns the SCORE dict of ``protocol``
-    (with ``mean_shape_mre``). Raises XLMError for a missing/corrupt checkpoint or an unknown
-    protocol.
+    The checkpoint describes itself (dataset, root, sizes, loss, ...).
+
+    Args:
+        run_dir: the run directory holding ``checkpoint.pt``.
+        protocol: ``"clean"`` or ``"zhu"``.
+        root: the dataset root, overriding the one recorded in the checkpoint (a moved
+            dataset); None keeps the recorded one.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (:func:`xlm_core.checkpoints.resolve_device`).
+
+    Returns:
+        The SCORE dict of ``protocol`` on the test split (the held-out fold for a
+        cross-validation run), with ``mean_shape_mre``.
+
+    Raises:
+        XLMError: for a missing or corrupt checkpoint, an unreadable configuration, an unknown
+            protocol, or a protocol the dataset does not define.
     """
     from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint, resolve_device
     from xlm_core.config import RunConfig
@@ -375,7 +538,14 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
 
 
 def image_hws_of(samples: Sequence[Sample]) -> list[tuple[int, int]]:
-    """Original ``(H, W)`` of each sample (image headers)."""
+    """Original image sizes of ``samples``, read from the image headers.
+
+    Args:
+        samples: the samples.
+
+    Returns:
+        ``[(H, W)]``, one per sample.
+    """
     from xlm_core.imageio import read_image_size
 
     hws = []
@@ -386,7 +556,15 @@ def image_hws_of(samples: Sequence[Sample]) -> list[tuple[int, int]]:
 
 
 def format_score(score: dict) -> str:
-    """A SCORE as a short human-readable block (for ``xlm evaluate`` without ``--json``)."""
+    """A SCORE as a short human-readable block (``xlm evaluate`` without ``--json``).
+
+    Args:
+        score: a SCORE dict (``protocol``, ``n_images``, ``n_landmarks``, ``mre``, ``mre_std``,
+            ``sdr``, ``unit``, optionally ``mean_shape_mre``).
+
+    Returns:
+        Three lines: counts, MRE (with the baseline when present), SDR per threshold.
+    """
     unit = score["unit"]
     lines = [
         f"protocol {score['protocol']}: {score['n_images']} images x {score['n_landmarks']} landmarks",
@@ -398,6 +576,14 @@ def format_score(score: dict) -> str:
 
 
 def dumps_score(score: dict) -> str:
+    """A SCORE as indented JSON with sorted keys.
+
+    Args:
+        score: a SCORE dict.
+
+    Returns:
+        The JSON text.
+    """
     return json.dumps(score, indent=2, sort_keys=True)
 
 

@@ -16,8 +16,11 @@ from xlm_core import XLMError
 
 
 def quiet_imports() -> None:
-    """Import the torch side once with tqdm's "IProgress not found" notice silenced (raised
-    through huggingface_hub in a kernel without ipywidgets): noise in every notebook's output."""
+    """Import the torch side once with tqdm's "IProgress not found" notice silenced.
+
+    The notice is raised through huggingface_hub in a kernel without ipywidgets: noise in every
+    notebook's output. Later imports find the modules loaded.
+    """
     import warnings
 
     with warnings.catch_warnings():
@@ -49,12 +52,31 @@ def pipeline_arrays(dataset: str, root: str | Path, size_hw: tuple[int, int] = (
     """The real intermediate arrays of the method on one training image (figure 2).
 
     Calls the functions training uses: the dataset loader, :class:`HeatmapDataset` (resize,
-    ``to_grid``, Gaussian targets), the default augmenter (drawn from ``seed``), the model
-    (``checkpoint`` of a finished run, else an untrained ``build_model(arch, encoder)``; said
-    in ``model``) and the loss-aware decoder. Returns ``image`` (H, W), ``landmarks_grid``
-    (L, 2), ``targets`` (L, H, W), ``augmented_image``, ``augmented_landmarks``,
-    ``augmented_targets``, ``output`` (L, H, W) logits, ``decoded`` (L, 2) grid (x, y),
-    ``sigma``, ``model`` (a label), ``id``.
+    ``to_grid``, Gaussian targets), the default augmenter (drawn from ``seed``), the model and
+    the loss-aware decoder.
+
+    Args:
+        dataset: a dataset name or descriptor path (:func:`xlm_core.datasets.load_dataset`).
+        root: the dataset's folder.
+        size_hw: ``(H, W)`` of the grid the image is resized to.
+        sigma: Gaussian sigma of the targets, in grid pixels.
+        arch: architecture of the untrained model (when no ``checkpoint``).
+        encoder: encoder of the untrained model (when no ``checkpoint``).
+        checkpoint: a finished run's ``checkpoint.pt``; None: an untrained
+            ``build_model(arch, encoder)`` seeded with ``seed``.
+        loss: the loss whose decoder decodes the output.
+        index: which training image (modulo their number).
+        seed: the augmentation's and the untrained model's seed.
+        **options: loader options of the dataset.
+
+    Returns:
+        A dict: ``image`` (H, W), ``landmarks_grid`` (L, 2), ``targets`` (L, H, W),
+        ``augmented_image``, ``augmented_landmarks``, ``augmented_targets``, ``output``
+        (L, H, W) logits, ``decoded`` (L, 2) grid (x, y), ``sigma``, ``model`` (a label), ``id``.
+
+    Raises:
+        XLMError: when the dataset has no usable sample (and as the loader and
+            :func:`xlm_core.checkpoints.load_checkpoint`).
     """
     quiet_imports()
     import torch
@@ -138,8 +160,16 @@ def _examples_of(samples, meta: dict, cfg, model) -> list[dict]:
 def run_example(run_path: str | Path, index: int = 0) -> dict:
     """One test image of a finished run with its predicted heatmaps, on the run's test grid.
 
-    Returns ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W) logits, ``gt_grid`` and
-    ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+    Args:
+        run_path: the run directory (holding ``checkpoint.pt``).
+        index: which test image (modulo their number).
+
+    Returns:
+        A dict: ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W) logits, ``gt_grid`` and
+        ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+
+    Raises:
+        XLMError: for a missing checkpoint or an empty test split.
     """
     quiet_imports()
     path, meta, cfg, model, samples = _finished_run(run_path)
@@ -150,12 +180,21 @@ def run_example(run_path: str | Path, index: int = 0) -> dict:
 
 
 def run_examples(run_path: str | Path, ids: Iterable[str], split: str = "test") -> list[dict]:
-    """Selected images of a finished run (e.g. its worst predictions) with their predicted
-    heatmaps: the model runs on these images only, on the run's test grid.
+    """Selected images of a finished run (e.g. its worst predictions) with their predicted heatmaps.
 
-    Returns, in the order of ``ids``, dicts with ``id``, ``image`` (H, W), ``heatmaps``
-    (L, H, W) logits, ``gt_grid`` and ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
-    Raises XLMError for a missing checkpoint or an id not in the run's ``split``.
+    The model runs on these images only, on the run's test grid.
+
+    Args:
+        run_path: the run directory (holding ``checkpoint.pt``).
+        ids: image ids of the run's ``split``.
+        split: ``"test"`` or ``"heldout"``.
+
+    Returns:
+        In the order of ``ids``, dicts with ``id``, ``image`` (H, W), ``heatmaps`` (L, H, W)
+        logits, ``gt_grid`` and ``pred_grid`` (L, 2) (x, y) grid px, ``grid_hw``.
+
+    Raises:
+        XLMError: for a missing checkpoint or an id not in the run's ``split``.
     """
     quiet_imports()
     path, meta, cfg, model, samples = _finished_run(run_path)

@@ -59,38 +59,93 @@ def _affine(xy: Any, scale_xy: tuple[float, float], shift_xy: tuple[float, float
 
 
 def grid_scale_xy(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[float, float]:
-    """Grid pixels per image pixel along ``(x, y)``: ``(W_grid / W, H_grid / H)``."""
+    """Grid pixels per image pixel along x and y.
+
+    Args:
+        image_hw: ``(H, W)`` of the original image.
+        grid_hw: ``(H_g, W_g)`` of the grid.
+
+    Returns:
+        ``(W_g / W, H_g / H)``.
+
+    Raises:
+        XLMError: for a size that is not two positive numbers.
+    """
     h, w = _check_hw(image_hw, "image_hw")
     gh, gw = _check_hw(grid_hw, "grid_hw")
     return gw / w, gh / h
 
 
 def to_grid(xy: Any, image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> Any:
-    """Map ``(..., 2)`` (x, y) in original-image pixels to grid pixels (pixel-centre convention).
+    """Map (x, y) in original-image pixels to grid pixels (pixel-centre convention).
 
-    ``image_hw`` and ``grid_hw`` are ``(H, W)``. ``x_g = (x + 0.5) * W_g / W - 0.5``,
-    ``y_g = (y + 0.5) * H_g / H - 0.5``. Inverse: :func:`from_grid`.
+    ``x_g = (x + 0.5) * W_g / W - 0.5``, ``y_g = (y + 0.5) * H_g / H - 0.5``. Inverse:
+    :func:`from_grid`.
+
+    Args:
+        xy: ``(..., 2)`` (x, y) in original pixels.
+        image_hw: ``(H, W)`` of the original image.
+        grid_hw: ``(H_g, W_g)`` of the grid.
+
+    Returns:
+        ``(..., 2)`` float64 numpy array of grid coordinates.
+
+    Raises:
+        XLMError: for coordinates not shaped ``(..., 2)`` or an invalid size.
     """
     sx, sy = grid_scale_xy(image_hw, grid_hw)
     return _affine(xy, (sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
 
 
 def from_grid(xy: Any, image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> Any:
-    """Map ``(..., 2)`` (x, y) grid pixels back to original pixels (inverse of :func:`to_grid`).
+    """Map (x, y) grid pixels back to original pixels (inverse of :func:`to_grid`).
 
     ``x = (x_g + 0.5) * W / W_g - 0.5``, ``y = (y_g + 0.5) * H / H_g - 0.5``.
+
+    Args:
+        xy: ``(..., 2)`` (x, y) in grid pixels.
+        image_hw: ``(H, W)`` of the original image.
+        grid_hw: ``(H_g, W_g)`` of the grid.
+
+    Returns:
+        ``(..., 2)`` float64 numpy array in original pixels.
+
+    Raises:
+        XLMError: for coordinates not shaped ``(..., 2)`` or an invalid size.
     """
     sx, sy = grid_scale_xy(grid_hw, image_hw)
     return _affine(xy, (sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
 
 
 def normalise(xy: Any, image_hw: tuple[int, int]) -> Any:
-    """``(..., 2)`` (x, y) pixels -> normalised coordinates in [0, 1]: ``u = (x + 0.5) / W``."""
+    """Pixels -> normalised coordinates in [0, 1]: ``u = (x + 0.5) / W``, ``v = (y + 0.5) / H``.
+
+    Args:
+        xy: ``(..., 2)`` (x, y) in pixels.
+        image_hw: ``(H, W)`` of the image.
+
+    Returns:
+        ``(..., 2)`` float64 (u, v).
+
+    Raises:
+        XLMError: for coordinates not shaped ``(..., 2)`` or an invalid size.
+    """
     h, w = _check_hw(image_hw, "image_hw")
     return _affine(xy, (1.0 / w, 1.0 / h), (0.5 / w, 0.5 / h))
 
 
 def denormalise(uv: Any, image_hw: tuple[int, int]) -> Any:
-    """Normalised ``(..., 2)`` (u, v) in [0, 1] -> (x, y) pixels: ``x = u * W - 0.5``."""
+    """Normalised coordinates -> pixels: ``x = u * W - 0.5``, ``y = v * H - 0.5``.
+
+    Args:
+        uv: ``(..., 2)`` (u, v) in [0, 1].
+        image_hw: ``(H, W)`` of the image.
+
+    Returns:
+        ``(..., 2)`` float64 (x, y) in pixels.
+
+    Raises:
+        XLMError: for coordinates not shaped ``(..., 2)`` or an invalid size.
+    """
     h, w = _check_hw(image_hw, "image_hw")
     return _affine(uv, (w, h), (-0.5, -0.5))

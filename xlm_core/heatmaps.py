@@ -40,11 +40,12 @@ target-shaped map the mean is the landmark up to the pixel sampling of the disc'
 (< 0.015 px for sigma 1 to 5, tested); a trained map is not target-shaped, and the mean then
 averages its uncertainty instead of fitting a quadratic to its top 3x3 pixels. Where the
 window would cross the grid's border, the border cuts the map and would pull the mean
-inwards (0.5 px for sigma 2, measured). ``border`` chooses what happens there: ``newton``
+inwards (how far: ``docs/decisions.md``, "Decoders"). ``border`` chooses what happens there: ``newton``
 (the default: the Newton step above, exact on a Gaussian), ``clipped`` (the cut window's
 mean) or ``symmetric`` (per axis the largest window centred on the argmax that fits, so a map
 symmetric about its peak keeps its mean). :func:`xlm_core.losses.decode_for_loss` says which
-decoder and which border rule go with which loss, and why (measured on trained networks).
+decoder and which border rule go with which loss (why: ``docs/decisions.md``, section
+"Decoders").
 
 The decoders accept numpy arrays or torch tensors ``(..., L, H, W)`` and return the same
 kind ``(..., L, 2)`` (torch: on the heatmap's device, in its floating dtype).
@@ -96,10 +97,24 @@ def _inside_grid(xy: np.ndarray, h: int, w: int) -> np.ndarray:
 def gaussian_heatmaps(
     landmarks_xy: Any, grid_hw: tuple[int, int], sigma: float, truncate: float = 3.0
 ) -> np.ndarray:
-    """Gaussian targets ``(..., L, H, W)`` float32 for landmarks ``(..., L, 2)`` (x, y) in grid px.
+    """Gaussian targets for landmarks in grid pixels.
 
     Computed in a window of radius ``ceil(truncate * sigma)`` around each landmark (vectorised
-    over landmarks); zero beyond ``truncate * sigma``; all-zero for a landmark outside the grid.
+    over landmarks); zero beyond ``truncate * sigma``; all-zero for a landmark outside the grid
+    or with a NaN coordinate (module docstring).
+
+    Args:
+        landmarks_xy: ``(..., L, 2)`` (x, y) in grid pixels (pixel centres at integers).
+        grid_hw: ``(H, W)`` of the heatmap grid.
+        sigma: the Gaussian's standard deviation in grid pixels.
+        truncate: the disc radius in units of ``sigma``.
+
+    Returns:
+        ``(..., L, H, W)`` float32 numpy array, peak 1 on a landmark at a pixel centre.
+
+    Raises:
+        XLMError: for landmarks not shaped ``(..., L, 2)``, a non-positive or non-integer grid,
+            or an invalid ``sigma``/``truncate``.
     """
     xy = _check_landmarks(landmarks_xy)
     h, w = _check_grid(grid_hw)
@@ -136,8 +151,19 @@ def full_image_heatmaps(
 ) -> np.ndarray:
     """Reference: the same maps as :func:`gaussian_heatmaps`, an exponential over every pixel.
 
-    ``truncate=None`` gives the untruncated Gaussian. For tests and benchmarks only
-    (memory and time ``L x H x W`` exponentials).
+    For tests and benchmarks only (memory and time ``L x H x W`` exponentials).
+
+    Args:
+        landmarks_xy: ``(..., L, 2)`` (x, y) in grid pixels.
+        grid_hw: ``(H, W)`` of the heatmap grid.
+        sigma: the Gaussian's standard deviation in grid pixels.
+        truncate: the disc radius in units of ``sigma``; None: the untruncated Gaussian.
+
+    Returns:
+        ``(..., L, H, W)`` float32 numpy array.
+
+    Raises:
+        XLMError: as :func:`gaussian_heatmaps`.
     """
     xy = _check_landmarks(landmarks_xy)
     h, w = _check_grid(grid_hw)
@@ -174,10 +200,19 @@ def _argmax_flat(heatmaps: Any) -> Any:
 
 
 def decode_argmax(heatmaps: Any) -> Any:
-    """Integer (x, y) of each map's maximum: ``(..., L, H, W)`` -> ``(..., L, 2)`` float.
+    """Integer (x, y) of each map's maximum.
 
-    numpy in, float64 numpy out; torch in, torch out (float32 unless the input is float64).
     Ties: the first maximum in row-major order.
+
+    Args:
+        heatmaps: ``(..., L, H, W)`` numpy array or torch tensor.
+
+    Returns:
+        ``(..., L, 2)`` (x, y) grid pixels: numpy in, float64 numpy out; torch in, torch out on
+        the same device (float32 unless the input is float64).
+
+    Raises:
+        XLMError: for fewer than 2 dimensions or an empty grid.
     """
     if not _is_torch(heatmaps):
         heatmaps = np.asarray(heatmaps)
@@ -236,11 +271,20 @@ def _clip(v: Any, lo: Any, hi: Any, xp: Any) -> Any:
 
 
 def decode_subpixel(heatmaps: Any) -> Any:
-    """Sub-pixel (x, y) of each map's peak: ``(..., L, H, W)`` -> ``(..., L, 2)``.
+    """Sub-pixel (x, y) of each map's peak: a Newton step on the log-heatmap around the argmax.
 
-    Newton step on the log-heatmap around the argmax (see the module docstring for the
-    method and its fallbacks). numpy in: float64 numpy out; torch in: torch out on the same
-    device (float32 unless the input is float64), computed in float64 except on MPS.
+    See the module docstring for the method and its fallbacks; grids smaller than 3 pixels
+    along an axis return :func:`decode_argmax`.
+
+    Args:
+        heatmaps: ``(..., L, H, W)`` numpy array or torch tensor.
+
+    Returns:
+        ``(..., L, 2)`` (x, y) grid pixels: numpy in, float64 numpy out; torch in, torch out on
+        the same device (float32 unless the input is float64), computed in float64 except on MPS.
+
+    Raises:
+        XLMError: for fewer than 2 dimensions or an empty grid.
     """
     torch_in = _is_torch(heatmaps)
     if not torch_in:
@@ -318,6 +362,9 @@ def decode_softargmax_local(maps: Any, radius: int, border: str = "newton") -> A
 
     Returns:
         ``(..., L, 2)`` (x, y) grid pixels.
+
+    Raises:
+        XLMError: for an unknown border rule or a negative radius.
     """
     if border not in BORDER_RULES:
         raise XLMError(f"unknown border rule {border!r}; expected one of {BORDER_RULES}")

@@ -29,7 +29,14 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` has an image extension this module reads (case-insensitive)."""
+    """Whether ``path`` has an image extension this module reads (case-insensitive).
+
+    Args:
+        path: a file name or path (not opened).
+
+    Returns:
+        True for an extension of :data:`IMAGE_EXTENSIONS`.
+    """
     name = str(path).lower()
     return name.endswith(IMAGE_EXTENSIONS)
 
@@ -112,11 +119,20 @@ def _read_sitk(path: Path) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to a grey ``(H, W)`` float32 array in ``[0, 1]``.
+    """Decode an image file to grey values in [0, 1].
 
     Formats: bmp/png/jpg/jpeg/tif through PIL (the whole image is decoded, so a truncated
     file is detected); mha/mhd/dcm/nii/nrrd through SimpleITK (a ``(W, H, 1)`` volume
-    becomes 2-D). Raises :class:`XLMError` naming the file when it cannot be used.
+    becomes 2-D). Pixel values are scaled as the module docstring says.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        ``(H, W)`` float32 array in [0, 1].
+
+    Raises:
+        XLMError: naming the file when it is missing, empty, unreadable, truncated or not 2-D.
     """
     path = Path(path)
     _check_file(path)
@@ -127,9 +143,19 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(W, H)`` of an image, from its header only where the format allows.
+    """The size of an image, from its header only where the format allows.
 
     Does not detect truncated pixel data (use :func:`read_image` for that).
+
+    Args:
+        path: the image file.
+
+    Returns:
+        ``(W, H)`` in pixels (note: width first, as PIL and SimpleITK give it).
+
+    Raises:
+        XLMError: naming the file when it is missing, empty, has an unreadable header, is too
+            large to decode safely, or is not 2-D.
     """
     path = Path(path)
     _check_file(path)
@@ -158,12 +184,21 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize an ``(H, W)`` float image to ``size_hw`` = ``(H', W')``.
+    """Resize a grey float image.
 
     Bilinear interpolation with PIL, pixel-centre aligned (as ``cv2.resize``: original
     pixel centre ``x`` maps to ``(x + 0.5) * W' / W - 0.5``); when shrinking, the filter
     widens with the scale factor, so it averages like an area filter (no aliasing).
-    Returns float32 ``(H', W')``.
+
+    Args:
+        image: ``(H, W)`` float image.
+        size_hw: ``(H', W')`` target size.
+
+    Returns:
+        ``(H', W')`` float32 array (a copy when the size is unchanged).
+
+    Raises:
+        XLMError: for a non-positive target size or an image that is not 2-D.
     """
     height, width = int(size_hw[0]), int(size_hw[1])
     if height < 1 or width < 1:

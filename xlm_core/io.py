@@ -24,7 +24,14 @@ _UMASK = _read_umask()  # read once at import: os.umask is process-wide, not thr
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    On any exception the temporary is removed and ``path`` is left as it was.
+    On any exception the temporary is removed and ``path`` is left as it was. The parent
+    folder is created; the file gets the usual mode (0666 less the umask).
+
+    Args:
+        path: the file to write.
+
+    Yields:
+        The temporary ``Path`` to write to.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,16 +50,34 @@ def atomic_path(path: str | os.PathLike):
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str = "w") -> None:
-    """Call ``write(fh)`` on a temporary file opened with ``mode``, then rename it onto ``path``."""
+    """Call ``write(fh)`` on a temporary file opened with ``mode``, then rename it onto ``path``.
+
+    Args:
+        path: the file to write.
+        write: called with the open file handle.
+        mode: the ``open`` mode (``"w"`` or ``"wb"``).
+    """
     with atomic_path(path) as tmp, open(tmp, mode) as fh:
         write(fh)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically.
+
+    Args:
+        path: the file to write.
+        text: its whole content.
+    """
     atomic_write(path, lambda fh: fh.write(text))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON with sorted keys (and a final newline) atomically.
+
+    Args:
+        path: the file to write.
+        obj: a JSON-serialisable object.
+    """
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
@@ -60,10 +85,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def exclusive_lock(path: str | os.PathLike, timeout_s: float | None = None, what: str = "file"):
     """Hold an exclusive ``flock`` on ``path`` for a ``with`` block.
 
-    ``path`` may be a directory (locked as it is, leaving no lock file behind) or a file
-    (created if needed). ``timeout_s=None`` waits as long as it takes; otherwise raise
-    :class:`XLMError` naming the lock after that many seconds. The lock dies with its
-    process (a SIGKILL frees it).
+    The lock dies with its process (a SIGKILL frees it).
+
+    Args:
+        path: a directory (locked as it is, leaving no lock file behind) or a file (created if
+            needed).
+        timeout_s: seconds to wait; None waits as long as it takes.
+        what: what the lock guards, for the error message.
+
+    Raises:
+        XLMError: naming the lock when it is still held after ``timeout_s`` seconds.
     """
     import fcntl
     import time

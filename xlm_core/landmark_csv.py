@@ -45,11 +45,17 @@ def write_landmark_csv(
     landmarks: Mapping[str, Any],
     extra_columns: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Write ``{image_id: (L, 2) (x, y) array}`` atomically, rows in the mapping's order.
+    """Write landmarks as ``image_id,landmark,x,y`` rows, atomically, in the mapping's order.
 
-    ``extra_columns``: ``{column: {image_id: value or (L,) values}}``, appended after ``y``
-    (a scalar is repeated on each of the image's rows; a missing image gives an empty cell).
-    Raises XLMError on a non-(L, 2) array or an extra column that clashes with the header.
+    Args:
+        path: the CSV file to write.
+        landmarks: ``{image_id: (L, 2) (x, y) array}``; landmarks are written 1-based.
+        extra_columns: ``{column: {image_id: value or (L,) values}}``, appended after ``y``
+            (a scalar is repeated on each of the image's rows; a missing image gives an empty
+            cell).
+
+    Raises:
+        XLMError: on a non-(L, 2) array or an extra column that clashes with the header.
     """
     extra = dict(extra_columns or {})
     clash = set(extra) & set(HEADER)
@@ -82,12 +88,20 @@ def write_landmark_csv(
 
 
 def read_landmark_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``{image_id: (L, 2) float64 (x, y)}`` in file order; extra columns are ignored.
+    """Read a landmark CSV (``image_id,landmark,x,y``; extra columns are ignored).
 
-    Raises XLMError naming the file (and line) on: a missing file, a wrong header, a
-    non-integer or non-positive landmark index, a non-numeric or non-finite coordinate, a
-    duplicated (image_id, landmark), an image lacking some of the landmarks 1..L (L being
-    the largest index in the file), or no rows at all.
+    Args:
+        path: the CSV file.
+
+    Returns:
+        ``{image_id: (L, 2) float64 (x, y)}`` in file order, landmark ``k`` (1-based) in row
+        ``k - 1``.
+
+    Raises:
+        XLMError: naming the file (and line) on a missing file, a wrong header, a non-integer
+            or non-positive landmark index, a non-numeric or non-finite coordinate, a
+            duplicated (image_id, landmark), an image lacking some of the landmarks 1..L (L being
+            the largest index in the file), or no rows at all.
     """
     path = Path(path)
     try:

@@ -26,14 +26,12 @@ and a decoder chosen by measurement (:func:`xlm_core.registry.decoder_name` name
 - spatial_ce: :func:`xlm_core.heatmaps.decode_softargmax_local`, the mean position of the
   softmax within ``softargmax_radius(sigma)`` pixels of its maximum; where that window would
   cross the border, per axis the largest window centred on the maximum that fits
-  (``border="symmetric"``; named ``softargmax-r<radius>-sym``). Both the window mean and the
-  border rule were chosen by measurement (``benchmarks/decoders.py``,
-  ``benchmarks/border_decoders.py``; the numbers: ``docs/decisions.md``). The softmax a network learns
-  is wider than the target; its mean averages that uncertainty, where a quadratic through the
-  top 3x3 logits sees only the peak. On a target-shaped map it is exact to < 0.015 px.
+  (``border="symmetric"``; named ``softargmax-r<radius>-sym``).
 - mse, bce, awing: :func:`xlm_core.heatmaps.decode_subpixel` (argmax + a Newton step on the
-  log-map, as in DARK): exact on a Gaussian. (One bce run, UNet++/VGG19 on the hand phantoms
-  for 72 epochs on a GPU, scored 0.19 x the mean shape with it and 0.24 with the window mean.)
+  log-map, as in DARK): exact on a Gaussian.
+
+Why these decoders (the window mean, its border rule, Newton for the other losses), with the
+commands that measure them again: ``docs/decisions.md``, section "Decoders".
 """
 
 from __future__ import annotations
@@ -67,22 +65,55 @@ def _check_pair(logits: torch.Tensor, target: torch.Tensor) -> None:
 
 
 def mse_heatmap_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over (B, L, H, W) of (logits - target)^2: raw logits regress the Gaussian."""
+    """Mean squared error between raw logits and the Gaussian target (the paper's family).
+
+    Args:
+        logits: ``(B, L, H, W)`` raw network output; no activation is applied.
+        target: ``(B, L, H, W)`` Gaussian heatmaps (peak 1 at the landmark).
+
+    Returns:
+        Scalar float32 tensor: the mean over (B, L, H, W) of ``(logits - target)^2``.
+
+    Raises:
+        XLMError: if the shapes differ or are not 4-D.
+    """
     _check_pair(logits, target)
     return F.mse_loss(logits.float(), target.float())
 
 
 def bce_heatmap_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-pixel binary cross-entropy of sigmoid(logits) vs the Gaussian soft label."""
+    """Per-pixel binary cross-entropy of sigmoid(logits) against the Gaussian as a soft label.
+
+    Args:
+        logits: ``(B, L, H, W)`` raw network output (the sigmoid is applied inside).
+        target: ``(B, L, H, W)`` Gaussian heatmaps in [0, 1].
+
+    Returns:
+        Scalar float32 tensor: the mean over all pixels.
+
+    Raises:
+        XLMError: if the shapes differ or are not 4-D.
+    """
     _check_pair(logits, target)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
 def spatial_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy between softmax over H*W positions and target/sum(target), per landmark.
+    """Cross-entropy between a softmax over the H*W positions and the normalised target.
 
-    Averaged over the (B, L) maps whose target is not all zero; 0 (with a gradient path)
-    when every target is empty.
+    Per landmark map, the softmax over positions is compared with ``target / sum(target)``.
+    Averaged over the (B, L) maps whose target is not all zero (a landmark outside the image
+    has an empty target).
+
+    Args:
+        logits: ``(B, L, H, W)`` raw network output.
+        target: ``(B, L, H, W)`` Gaussian heatmaps (negative values are clamped to 0).
+
+    Returns:
+        Scalar float32 tensor; 0 (with a gradient path) when every target is empty.
+
+    Raises:
+        XLMError: if the shapes differ or are not 4-D.
     """
     _check_pair(logits, target)
     log_p = torch.log_softmax(logits.float().flatten(2), dim=-1)  # (B, L, H*W)
@@ -97,10 +128,21 @@ def spatial_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def adaptive_wing_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Adaptive wing loss (Wang et al. 2019) of sigmoid(logits) vs target, mean over pixels.
+    """Adaptive wing loss (Wang et al. 2019) of sigmoid(logits) against the target.
 
-    With d = |target - sigmoid(logits)| and a = alpha - target:
-    omega * ln(1 + (d / eps)^a) for d < theta, else A * d - C, A and C making it C1 at theta.
+    With ``d = |target - sigmoid(logits)|`` and ``a = alpha - target``: ``omega * ln(1 + (d /
+    eps)^a)`` for ``d < theta``, else ``A * d - C``, ``A`` and ``C`` making it C1 at theta
+    (constants ``AWING_*``; no weight map).
+
+    Args:
+        logits: ``(B, L, H, W)`` raw network output (the sigmoid is applied inside).
+        target: ``(B, L, H, W)`` Gaussian heatmaps in [0, 1].
+
+    Returns:
+        Scalar float32 tensor: the mean over all pixels.
+
+    Raises:
+        XLMError: if the shapes differ or are not 4-D.
     """
     _check_pair(logits, target)
     y = target.float()
@@ -146,14 +188,35 @@ if tuple(_LOSSES) != LOSS_NAMES:  # the registry names every loss, in this order
 
 
 def get_loss(name: str) -> LossFn:
-    """The loss ``name`` as ``fn(logits (B, L, H, W), target (B, L, H, W)) -> scalar``."""
+    """The loss function registered under ``name``.
+
+    Args:
+        name: one of :data:`xlm_core.registry.LOSS_NAMES` (``mse``, ``bce``, ``spatial_ce``,
+            ``awing``).
+
+    Returns:
+        ``fn(logits (B, L, H, W), target (B, L, H, W)) -> scalar tensor``.
+
+    Raises:
+        XLMError: for an unknown loss name.
+    """
     return _LOSSES[check_loss_name(name)]
 
 
 def loss_activation(name: str, logits: torch.Tensor) -> torch.Tensor:
-    """(..., L, H, W) logits -> the map loss ``name`` fits to the Gaussian (same shape).
+    """The map loss ``name`` fits to the Gaussian: its activation applied to ``logits``.
 
     Identity for mse, sigmoid for bce/awing, the softmax over H*W for spatial_ce.
+
+    Args:
+        name: a loss name of :data:`xlm_core.registry.LOSS_NAMES`.
+        logits: ``(..., L, H, W)`` raw network output.
+
+    Returns:
+        Tensor of the same shape as ``logits``.
+
+    Raises:
+        XLMError: for an unknown loss name.
     """
     return _ACTIVATIONS[check_loss_name(name)](logits)
 
@@ -171,11 +234,22 @@ def _decoder(name: str, sigma: float) -> tuple[str, Callable[[torch.Tensor], tor
 
 @torch.no_grad()
 def decode_for_loss(name: str, logits: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Landmarks from logits (B, L, H, W) -> (B, L, 2) float32 (x, y) grid px, sub-pixel.
+    """Landmark coordinates from logits, decoded the way loss ``name`` trained them.
 
-    The loss's activation (:func:`loss_activation`), then the loss's decoder (module
-    docstring; ``sigma``: the training targets' sigma in grid px, which sets the soft-argmax
-    window). Detached, on the logits' device.
+    The loss's activation (:func:`loss_activation`), then the loss's decoder (module docstring).
+    Runs without gradients; the result is detached, on the logits' device.
+
+    Args:
+        name: a loss name of :data:`xlm_core.registry.LOSS_NAMES`.
+        logits: ``(B, L, H, W)`` raw network output.
+        sigma: the training targets' Gaussian sigma in grid pixels (sets the soft-argmax window
+            of spatial_ce).
+
+    Returns:
+        ``(B, L, 2)`` float32 tensor of sub-pixel (x, y) grid coordinates.
+
+    Raises:
+        XLMError: for an unknown loss name or logits with fewer than 3 dimensions.
     """
     key = check_loss_name(name)
     if logits.ndim < 3:

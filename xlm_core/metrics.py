@@ -20,6 +20,12 @@ Zhu et al. 2021's evaluator (GU2Net, ``evaluation.py`` and the dataset readers):
 coordinates on the resized grid for prediction and truth, the truth mapped by
 ``round(p * new / old)`` per axis (:func:`zhu_to_grid`), the unit's factor applied to each
 axis before squaring (:func:`errors_zhu`, :func:`evaluate_zhu`).
+
+**Why this file is long** (~600 lines): it holds both protocols side by side on purpose, so
+the one difference that matters (how a distance and a tie are computed) can be read in one
+place; the ``zhu`` protocol reproduces another project's evaluator to the float, and its
+constants and float-order rules need their provenance written beside them. About half of the
+lines are docstrings.
 """
 
 from __future__ import annotations
@@ -73,7 +79,19 @@ SDR_TIE_RULES: dict[str, str] = {
 
 
 def default_scale(dataset: str, wrist_pair: tuple[int, int] = PAYER_WRIST_PAIR) -> Scale:
-    """The paper's error unit for ``dataset`` in original pixels; ``wrist_pair`` 0-based (hand)."""
+    """The paper's error unit for a built-in dataset, in original pixels.
+
+    Args:
+        dataset: ``head`` (0.1 mm per pixel), ``hand`` (mm from the wrist width) or ``chest``
+            (pixels).
+        wrist_pair: hand: the 0-based landmarks whose distance is :data:`WRIST_MM`.
+
+    Returns:
+        :class:`xlm_core.datasets.base.Scale`.
+
+    Raises:
+        XLMError: for another dataset name.
+    """
     from xlm_core.datasets.base import Scale
 
     if dataset == "head":
@@ -88,12 +106,30 @@ def default_scale(dataset: str, wrist_pair: tuple[int, int] = PAYER_WRIST_PAIR) 
 
 
 def threshold_key(t: float) -> str:
-    """The SDR dictionary key of a threshold: ``2.0 -> "2"``, ``2.5 -> "2.5"``."""
+    """The SDR dictionary key of a threshold: ``2.0 -> "2"``, ``2.5 -> "2.5"``.
+
+    Args:
+        t: the threshold.
+
+    Returns:
+        ``f"{t:g}"``.
+    """
     return f"{float(t):g}"
 
 
 def landmark_array(a: Any, name: str) -> np.ndarray:
-    """``a`` as a float64 ``(N, L, 2)`` (x, y) array, or an XLMError naming ``name``."""
+    """Landmarks as a float64 ``(N, L, 2)`` (x, y) array.
+
+    Args:
+        a: array-like landmarks.
+        name: what they are, for the error message.
+
+    Returns:
+        ``(N, L, 2)`` float64 numpy array.
+
+    Raises:
+        XLMError: for another shape, naming ``name``.
+    """
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[-1] != 2:
         raise XLMError(f"{name} must be (N, L, 2) (x, y), got shape {arr.shape}")
@@ -101,7 +137,18 @@ def landmark_array(a: Any, name: str) -> np.ndarray:
 
 
 def radial_errors(pred_xy: Any, gt_xy: Any) -> np.ndarray:
-    """Euclidean distance per landmark: ``(N, L, 2)`` x2 -> ``(N, L)`` (same unit as the input)."""
+    """Euclidean distance per landmark between predictions and truth.
+
+    Args:
+        pred_xy: ``(N, L, 2)`` (x, y) predictions.
+        gt_xy: ``(N, L, 2)`` (x, y) ground truth, same unit.
+
+    Returns:
+        ``(N, L)`` float64 distances in the input's unit.
+
+    Raises:
+        XLMError: for arrays not shaped ``(N, L, 2)`` or of different shapes.
+    """
     pred = landmark_array(pred_xy, "predictions")
     gt = landmark_array(gt_xy, "ground truth")
     if pred.shape != gt.shape:
@@ -110,7 +157,17 @@ def radial_errors(pred_xy: Any, gt_xy: Any) -> np.ndarray:
 
 
 def per_image_mre(errors: Any) -> np.ndarray:
-    """Mean radial error of each image: ``(N, L)`` -> ``(N,)`` (for paired statistics)."""
+    """Mean radial error of each image (for paired statistics).
+
+    Args:
+        errors: ``(N, L)`` radial errors.
+
+    Returns:
+        ``(N,)`` float64.
+
+    Raises:
+        XLMError: for another number of dimensions.
+    """
     err = np.asarray(errors, dtype=np.float64)
     if err.ndim != 2:
         raise XLMError(f"errors must be (N, L), got shape {err.shape}")
@@ -192,6 +249,9 @@ def score_errors(
 
     Returns:
         The SCORE dict.
+
+    Raises:
+        XLMError: for an empty or non-2-D array, or non-finite errors.
     """
     err = np.asarray(errors, dtype=np.float64)
     if err.ndim != 2 or err.size == 0:
@@ -222,9 +282,11 @@ def score_errors(
 
 
 def scores_are_current(metrics: dict) -> bool:
-    """False when a run's ``metrics.json`` holds a SCORE computed by an older rule of its
-    protocol (:data:`PROTOCOL_VERSION`; a zhu SCORE without ``protocol_version`` predates
-    Zhu et al.'s exact evaluator), so the run should be scored again from its checkpoint.
+    """Whether every SCORE in a run's ``metrics.json`` was computed by its protocol's current rule.
+
+    False when a SCORE was computed by an older rule of its protocol (:data:`PROTOCOL_VERSION`;
+    a zhu SCORE without ``protocol_version`` predates Zhu et al.'s exact evaluator), so the run
+    should be scored again from its checkpoint.
 
     Args:
         metrics: a run's ``metrics.json`` (``{"test": {"clean": SCORE, "zhu": SCORE}, ...}``).
@@ -254,6 +316,9 @@ def cumulative_errors(errors: Any) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(distances, percent)``: the sorted errors and, at each, the percentage of errors
         ``<=`` it (a step function rising at each error; draw it with ``where="post"``).
+
+    Raises:
+        XLMError: for no errors or a non-finite one.
     """
     err = np.sort(np.asarray(errors, dtype=np.float64).ravel())
     if err.size == 0 or not np.isfinite(err).all():
@@ -263,7 +328,19 @@ def cumulative_errors(errors: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def errors_clean(pred_px: Any, gt_px: Any, scale: Scale) -> np.ndarray:
-    """Radial errors ``(N, L)`` in ``scale.unit``: pixel errors x ``scale.factors(gt_px)``."""
+    """Radial errors of the ``clean`` protocol in the dataset's unit.
+
+    Args:
+        pred_px: ``(N, L, 2)`` (x, y) predictions in original pixels.
+        gt_px: ``(N, L, 2)`` (x, y) ground truth in original pixels.
+        scale: the dataset's unit rule (its ``factors(gt_px)`` give one factor per image).
+
+    Returns:
+        ``(N, L)`` float64 errors in ``scale.unit``.
+
+    Raises:
+        XLMError: for mismatched shapes, or a non-finite factor (e.g. a zero wrist width).
+    """
     err_px = radial_errors(pred_px, gt_px)
     with np.errstate(divide="ignore", invalid="ignore"):  # zero wrist width: reported below
         factors = np.asarray(scale.factors(np.asarray(gt_px, dtype=np.float64)), dtype=np.float64)
@@ -295,9 +372,16 @@ def evaluate_clean(
 
 
 def zhu_units(scale: Scale | None) -> dict[str, float]:
-    """Keyword arguments of :func:`errors_zhu` / :func:`evaluate_zhu` from a dataset's scale:
-    its own head spacing and wrist width (ISBI's 0.1 mm/px and 50 mm when ``scale`` is None
-    or sets none; a phantom set records its own spacing)."""
+    """Keyword arguments of :func:`errors_zhu` / :func:`evaluate_zhu` from a dataset's scale.
+
+    Args:
+        scale: the dataset's scale; its own head spacing and wrist width are used (a phantom
+            set records its own spacing). None: none given.
+
+    Returns:
+        ``{"wrist_mm": ..., "mm_per_px": ...}`` with the keys the scale sets; the functions'
+        defaults (ISBI's 0.1 mm/px and 50 mm) apply to missing ones.
+    """
     units: dict[str, float] = {}
     if scale is not None:
         units["wrist_mm"] = float(scale.wrist_mm)
@@ -330,6 +414,10 @@ def zhu_to_grid(
 
     Returns:
         ``(L, 2)`` float64 array of integer grid coordinates.
+
+    Raises:
+        XLMError: for another shape, a non-positive size, another dataset, or ground truth
+            more than :data:`ZHU_TRUTH_MARGIN` grid pixels outside the grid.
     """
     what = "ground truth" if truth else "predictions"
     arr = np.asarray(xy_px, dtype=np.float64)
@@ -377,7 +465,7 @@ def errors_zhu(
     mm_per_px: float = HEAD_MM_PER_PX,
     wrist_mm: float = WRIST_MM,
 ) -> tuple[np.ndarray, str]:
-    """Radial errors ``(N, L)`` of the ``zhu`` protocol and their unit (see :func:`evaluate_zhu`).
+    """Radial errors of the ``zhu`` protocol and their unit (see :func:`evaluate_zhu`).
 
     Args:
         pred_grid: ``(N, L, 2)`` (x, y) on the grid; rounded to integers, clipped into it.
@@ -390,7 +478,13 @@ def errors_zhu(
         wrist_mm: hand: the assumed wrist width in mm.
 
     Returns:
-        ``(errors, unit)``.
+        ``(errors, unit)``: ``(N, L)`` float64 errors and ``"mm"`` (head, hand) or ``"px"``
+        (chest).
+
+    Raises:
+        XLMError: for another dataset, mismatched shapes or counts, a wrist pair beyond the
+            landmarks, a zero wrist width, or ground truth far outside the grid
+            (:func:`zhu_to_grid`).
     """
     if dataset not in ZHU_GRID_HW:
         raise XLMError(
@@ -479,7 +573,18 @@ def evaluate_zhu(
 
 
 def normalise_landmarks(landmarks_px: Any, image_hws: Sequence[tuple[int, int]]) -> np.ndarray:
-    """``(N, L, 2)`` (x, y) pixels -> normalised [0, 1] coordinates (pixel-centre convention)."""
+    """Landmarks in pixels -> normalised [0, 1] coordinates (pixel-centre convention).
+
+    Args:
+        landmarks_px: ``(N, L, 2)`` (x, y) in original pixels.
+        image_hws: each image's (H, W), N of them.
+
+    Returns:
+        ``(N, L, 2)`` float64 (u, v).
+
+    Raises:
+        XLMError: for another shape or a count of sizes other than N.
+    """
     lm = landmark_array(landmarks_px, "landmarks")
     if len(image_hws) != lm.shape[0]:
         raise XLMError(f"{len(image_hws)} image sizes for {lm.shape[0]} images")
@@ -487,9 +592,17 @@ def normalise_landmarks(landmarks_px: Any, image_hws: Sequence[tuple[int, int]])
 
 
 def mean_shape_baseline(train_landmarks_norm: Any) -> np.ndarray:
-    """The mean shape ``(L, 2)``: average training position of each landmark, normalised coords.
+    """The mean shape: the average training position of each landmark.
 
-    ``train_landmarks_norm``: ``(N, L, 2)`` in [0, 1] (see :func:`normalise_landmarks`).
+    Args:
+        train_landmarks_norm: ``(N, L, 2)`` in normalised [0, 1] coordinates (see
+            :func:`normalise_landmarks`).
+
+    Returns:
+        ``(L, 2)`` float64 in normalised coordinates.
+
+    Raises:
+        XLMError: for another shape or no training image.
     """
     lm = landmark_array(train_landmarks_norm, "training landmarks")
     if lm.shape[0] == 0:
@@ -498,7 +611,18 @@ def mean_shape_baseline(train_landmarks_norm: Any) -> np.ndarray:
 
 
 def place_mean_shape(mean_shape_norm: Any, image_hws: Sequence[tuple[int, int]]) -> np.ndarray:
-    """The mean shape ``(L, 2)`` placed on images of sizes ``image_hws`` -> ``(N, L, 2)`` pixels."""
+    """The mean shape placed on images of the given sizes.
+
+    Args:
+        mean_shape_norm: ``(L, 2)`` normalised coordinates.
+        image_hws: ``[(H, W)] * N`` image sizes.
+
+    Returns:
+        ``(N, L, 2)`` float64 (x, y) in each image's pixels.
+
+    Raises:
+        XLMError: for a mean shape not shaped ``(L, 2)``.
+    """
     shape = np.asarray(mean_shape_norm, dtype=np.float64)
     if shape.ndim != 2 or shape.shape[-1] != 2:
         raise XLMError(f"mean shape must be (L, 2), got shape {shape.shape}")
@@ -506,8 +630,16 @@ def place_mean_shape(mean_shape_norm: Any, image_hws: Sequence[tuple[int, int]])
 
 
 def baseline_ratio(score: dict) -> float:
-    """``mre / mean_shape_mre`` of a score (a protocol score, or a run's ``metrics.json``):
-    below 1 the model beats the mean shape; the demo's quality floor is 0.35. NaN when the
-    score has no (or a zero) mean-shape MRE."""
+    """A score's MRE over its mean-shape MRE: below 1 the model beats the mean shape.
+
+    The demo's quality floor is 0.35.
+
+    Args:
+        score: a protocol SCORE, or a run's ``metrics.json`` (keys ``mre`` and
+            ``mean_shape_mre``).
+
+    Returns:
+        ``mre / mean_shape_mre``; NaN when the score has no (or a zero) mean-shape MRE.
+    """
     base = score.get("mean_shape_mre")
     return float(score["mre"]) / float(base) if base else float("nan")

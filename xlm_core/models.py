@@ -36,6 +36,15 @@ parameter names are the file's names.
 **Transfer** (:func:`load_init`): encoder and decoder from an earlier run's checkpoint,
 all of them or an error; the output head copied when the landmark count is the same,
 left as built (re-initialised) otherwise; a :class:`TransferReport` says what happened.
+
+**Why this file is long** (~880 lines, about 270 of them docstrings): it is the one place
+that touches smp's and torch's weight formats, and each part is short: names and
+combinations, input conversion, building, safe file reading, encoder files, transfer. Much
+of the code is error handling that turns a deep smp/torch failure (a wrong file, a pickle
+that would run code, a mismatched tensor, an offline hub) into one XLMError naming the file
+and the fix; the parts share the private helpers ``_tensor_dict``, ``_names`` and
+``_HEAD_PREFIX``, so a split would spread those messages over modules without making any
+part shorter.
 """
 
 from __future__ import annotations
@@ -148,7 +157,14 @@ def check_combination(arch: str, encoder: str) -> None:
     Runs before anything is built or downloaded. DeepLabV3 runs its encoder dilated
     (atrous convolutions at output stride 8) and VGG has no dilated mode (it downsamples
     by max pooling), so DeepLabV3 + any VGG encoder is refused, as in the paper.
-    Raises XLMError naming the allowed values.
+
+    Args:
+        arch: an architecture name of :data:`xlm_core.registry.ARCHITECTURES` (aliases allowed).
+        encoder: an smp encoder name or ``tu-<timm model>``.
+
+    Raises:
+        XLMError: for an unknown architecture or encoder, or a pair that cannot be built,
+            naming the allowed values.
     """
     spec = ARCHITECTURES[canonical_arch(arch)]
     _check_encoder_name(encoder)
@@ -164,13 +180,34 @@ def check_combination(arch: str, encoder: str) -> None:
 
 
 def required_divisor(arch: str, encoder: str) -> int:
-    """H and W of the model input must be multiples of this (32 U-Net/U-Net++, 8 DeepLabV3)."""
+    """The number H and W of the model input must be multiples of.
+
+    Args:
+        arch: an architecture name.
+        encoder: an encoder name.
+
+    Returns:
+        The divisor: 32 for U-Net/U-Net++, 8 for DeepLabV3.
+
+    Raises:
+        XLMError: as :func:`check_combination`.
+    """
     check_combination(arch, encoder)
     return ARCHITECTURES[canonical_arch(arch)].divisor
 
 
 def check_input_size(arch: str, encoder: str, size_hw: tuple[int, int]) -> None:
-    """Raise XLMError if an (H, W) input size does not fit the architecture."""
+    """Check that an input size fits the architecture.
+
+    Args:
+        arch: an architecture name.
+        encoder: an encoder name.
+        size_hw: ``(H, W)`` of the model input in pixels.
+
+    Raises:
+        XLMError: if H or W is not a positive multiple of :func:`required_divisor` (naming the
+            padded size), or as :func:`check_combination`.
+    """
     divisor = required_divisor(arch, encoder)
     h, w = (int(v) for v in size_hw)
     if h <= 0 or w <= 0 or h % divisor or w % divisor:
@@ -188,10 +225,16 @@ def check_input_size(arch: str, encoder: str, size_hw: tuple[int, int]) -> None:
 def input_normalisation(
     encoder: str,
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """(mean, std) per RGB channel that ``encoder``'s ImageNet weights expect, inputs in [0, 1].
+    """Per-channel mean and std that ``encoder``'s ImageNet weights expect, inputs in [0, 1].
 
     Offline and deterministic (no hub call): ImageNet's mean/std, except for the few
     smp families trained with another normalisation, and timm's own config for ``tu-``.
+
+    Args:
+        encoder: an smp encoder name or ``tu-<timm model>``.
+
+    Returns:
+        ``(mean, std)``, each a tuple of three floats (R, G, B).
     """
     if encoder.startswith("tu-"):
         import timm
@@ -210,11 +253,21 @@ def input_normalisation(
 
 
 def to_model_input(grey, encoder: str) -> torch.Tensor:
-    """Grey images in [0, 1] -> the model's (B, 3, H, W) float32 input.
+    """Grey images in [0, 1] -> the model's RGB input.
 
-    ``grey``: torch tensor or numpy array, (B, 1, H, W), (B, H, W) or one image (H, W).
-    The grey channel is replicated to RGB and each channel normalised with the
-    encoder's ImageNet mean/std (:func:`input_normalisation`). Stays on ``grey``'s device.
+    The grey channel is replicated to RGB and each channel normalised with the encoder's
+    ImageNet mean/std (:func:`input_normalisation`).
+
+    Args:
+        grey: torch tensor or numpy array, ``(B, 1, H, W)``, ``(B, H, W)`` or one image
+            ``(H, W)``, values in [0, 1].
+        encoder: the model's encoder name.
+
+    Returns:
+        ``(B, 3, H, W)`` float32 tensor on ``grey``'s device.
+
+    Raises:
+        XLMError: for another shape, or values above 1.5 (0-255 data).
     """
     x = torch.as_tensor(grey)
     if x.ndim == 2:
@@ -239,10 +292,19 @@ def to_model_input(grey, encoder: str) -> torch.Tensor:
 
 
 def pad_to_multiple(x: torch.Tensor, divisor: int, value: float = 0.0) -> torch.Tensor:
-    """Pad (..., H, W) bottom/right with ``value`` up to multiples of ``divisor``.
+    """Pad the last two dimensions bottom/right up to multiples of ``divisor``.
 
     Pixel (x, y) coordinates are unchanged; crop outputs back with ``[..., :H, :W]``.
     Pad grey images in [0, 1] before :func:`to_model_input` (0 = black background).
+
+    Args:
+        x: ``(..., H, W)`` tensor.
+        divisor: the multiple H and W are padded to (:func:`required_divisor`).
+        value: the fill value.
+
+    Returns:
+        ``(..., H', W')`` tensor, H' and W' the next multiples of ``divisor``; ``x`` itself when
+        no padding is needed.
     """
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % divisor, (-w) % divisor
@@ -280,7 +342,14 @@ def _input_guard(spec: ArchSpec, arch: str, encoder: str):
 
 @dataclass
 class EncoderWeightsReport:
-    """What :func:`load_encoder_weights` put into ``model.encoder``."""
+    """What :func:`load_encoder_weights` put into ``model.encoder``.
+
+    Attributes:
+        source: the weights file.
+        loaded: encoder tensors copied from the file.
+        expected: tensors in ``model.encoder``'s state_dict.
+        dropped: classifier tensors of the file that the encoder has no place for.
+    """
 
     source: str
     loaded: int  # encoder tensors copied from the file
@@ -288,6 +357,11 @@ class EncoderWeightsReport:
     dropped: list[str]  # classifier tensors of the file that the encoder has no place for
 
     def as_dict(self) -> dict:
+        """The report as a plain dict (for JSON).
+
+        Returns:
+            ``{"source", "loaded", "expected", "dropped"}``.
+        """
         return asdict(self)
 
     def __str__(self) -> str:
@@ -301,11 +375,27 @@ def build_model(
 ) -> torch.nn.Module:
     """Build an smp ``arch`` with ``encoder``, one output channel per landmark.
 
-    Input (B, 3, H, W) float (see :func:`to_model_input`), output (B, n_landmarks, H, W)
-    logits. ``encoder_weights``: "none" (random), "imagenet" (Hugging Face hub via smp)
-    or a path to a torchvision/lukemelas weights file (loaded strictly into the encoder).
-    The returned model carries ``model.xlm_spec`` (arch, encoder, n_landmarks,
-    encoder_weights) and, for a file, ``model.encoder_weights_report``.
+    The model maps ``(B, 3, H, W)`` float input (see :func:`to_model_input`) to
+    ``(B, n_landmarks, H, W)`` logits. A forward pre-hook checks every input (shape, divisor,
+    the smallest training batch) and raises XLMError. Every BatchNorm momentum is set to
+    :data:`BATCHNORM_MOMENTUM`.
+
+    Args:
+        arch: an architecture name of :data:`xlm_core.registry.ARCHITECTURES`.
+        encoder: an smp encoder name or ``tu-<timm model>``.
+        n_landmarks: output channels (>= 1).
+        encoder_weights: ``"none"`` or None (random), ``"imagenet"`` (Hugging Face hub via smp)
+            or a path to a torchvision/lukemelas ``.pth``/``.safetensors`` file (loaded strictly
+            into the encoder, :func:`load_encoder_weights`).
+
+    Returns:
+        The ``torch.nn.Module``, carrying ``model.xlm_spec`` (arch, encoder, n_landmarks,
+        encoder_weights) and, for a file, ``model.encoder_weights_report``.
+
+    Raises:
+        XLMError: for an impossible arch/encoder pair, ``n_landmarks < 1``, a missing weights
+            file, ImageNet weights neither cached nor downloadable (saying how to pass a file),
+            or a weights file that does not fit the encoder.
     """
     arch_key = canonical_arch(arch)
     check_combination(arch_key, encoder)
@@ -371,13 +461,19 @@ BATCHNORM_MOMENTUM = 0.1
 
 
 def set_batchnorm_momentum(model: torch.nn.Module, momentum: float) -> int:
-    """Set the running-statistics momentum of every BatchNorm layer; returns how many.
+    """Set the running-statistics momentum of every BatchNorm layer.
 
     EfficientNet encoders come with TensorFlow's 0.01: over the few hundred steps of a
     small-dataset run their running statistics lag far behind the weights, and eval-mode
-    predictions (which use them) were measured worse than the mean shape while train-mode
-    ones had learned. 0.1 follows the weights within tens of steps; the weights themselves
-    (ImageNet or not) are untouched.
+    predictions (which use them) suffer while train-mode ones have learned. 0.1 follows the
+    weights within tens of steps; the weights themselves (ImageNet or not) are untouched.
+
+    Args:
+        model: the model.
+        momentum: the new momentum of every ``_BatchNorm`` layer.
+
+    Returns:
+        How many layers were set.
     """
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for layer in layers:
@@ -395,8 +491,17 @@ def _hf_cache_hint() -> str:
 
 
 def checkpoint_metadata(model: torch.nn.Module) -> dict:
-    """The metadata a checkpoint should carry beside ``"model"``: arch, encoder, n_landmarks,
-    encoder_weights (what :func:`load_init` checks)."""
+    """The metadata a checkpoint carries beside ``"model"`` (what :func:`load_init` checks).
+
+    Args:
+        model: a model built by :func:`build_model`.
+
+    Returns:
+        A copy of ``model.xlm_spec``: arch, encoder, n_landmarks, encoder_weights.
+
+    Raises:
+        XLMError: if the model carries no ``xlm_spec``.
+    """
     spec = getattr(model, "xlm_spec", None)
     if spec is None:
         raise XLMError("this model was not built by xlm_core.models.build_model (no xlm_spec)")
@@ -428,8 +533,15 @@ def _looks_like_torch_file(path: Path) -> bool:
 def read_state_dict(path: str | Path) -> object:
     """Load a weights file safely: safetensors, or ``torch.load(weights_only=True)``.
 
-    Returns what the file holds (a dict of tensors, or a dict wrapping one). A pickle
-    that would run code, a truncated or corrupt file, a missing file -> XLMError naming it.
+    Args:
+        path: a ``.safetensors`` file or a PyTorch file (zip archive or legacy pickle).
+
+    Returns:
+        What the file holds, on the CPU: a dict of tensors, or a dict wrapping one.
+
+    Raises:
+        XLMError: for a missing, truncated or corrupt file, a file of another kind, or a pickle
+            that would run code, naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -499,9 +611,20 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> EncoderWei
     """Load a torchvision / lukemelas weights file strictly into ``model.encoder``.
 
     Every tensor of the encoder must come from the file with the same name and shape;
-    the file's classifier tensors (``classifier.*``, ``fc.*``, ``_fc.*``) are dropped;
-    anything else (a missing, an unexpected or a mis-shaped tensor) is an XLMError
-    naming the file, the counts and the first names.
+    the file's classifier tensors (``classifier.*``, ``fc.*``, ``_fc.*``, ``last_linear.*``)
+    are dropped.
+
+    Args:
+        model: a model with an smp ``encoder``.
+        path: the weights file (see :func:`read_state_dict`).
+
+    Returns:
+        :class:`EncoderWeightsReport`.
+
+    Raises:
+        XLMError: for an unreadable file, a whole-model checkpoint (use ``--init``), or a
+            missing, unexpected or mis-shaped tensor, naming the file, the counts and the first
+            names.
     """
     path = Path(path)
     source = _tensor_dict(read_state_dict(path), path, "encoder state_dict")
@@ -556,6 +679,16 @@ class TransferReport:
 
     Counts are tensors of the model's state_dict (parameters and buffers) per part:
     ``encoder.*``, ``decoder.*`` and the output head ``segmentation_head.*``.
+
+    Attributes:
+        source: the checkpoint file.
+        unwrapped_from: ``"model"``, ``"model_state_dict"``, ``"state_dict"`` or None (bare).
+        encoder_matched, encoder_expected: encoder tensors copied / in the model.
+        decoder_matched, decoder_expected: decoder tensors copied / in the model.
+        head_matched, head_expected: head tensors copied / in the model.
+        head_reinitialised: True when the landmark counts differ (the head left as built).
+        source_n_landmarks, n_landmarks: landmark counts of the checkpoint and the model.
+        source_arch, source_encoder: the checkpoint's metadata, None when it has none.
     """
 
     source: str
@@ -573,6 +706,11 @@ class TransferReport:
     source_encoder: str | None = None
 
     def as_dict(self) -> dict:
+        """The report as a plain dict (for JSON).
+
+        Returns:
+            Every field by name.
+        """
         return asdict(self)
 
     def __str__(self) -> str:
@@ -619,12 +757,24 @@ def load_init(
 ) -> TransferReport:
     """Initialise ``model`` from an earlier run's checkpoint (verified transfer).
 
-    Checkpoint: ``{"model": state_dict, "arch": ..., "encoder": ..., "n_landmarks": ...}``
-    (this project's), a bare state_dict, or ``{"model_state_dict": ...}`` /
-    ``{"state_dict": ...}`` (unwrapped, trap 2). Loaded with ``weights_only=True``.
-    Every encoder and decoder tensor must match by name and shape, else XLMError; the
-    output head is copied when the landmark count matches and left as built otherwise.
-    Arch/encoder in the metadata must be the model's.
+    Every encoder and decoder tensor must match by name and shape; the output head is
+    copied when the landmark count matches and left as built otherwise. ``module.`` and
+    ``_orig_mod.`` key prefixes are stripped.
+
+    Args:
+        model: a model built by :func:`build_model` for the target dataset.
+        checkpoint_path: ``{"model": state_dict, "arch": ..., "encoder": ..., "n_landmarks":
+            ...}`` (this project's), a bare state_dict, or ``{"model_state_dict": ...}`` /
+            ``{"state_dict": ...}`` (unwrapped, trap 2); read with ``weights_only=True``.
+        n_landmarks: the model's landmark count (its output channels).
+
+    Returns:
+        :class:`TransferReport`.
+
+    Raises:
+        XLMError: for an unreadable checkpoint, another arch/encoder in its metadata, a model
+            whose output channels differ from ``n_landmarks``, no output head, or encoder or
+            decoder tensors that do not all match.
     """
     path = Path(checkpoint_path)
     spec = getattr(model, "xlm_spec", {}) or {}

@@ -19,8 +19,15 @@ SPLIT_SEED = 0
 
 @dataclass
 class RunSamples:
-    """The images of one run. ``fit``: trained on; ``val``: early stopping / LR schedule;
-    ``heldout``: the CV fold scored separately (None without folds); ``test``: the test split."""
+    """The images of one run, split.
+
+    Attributes:
+        lset: the loaded dataset.
+        fit: the samples trained on.
+        val: the early-stopping / LR-schedule samples (carved from the training part).
+        heldout: the cross-validation fold scored separately (None without folds).
+        test: the dataset's test split.
+    """
 
     lset: LandmarkSet
     fit: list[Sample]
@@ -34,6 +41,11 @@ class RunSamples:
         return self.fit + self.val
 
     def counts(self) -> dict:
+        """How many samples each part holds.
+
+        Returns:
+            ``{"fit": int, "val": int, "heldout": int | None, "test": int}``.
+        """
         return {
             "fit": len(self.fit),
             "val": len(self.val),
@@ -43,8 +55,21 @@ class RunSamples:
 
 
 def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
-    """Load the dataset of ``cfg`` (or take ``lset``, already loaded with ``cfg``'s dataset,
-    root and options) and split it for this run (see the module docstring)."""
+    """Load the dataset of a run and split it (see the module docstring).
+
+    Args:
+        cfg: the run's configuration (dataset, root, options, ``train_limit``, ``folds``/``fold``,
+            ``val_fraction``).
+        lset: the dataset, already loaded with ``cfg``'s dataset, root and options; None loads
+            it.
+
+    Returns:
+        :class:`RunSamples`.
+
+    Raises:
+        XLMError: for only one of ``folds``/``fold``, no training images, or no test images
+            without a held-out fold (and as :func:`xlm_core.datasets.load_dataset`).
+    """
     from xlm_core.datasets import carve_validation, kfold_split, load_dataset
 
     if lset is None:

@@ -42,6 +42,15 @@ class HeatmapDataset(Dataset):
     - ``landmarks_px``: ``(L, 2)`` float64 (x, y) ground truth in original pixels (never augmented)
     - ``image_hw``: ``(2,)`` int64 original (H, W)
     - ``id``: the sample id; ``index``: ``i``
+
+    Args:
+        samples: the samples (image path and landmarks in original pixels).
+        size_hw: ``(H, W)`` of the grid images are resized to.
+        sigma: Gaussian sigma of the targets, in grid pixels.
+        cache: a :class:`xlm_core.datasets.cache.PreprocessCache` that loads resized images.
+        augmenter: applied to each read (drawn from ``seed``, the epoch and the index); None:
+            no augmentation.
+        seed: the run's seed.
     """
 
     def __init__(
@@ -66,11 +75,22 @@ class HeatmapDataset(Dataset):
         return len(self.samples)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draw of ``epoch`` (call before iterating a new epoch)."""
+        """Select the augmentation draw of ``epoch`` (call before iterating a new epoch).
+
+        Args:
+            epoch: the epoch number.
+        """
         self.epoch = int(epoch)
 
     def image_hw(self, index: int) -> tuple[int, int]:
-        """Original ``(H, W)`` of sample ``index`` (header read, remembered)."""
+        """Original size of sample ``index`` (header read, remembered).
+
+        Args:
+            index: the sample's index.
+
+        Returns:
+            ``(H, W)`` in pixels.
+        """
         if index not in self._image_hw:
             w, h = read_image_size(Path(self.samples[index].image))
             self._image_hw[index] = (h, w)
@@ -99,14 +119,26 @@ class HeatmapDataset(Dataset):
 
 
 def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn``: seed numpy and python in each worker from torch's per-worker seed."""
+    """``worker_init_fn``: seed numpy and python in each worker from torch's per-worker seed.
+
+    Args:
+        worker_id: the DataLoader worker's id (unused; torch's seed already differs per worker).
+    """
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator that shuffles epoch ``epoch``: a function of ``(seed, epoch)`` only."""
+    """The generator that shuffles epoch ``epoch``: a function of ``(seed, epoch)`` only.
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch.
+
+    Returns:
+        A seeded ``torch.Generator``.
+    """
     generator = torch.Generator()
     generator.manual_seed(sample_seed(seed, epoch, _SHUFFLE_STREAM))
     return generator
@@ -122,9 +154,25 @@ def make_loader(
     drop_last: bool | None = None,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A loader for one epoch. Training (``shuffle=True``): order from :func:`epoch_generator`,
-    ``drop_last`` when the set holds at least one full batch (so no batch of one reaches a
-    BatchNorm after global pooling, trap 7). Evaluation: fixed order, every sample."""
+    """A DataLoader for one epoch.
+
+    Training (``shuffle=True``): order from :func:`epoch_generator`, ``drop_last`` when the set
+    holds at least one full batch (so no batch of one reaches a BatchNorm after global pooling,
+    trap 7). Evaluation: fixed order, every sample.
+
+    Args:
+        dataset: the dataset; its epoch is set to ``epoch``.
+        batch_size: samples per batch.
+        shuffle: shuffle (training) or keep the order (evaluation).
+        epoch: the epoch (selects the shuffle and the augmentation draw).
+        seed: the run's seed.
+        num_workers: worker processes (0: load in the main process).
+        drop_last: drop a last incomplete batch; None: as described above.
+        pin_memory: pin batches for faster copies to a GPU.
+
+    Returns:
+        The ``torch.utils.data.DataLoader``.
+    """
     dataset.set_epoch(epoch)
     if drop_last is None:
         drop_last = shuffle and len(dataset) >= batch_size

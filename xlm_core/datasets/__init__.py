@@ -89,7 +89,17 @@ __all__ = [
 
 
 def loader_options(name: str | os.PathLike) -> list[str]:
-    """The options ``load_dataset(name, ...)`` accepts (``name`` may be a descriptor path)."""
+    """The options ``load_dataset(name, ...)`` accepts.
+
+    Args:
+        name: a built-in loader name or the path of a ``dataset.yaml`` (or of its folder).
+
+    Returns:
+        The option names, sorted (``train`` and ``strict`` included).
+
+    Raises:
+        XLMError: for an unknown dataset name or an invalid descriptor.
+    """
     if str(name) not in LOADERS and is_descriptor_path(name):
         return _resolve(name, None, {})[1]
     loader = _loader(str(name))
@@ -135,11 +145,22 @@ def _resolve(name, root, options: dict) -> tuple[str, list[str], Callable, objec
 def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **options) -> LandmarkSet:
     """Load a dataset into a :class:`LandmarkSet` (see the module docstring for options).
 
-    ``name``: ``"head"``, ``"hand"``, ``"chest"`` (built-in descriptors), ``"labelme"``,
-    ``"landmark_csv"``, or the path of a ``dataset.yaml`` (or of its folder); ``root``: the
-    dataset root (``None`` or ``""``: a descriptor's own folder). Raises :class:`XLMError`
-    for a wrong root (naming the expected path), a bad descriptor key, an unknown option,
-    or (``strict=True``) any problem that makes an image unusable.
+    Args:
+        name: ``"head"``, ``"hand"``, ``"chest"`` (built-in descriptors), ``"labelme"``,
+            ``"landmark_csv"``, or the path of a ``dataset.yaml`` (or of its folder).
+        root: the dataset root; None or ``""``: a descriptor's own folder.
+        **options: the loader's options (:func:`loader_options`), plus ``train`` (the number or
+            fraction of training images, overriding the dataset's split) and ``strict`` (True:
+            any problem that makes an image unusable is an error).
+
+    Returns:
+        The :class:`LandmarkSet`: samples in natural id order, split, with the problems found and
+        the images dropped.
+
+    Raises:
+        XLMError: for a wrong root (naming the expected path), a bad descriptor key, an unknown
+            option, too few usable images for the split, or (``strict=True``) any problem that
+            makes an image unusable.
     """
     label, allowed, loader, root, options = _resolve(name, root, dict(options))
     if root is None:
@@ -192,7 +213,17 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
 def check_dataset(name: str, root: str | os.PathLike, **options) -> CheckReport:
     """Validate a dataset root, decoding every image; lists every problem found.
 
-    Raises :class:`XLMError` only when the root itself is wrong (missing folder or file).
+    Args:
+        name: a dataset name or descriptor path, as for :func:`load_dataset`.
+        root: the dataset root.
+        **options: loader options (``verify_images`` and ``strict`` are set here).
+
+    Returns:
+        :class:`CheckReport`.
+
+    Raises:
+        XLMError: only when the root itself is wrong (missing folder or file) or an option is
+            unknown.
     """
     options = {**options, "verify_images": True, "strict": False}
     return report_from_set(load_dataset(name, root, **options))
@@ -213,10 +244,17 @@ def _natural(samples: list[Sample]) -> list[Sample]:
 
 
 def dataset_fingerprint(lset: LandmarkSet, cache: PreprocessCache | None = None) -> str:
-    """Content hash of a loaded set: image bytes, ground-truth landmarks, options.
+    """Content hash of a loaded set: image bytes, ground-truth landmarks, options and split.
 
-    Changes when an image, an annotation, the annotator choice or the split changes; does
-    not change when the root folder moves.
+    Changes when an image, an annotation, the annotator choice or the split changes; does not
+    change when the root folder moves.
+
+    Args:
+        lset: the loaded dataset.
+        cache: the cache whose image fingerprints are reused; None: a default one.
+
+    Returns:
+        16 hexadecimal characters (a truncated SHA-256).
     """
     cache = cache or PreprocessCache()
     digest = hashlib.sha256()

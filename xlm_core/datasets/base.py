@@ -16,7 +16,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a dataset root. ``fatal``: the image cannot be used."""
+    """One thing wrong with a dataset root.
+
+    Attributes:
+        file: the file (or folder) concerned.
+        problem: what is wrong, in words.
+        fatal: True when the image cannot be used.
+        image_id: the image id the problem belongs to (None: it belongs to no single image).
+    """
 
     file: str
     problem: str
@@ -33,6 +40,12 @@ class Scale:
     - wrist rule (hand): ``unit="mm", wrist_pair=(1, 5)`` (0-based landmark indices),
       ``mm_per_px = wrist_mm / |p[a] - p[b]|`` per image, from the ground truth
     - pixels (chest): ``unit="px"``
+
+    Attributes:
+        unit: ``"mm"`` or ``"px"``.
+        mm_per_px: a fixed spacing, or None.
+        wrist_pair: 0-based landmark pair whose distance is ``wrist_mm``, or None.
+        wrist_mm: the assumed wrist width in mm.
     """
 
     unit: str = "px"
@@ -41,7 +54,15 @@ class Scale:
     wrist_mm: float = 50.0
 
     def factors(self, gt_landmarks_px: np.ndarray) -> np.ndarray:
-        """Unit per pixel for each image. ``gt_landmarks_px``: ``(N, L, 2)`` (x, y). Returns ``(N,)``."""
+        """Unit per original pixel for each image.
+
+        Args:
+            gt_landmarks_px: ``(N, L, 2)`` (x, y) ground truth in original pixels (the wrist rule
+                reads it).
+
+        Returns:
+            ``(N,)`` float64 factors (inf where a wrist width is 0).
+        """
         gt = np.asarray(gt_landmarks_px, dtype=np.float64)
         n = gt.shape[0]
         if self.wrist_pair is not None:
@@ -53,6 +74,11 @@ class Scale:
         return np.ones(n)
 
     def describe(self) -> str:
+        """The rule in words, e.g. ``"mm: 0.1 mm per original pixel"``.
+
+        Returns:
+            One line.
+        """
         if self.wrist_pair is not None:
             a, b = self.wrist_pair
             return f"mm: {self.wrist_mm:g} mm / distance between landmarks {a + 1} and {b + 1} (1-based)"
@@ -63,9 +89,13 @@ class Scale:
 
 @dataclass(frozen=True)
 class Sample:
-    """One annotated image. ``landmarks``: ``(L, 2)`` float64, (x, y) in original pixels.
+    """One annotated image.
 
-    ``size_wh``: the image's ``(W, H)`` in pixels as read by the loader (``None`` if unknown).
+    Attributes:
+        id: the image id.
+        image: the image file.
+        landmarks: ``(L, 2)`` float64, (x, y) in original pixels.
+        size_wh: the image's ``(W, H)`` in pixels as read by the loader (None if unknown).
     """
 
     id: str
@@ -76,7 +106,27 @@ class Sample:
 
 @dataclass
 class LandmarkSet:
-    """A loaded dataset: usable samples (sorted by id), its rules and its problems."""
+    """A loaded dataset: usable samples (sorted by id), its rules and its problems.
+
+    Attributes:
+        name: the dataset's name.
+        root: its folder.
+        samples: the usable samples, in natural id order.
+        landmark_names: L names.
+        scale: the error unit rule.
+        thresholds: SDR thresholds in ``scale.unit``.
+        train_size: ``(H, W)`` the paper trains at.
+        test_size: ``(H, W)`` the paper evaluates at.
+        train_ids: ids of the training split.
+        test_ids: ids of the test split.
+        problems: everything found wrong.
+        synthetic: True for a phantom set.
+        options: the loader options that produced this set.
+        annotator_disagreement: with several annotation sources, their disagreement per
+            landmark (:func:`xlm_core.datasets.engine.annotator_disagreement`), else None.
+        dropped: unusable images skipped, ``[(image id, reason)]`` sorted by id.
+        images_found: image files found (usable or not; None: not counted).
+    """
 
     name: str
     root: Path
@@ -102,19 +152,38 @@ class LandmarkSet:
 
     @property
     def fatal_problems(self) -> list[Problem]:
+        """The problems that made an image unusable."""
         return [p for p in self.problems if p.fatal]
 
     @property
     def n_landmarks(self) -> int:
+        """L, the number of landmarks per image."""
         return len(self.landmark_names)
 
     @property
     def data_source(self) -> str:
+        """``"synthetic"`` or ``"real"``."""
         return "synthetic" if self.synthetic else "real"
 
     def by_id(self) -> dict[str, Sample]:
+        """The samples by id.
+
+        Returns:
+            ``{id: Sample}``.
+        """
         return {s.id: s for s in self.samples}
 
     def subset(self, ids: list[str]) -> list[Sample]:
+        """The samples of ``ids``, in that order.
+
+        Args:
+            ids: image ids of this set.
+
+        Returns:
+            The samples.
+
+        Raises:
+            KeyError: for an id not in the set.
+        """
         index = self.by_id()
         return [index[i] for i in ids]

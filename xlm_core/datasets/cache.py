@@ -28,18 +28,37 @@ _CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
+    """The cache folder: ``$XLM_CACHE``, else ``~/.cache/xlm``.
+
+    Returns:
+        The folder's ``Path`` (not created here).
+    """
     return Path(os.environ.get("XLM_CACHE") or Path.home() / ".cache" / "xlm")
 
 
 class PreprocessCache:
-    """Decoded, resized images on disk. ``load(path, (H, W))`` -> float32 ``(H, W)`` in [0, 1]."""
+    """Decoded, resized images on disk, keyed by file content, size and resize method.
+
+    Args:
+        cache_dir: the cache folder; None: :func:`default_cache_dir`.
+    """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._hashes: dict[tuple[str, int, int], str] = {}
 
     def content_hash(self, path: str | os.PathLike) -> str:
-        """SHA-256 of the file's bytes (remembered per path, size and modification time)."""
+        """SHA-256 of the file's bytes (remembered per path, size and modification time).
+
+        Args:
+            path: the file.
+
+        Returns:
+            64 hexadecimal characters.
+
+        Raises:
+            XLMError: when the file is missing or unreadable.
+        """
         path = Path(path)
         try:
             stat = path.stat()
@@ -61,15 +80,34 @@ class PreprocessCache:
         return value
 
     def entry_path(self, path: str | os.PathLike, size_hw: tuple[int, int]) -> Path:
-        """Where the resized array of ``path`` at ``size_hw`` = (H, W) is (or would be) stored."""
+        """Where the resized array of ``path`` is (or would be) stored.
+
+        Args:
+            path: the image file.
+            size_hw: ``(H, W)`` of the resized array.
+
+        Returns:
+            The ``.npy`` path under the cache folder.
+        """
         height, width = (int(v) for v in size_hw)
         digest = self.content_hash(path)
         return self.cache_dir / "images" / digest[:2] / f"{digest}_{height}x{width}_{RESIZE_METHOD}.npy"
 
     def load(self, path: str | os.PathLike, size_hw: tuple[int, int]) -> np.ndarray:
-        """``read_image(path)`` resized to ``size_hw`` = (H, W): float32 ``(H, W)``.
+        """``read_image(path)`` resized to ``size_hw``, from the cache when present.
 
-        Decodes only on a cache miss; a damaged cache entry is rebuilt.
+        Decodes only on a cache miss; a damaged cache entry is rebuilt; a read-only or full cache
+        is not an error.
+
+        Args:
+            path: the image file.
+            size_hw: ``(H, W)`` of the result.
+
+        Returns:
+            ``(H, W)`` float32 array in [0, 1].
+
+        Raises:
+            XLMError: when the image cannot be read (:func:`xlm_core.imageio.read_image`).
         """
         height, width = (int(v) for v in size_hw)
         entry = self.entry_path(path, (height, width))
@@ -89,7 +127,14 @@ class PreprocessCache:
         return array
 
     def fingerprint(self, paths: Iterable[str | os.PathLike]) -> str:
-        """Content hash of a list of files (in the given order, with their base names)."""
+        """Content hash of a list of files (in the given order, with their base names).
+
+        Args:
+            paths: the files.
+
+        Returns:
+            16 hexadecimal characters.
+        """
         digest = hashlib.sha256()
         for path in paths:
             digest.update(Path(path).name.encode() + b"\0")

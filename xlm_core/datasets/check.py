@@ -16,6 +16,12 @@ marker, PNG ``IEND`` chunk, BMP pixel data as long as its header says), decoding
 that fail that quick test, so a truncated image is dropped when the set is loaded, not met
 mid-training. ``check_dataset`` decodes every image. Every image a loader drops is listed
 with its reason in ``LandmarkSet.dropped`` (see :func:`dropped_images`).
+
+**Why this file is long** (~600 lines, more than a third of them docstrings): it is the one
+place that decides whether an image and its landmarks are usable and says why, in the words
+every loader and ``xlm data check`` report; splitting the decision (image probes, landmark
+checks, the problem log, the report) over modules would let two loaders word or judge one
+problem differently.
 """
 
 from __future__ import annotations
@@ -41,7 +47,11 @@ SUMMARY_IDS = 20
 
 
 class ProblemLog:
-    """Collects :class:`Problem` records, naming files relative to the dataset root."""
+    """Collects :class:`Problem` records, naming files relative to the dataset root.
+
+    Args:
+        root: the dataset root.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -50,6 +60,14 @@ class ProblemLog:
         self.current_id: str | None = None
 
     def name(self, path: str | os.PathLike) -> str:
+        """A file's name as problems show it.
+
+        Args:
+            path: the file.
+
+        Returns:
+            Its path relative to the root (POSIX), or the path itself when outside the root.
+        """
         path = Path(path)
         try:
             return path.relative_to(self.root).as_posix()
@@ -73,7 +91,16 @@ class ProblemLog:
     def summarise(
         self, path: str | os.PathLike, ids: Iterable[str], what: str, fatal: bool = False
     ) -> None:
-        """One problem for many ids of the same kind, e.g. annotations without images."""
+        """Record one problem for many ids of the same kind, e.g. annotations without images.
+
+        At most :data:`SUMMARY_IDS` ids are listed; nothing is recorded for no ids.
+
+        Args:
+            path: the file or folder the problem is in.
+            ids: the ids concerned.
+            what: what they are, e.g. ``"annotations have no image (skipped)"``.
+            fatal: True when it makes images unusable.
+        """
         ids = list(ids)
         if not ids:
             return
@@ -83,19 +110,53 @@ class ProblemLog:
 
 
 def require_dir(path: Path, what: str) -> Path:
-    """Raise a clear :class:`XLMError` when a folder the layout needs is missing."""
+    """Check that a folder the layout needs exists.
+
+    Args:
+        path: the folder.
+        what: what it is, for the message.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        XLMError: when it is missing (wrong dataset root?).
+    """
     if not path.is_dir():
         raise XLMError(f"{what}: expected folder {path} does not exist (wrong dataset root?)")
     return path
 
 
 def require_file(path: Path, what: str) -> Path:
+    """Check that a file the layout needs exists.
+
+    Args:
+        path: the file.
+        what: what it is, for the message.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        XLMError: when it is missing (wrong dataset root?).
+    """
     if not path.is_file():
         raise XLMError(f"{what}: expected file {path} does not exist (wrong dataset root?)")
     return path
 
 
 def require_root(root: str | os.PathLike) -> Path:
+    """Check that a dataset root is a folder.
+
+    Args:
+        root: the dataset root.
+
+    Returns:
+        It as a ``Path``.
+
+    Raises:
+        XLMError: when it does not exist or is not a folder.
+    """
     root = Path(root)
     if not root.is_dir():
         raise XLMError(f"dataset root {root} does not exist or is not a folder")
@@ -103,7 +164,17 @@ def require_root(root: str | os.PathLike) -> Path:
 
 
 def read_synthetic_marker(root: Path) -> dict | None:
-    """The ``SYNTHETIC.json`` marker of a phantom dataset root, or ``None`` for real data."""
+    """The ``SYNTHETIC.json`` marker of a phantom dataset root.
+
+    Args:
+        root: the dataset root.
+
+    Returns:
+        The marker's JSON object, or None for real data (no marker).
+
+    Raises:
+        XLMError: for an unreadable marker or one that is not a JSON object.
+    """
     path = Path(root) / SYNTHETIC_MARKER
     if not path.is_file():
         return None
@@ -117,7 +188,14 @@ def read_synthetic_marker(root: Path) -> dict | None:
 
 
 def parse_number(text: str) -> float | None:
-    """``float(text)`` or ``None`` when ``text`` is not a number (NaN/inf are returned as such)."""
+    """``float(text)``, or None when ``text`` is not a number (NaN/inf are returned as such).
+
+    Args:
+        text: the field (surrounding spaces ignored).
+
+    Returns:
+        The float or None.
+    """
     try:
         return float(text.strip())
     except ValueError:
@@ -125,9 +203,15 @@ def parse_number(text: str) -> float | None:
 
 
 def parse_xy_values(values: list[str], n_landmarks: int) -> tuple[np.ndarray | None, list[str]]:
-    """Parse ``[x1, y1, x2, y2, ...]`` text into an ``(L, 2)`` float64 array.
+    """Parse ``[x1, y1, x2, y2, ...]`` text fields into landmarks.
 
-    Returns ``(array, [])`` or ``(None, [error, ...])`` with every error found.
+    Args:
+        values: the fields, two per landmark.
+        n_landmarks: L.
+
+    Returns:
+        ``((L, 2) float64 array, [])`` or ``(None, [error, ...])`` with every error found (a
+        wrong count, non-numeric or non-finite coordinates).
     """
     errors: list[str] = []
     if len(values) != 2 * n_landmarks:
@@ -152,10 +236,18 @@ def parse_xy_values(values: list[str], n_landmarks: int) -> tuple[np.ndarray | N
 
 
 def landmark_problems(xy: np.ndarray, size_wh: tuple[int, int]) -> list[tuple[str, bool]]:
-    """Problems of ``(L, 2)`` (x, y) landmarks against an image of ``size_wh`` = (W, H).
+    """Problems of landmarks against their image's size.
 
-    NaN or infinite coordinates and outside ``[0, W] x [0, H]`` are fatal; within one pixel of the border is reported, not
-    fatal (a value such as ``(0, 771)`` usually marks a missing point).
+    NaN or infinite coordinates and outside ``[0, W] x [0, H]`` are fatal; within one pixel of
+    the border is reported, not fatal (a value such as ``(0, 771)`` usually marks a missing
+    point).
+
+    Args:
+        xy: ``(L, 2)`` (x, y) in pixels.
+        size_wh: the image's ``(W, H)``.
+
+    Returns:
+        ``[(message, fatal)]``, empty when none.
     """
     width, height = size_wh
     bad = ~np.isfinite(xy).all(axis=1)
@@ -286,7 +378,18 @@ def dropped_images(problems: Iterable[Problem], usable_ids: Iterable[str]) -> li
 def record_landmark_problems(
     log: ProblemLog, where: str | os.PathLike, xy: np.ndarray, size_wh: tuple[int, int], context: str = ""
 ) -> bool:
-    """Record the problems of ``xy`` against ``size_wh``; True when none is fatal."""
+    """Record the problems of ``xy`` against ``size_wh`` (:func:`landmark_problems`).
+
+    Args:
+        log: where they are recorded.
+        where: the file they are reported on.
+        xy: ``(L, 2)`` (x, y) in pixels.
+        size_wh: the image's ``(W, H)``.
+        context: a prefix for the messages.
+
+    Returns:
+        True when none is fatal.
+    """
     usable = True
     for message, fatal in landmark_problems(xy, size_wh):
         log.add(where, context + message, fatal=fatal)
@@ -302,10 +405,18 @@ def validate_sample(
     annotation: str | os.PathLike | None = None,
     context: str = "",
 ) -> tuple[int, int] | None:
-    """Check one annotated image; record problems; return ``(W, H)`` when it is usable.
+    """Check one annotated image (readable, landmarks inside) and record its problems.
 
-    ``annotation``: where landmark problems are reported (default: the image file);
-    ``context``: a prefix for those messages, e.g. ``"row 375 (id 5148): "``.
+    Args:
+        log: where problems are recorded.
+        image_path: the image file.
+        xy: ``(L, 2)`` (x, y) landmarks in pixels.
+        verify: decode the whole image (finds truncated files; slower).
+        annotation: where landmark problems are reported (default: the image file).
+        context: a prefix for those messages, e.g. ``"row 375 (id 5148): "``.
+
+    Returns:
+        The image's ``(W, H)`` when it is usable, else None.
     """
     size_wh, reason = probe_image(image_path, verify)
     if size_wh is None:
@@ -316,7 +427,14 @@ def validate_sample(
 
 
 def find_duplicates(items: Iterable[tuple[str, Path]]) -> dict[str, list[Path]]:
-    """``{id: [paths]}`` for ids that occur more than once."""
+    """The ids that occur more than once.
+
+    Args:
+        items: ``(id, path)`` pairs.
+
+    Returns:
+        ``{id: [paths]}`` for the repeated ids only.
+    """
     seen: dict[str, list[Path]] = {}
     for key, path in items:
         seen.setdefault(key, []).append(path)
@@ -324,6 +442,13 @@ def find_duplicates(items: Iterable[tuple[str, Path]]) -> dict[str, list[Path]]:
 
 
 def report_duplicates(log: ProblemLog, duplicates: dict[str, list[Path]], what: str) -> None:
+    """Record a fatal problem on every file of each duplicated id.
+
+    Args:
+        log: where problems are recorded.
+        duplicates: ``{id: [paths]}`` (:func:`find_duplicates`).
+        what: what the files are, e.g. ``"images"``.
+    """
     for key, paths in sorted(duplicates.items()):
         names = ", ".join(log.name(p) for p in paths)
         for path in paths:
@@ -333,11 +458,20 @@ def report_duplicates(log: ProblemLog, duplicates: dict[str, list[Path]], what: 
 
 @dataclass
 class CheckReport:
-    """What ``xlm data check`` prints. ``images``: usable annotated images.
+    """What ``xlm data check`` prints.
 
-    ``dropped``: the unusable images ``[(id, reason)]``; ``images_found``: image files found;
-    ``split_problems``: a split the dataset needs that is empty; ``where``: where the dataset
-    is published and how to lay it out (shown when the root looks empty or incomplete).
+    Attributes:
+        dataset: the dataset's name.
+        root: its folder.
+        images: usable annotated images.
+        landmarks: L.
+        problems: every problem found.
+        annotators: inter-annotator disagreement (several sources only), else None.
+        dropped: the unusable images ``[(id, reason)]``.
+        images_found: image files found (None: not counted).
+        split_problems: a split the dataset needs that is empty.
+        where: where the dataset is published and how to lay it out (shown when the root looks
+            empty or incomplete), else None.
     """
 
     dataset: str
@@ -430,7 +564,15 @@ def split_problems(lset: LandmarkSet) -> list[str]:
 
 
 def disagreement_lines(info: dict | None, names: list[str] | None = None) -> list[str]:
-    """Text lines for the inter-annotator disagreement of :func:`report_from_set`."""
+    """Text lines for an inter-annotator disagreement.
+
+    Args:
+        info: :func:`xlm_core.datasets.engine.annotator_disagreement`'s dict, or None.
+        names: landmark names shown beside the numbers, or None.
+
+    Returns:
+        The lines (``[]`` for None): the overall MRE, then one per landmark.
+    """
     if not info:
         return []
     who = " vs ".join(info["annotators"])

@@ -42,7 +42,21 @@ def load_chest(
 ) -> tuple[list[Sample], ProblemLog, dict]:
     """Read a CHEST root with the built-in descriptor ``descriptors/chest.yaml``.
 
-    Returns ``(usable samples, problems, settings)``.
+    Use :func:`xlm_core.datasets.load_dataset` for a :class:`LandmarkSet`.
+
+    Args:
+        root: the dataset root (``pngs/`` and ``labels/``).
+        exclusion: None (the papers' 229 train / 50 test) or ``"zhu"`` (Zhu et al.'s 9
+            exclusions, :data:`ZHU_EXCLUDED_IDS`).
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; ``settings`` holds ``scale``,
+        ``thresholds``, sizes, paper split counts, names.
+
+    Raises:
+        XLMError: for an unknown exclusion or a wrong root.
     """
     from xlm_core.datasets.descriptor import builtin_descriptor
     from xlm_core.datasets.engine import load_described

@@ -66,7 +66,11 @@ DESCRIPTOR_FILE = "dataset.yaml"
 class SpacingRule:
     """How pixels become mm: a fixed ``mm_per_px``, a landmark pair of known width, or pixels.
 
-    ``pair`` and ``named_pairs`` are 0-based landmark indices.
+    Attributes:
+        mm_per_px: a fixed spacing, or None.
+        pair: 0-based landmark pair whose distance is ``width_mm``, or None.
+        width_mm: the pair's assumed distance in mm.
+        named_pairs: other pairs a loader option may name, ``{name: (a, b)}`` 0-based.
     """
 
     mm_per_px: float | None = None
@@ -77,7 +81,30 @@ class SpacingRule:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A parsed, validated ``dataset.yaml`` (or a built-in one). See the module docstring."""
+    """A parsed, validated ``dataset.yaml`` (or a built-in one). See the module docstring.
+
+    Attributes:
+        name: the dataset's name.
+        where: what error messages call it: the YAML path, or "built-in descriptor 'head'".
+        folder: the default dataset root (None: a root must be given).
+        images: image alternative -> globs, in preference order.
+        format: the annotation format.
+        sources: annotator name -> pattern (or table file).
+        units: ``"px"`` or ``"ratio"`` (coordinates as fractions of the image size).
+        require_all: with several sources, an image missing one is unusable.
+        landmark_names: L names.
+        names_given: ``landmarks`` was a list of names (LabelMe labels may use them).
+        spacing: the mm rule.
+        split_train: the training count or fraction, or None.
+        split_train_ids, split_test_ids: explicit id lists, or None.
+        split_paper: ``(train, total)`` of the paper's split, or None.
+        exclude: ids always left out.
+        named_exclusions: exclusion lists a loader option may choose.
+        thresholds: SDR thresholds, or None (the unit's defaults).
+        train_size, test_size: ``(H, W)``.
+        builtin: a packaged descriptor.
+        digest: hash of the normalised description (part of a user dataset's fingerprint).
+    """
 
     name: str
     where: str  # what error messages call it: the YAML path, or "built-in descriptor 'head'"
@@ -104,14 +131,20 @@ class Descriptor:
 
     @property
     def n_landmarks(self) -> int:
+        """L, the number of landmarks."""
         return len(self.landmark_names)
 
     @property
     def is_table(self) -> bool:
+        """True when the annotations are one table for all images (not one file per image)."""
         return self.format in TABLE_FORMATS
 
     def options(self) -> list[str]:
-        """Loader options this descriptor accepts (besides ``train``, ``strict``, ``verify_images``)."""
+        """Loader options this descriptor accepts (besides ``train``, ``strict``, ``verify_images``).
+
+        Returns:
+            A subset of ``annotator``, ``image_format``, ``wrist_pair``, ``exclusion``.
+        """
         found = []
         if len(self.sources) > 1:
             found.append("annotator")
@@ -128,7 +161,15 @@ class Descriptor:
 
 
 def is_descriptor_path(name: Any) -> bool:
-    """True when ``name`` names a YAML file or a folder holding ``dataset.yaml``."""
+    """Whether ``name`` names a descriptor rather than a built-in loader.
+
+    Args:
+        name: a dataset name or path.
+
+    Returns:
+        True for a ``.yaml``/``.yml`` name, or a folder (not a built-in name) holding
+        ``dataset.yaml``.
+    """
     text = str(name)
     if text.endswith((".yaml", ".yml")):
         return True
@@ -137,7 +178,17 @@ def is_descriptor_path(name: Any) -> bool:
 
 
 def descriptor_file(name: str | os.PathLike) -> Path:
-    """The YAML file ``name`` points at (a folder means its ``dataset.yaml``)."""
+    """The YAML file ``name`` points at (a folder means its ``dataset.yaml``).
+
+    Args:
+        name: a YAML file or a folder.
+
+    Returns:
+        The file's ``Path``.
+
+    Raises:
+        XLMError: when the file does not exist.
+    """
     path = Path(name)
     if path.is_dir():
         path = path / DESCRIPTOR_FILE
@@ -147,6 +198,17 @@ def descriptor_file(name: str | os.PathLike) -> Path:
 
 
 def read_yaml(path: Path) -> Any:
+    """Read a descriptor's YAML.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        What it holds (``yaml.safe_load``).
+
+    Raises:
+        XLMError: when the file cannot be read or parsed.
+    """
     import yaml
 
     try:
@@ -156,14 +218,34 @@ def read_yaml(path: Path) -> Any:
 
 
 def read_descriptor(path: str | os.PathLike) -> Descriptor:
-    """Parse and validate a ``dataset.yaml``. Raises :class:`XLMError` naming the key."""
+    """Parse and validate a ``dataset.yaml``.
+
+    Args:
+        path: the YAML file or its folder (the folder is the default dataset root).
+
+    Returns:
+        The :class:`Descriptor`.
+
+    Raises:
+        XLMError: naming the file and the key that is wrong.
+    """
     path = descriptor_file(path)
     spec = read_yaml(path)
     return parse_descriptor(spec, where=str(path), folder=path.resolve().parent)
 
 
 def builtin_descriptor(name: str) -> Descriptor:
-    """The packaged descriptor of a paper dataset (``head``, ``hand``, ``chest``)."""
+    """The packaged descriptor of a paper dataset.
+
+    Args:
+        name: ``"head"``, ``"hand"`` or ``"chest"``.
+
+    Returns:
+        The :class:`Descriptor` (no default root).
+
+    Raises:
+        XLMError: for another name.
+    """
     if name not in BUILTIN_NAMES:
         raise XLMError(f"no built-in descriptor {name!r}; built-in: {list(BUILTIN_NAMES)}")
     path = BUILTIN_DIR / f"{name}.yaml"
@@ -337,7 +419,20 @@ def _landmarks(where: str, value: Any) -> tuple[tuple[str, ...], bool]:
 
 
 def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool = False) -> Descriptor:
-    """Validate a descriptor mapping (as read from YAML). ``folder``: the default dataset root."""
+    """Validate a descriptor mapping (as read from YAML).
+
+    Args:
+        spec: the mapping.
+        where: what error messages call it.
+        folder: the default dataset root, or None.
+        builtin: a packaged descriptor.
+
+    Returns:
+        The :class:`Descriptor`.
+
+    Raises:
+        XLMError: naming ``where`` and the key, for a missing, unknown or invalid key.
+    """
     if not isinstance(spec, dict):
         raise XLMError(f"{where}: a dataset descriptor must be a mapping of keys ({list(KEYS)})")
     _check_keys(where, "", spec, KEYS)

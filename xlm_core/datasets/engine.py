@@ -15,6 +15,12 @@ Rules, in the words a problem is reported with:
   out of the mean (``require_all: true``: the image is unusable instead);
 - landmarks outside the image are fatal; on its border, a note. They are reported on the
   annotation file when one annotation gave them, on the image when they are a mean.
+
+**Why this file is long** (~600 lines, a quarter of them docstrings): it is the one loader every
+dataset goes through, and its rules above interlock (which image an id means, which sources
+feed the mean, where a problem is reported); kept in one file they read in the order a load
+runs them: options, images, annotations, the loop, the split. The per-format parsers, the
+checks and the descriptor schema already live apart (``formats``, ``check``, ``descriptor``).
 """
 
 from __future__ import annotations
@@ -58,7 +64,20 @@ _WILDCARDS = "*?["
 
 
 def parse_pair(value, n_landmarks: int, named: dict[str, tuple[int, int]]) -> tuple[int, int]:
-    """A landmark pair: ``(a, b)`` 0-based, or a name from ``named`` (e.g. ``"payer"``)."""
+    """A landmark pair as 0-based indices.
+
+    Args:
+        value: ``(a, b)`` 0-based, or a name of ``named`` (case-insensitive, e.g. ``"payer"``).
+        n_landmarks: L; both indices must lie in ``0..L-1``.
+        named: the named pairs the dataset offers.
+
+    Returns:
+        ``(a, b)``.
+
+    Raises:
+        XLMError: for an unknown name, a value that is not two integers, equal indices or an
+            index out of range.
+    """
     if isinstance(value, str):
         if value.lower() in named:
             return named[value.lower()]
@@ -74,7 +93,16 @@ def parse_pair(value, n_landmarks: int, named: dict[str, tuple[int, int]]) -> tu
 
 @dataclass(frozen=True)
 class Choices:
-    """The loader options resolved against a descriptor."""
+    """The loader options resolved against a descriptor.
+
+    Attributes:
+        sources: the annotation sources used (name -> pattern).
+        alternatives: image alternatives in preference order.
+        pair: the wrist pair, 0-based, or None.
+        excluded: image ids left out.
+        exclusion_size: ids in the chosen named exclusion list (the paper total shrinks by it).
+        options: what ``LandmarkSet.options`` records.
+    """
 
     sources: dict[str, str]  # the annotation sources used (name -> pattern)
     alternatives: list[str]  # image alternatives in preference order
@@ -86,7 +114,21 @@ class Choices:
 
 def resolve_options(desc: Descriptor, annotator: str | None, image_format: str | None,
                     wrist_pair, exclusion: str | None) -> Choices:
-    """Check the options against ``desc``; raise :class:`XLMError` for a value it does not offer."""
+    """Check the loader options against ``desc`` and resolve them.
+
+    Args:
+        desc: the dataset's descriptor.
+        annotator: ``"mean"`` or a source name (None: ``"mean"``); only with several sources.
+        image_format: ``"auto"`` or an images alternative (None: ``"auto"``); only with several.
+        wrist_pair: a pair or a name (None: the descriptor's); only with a pair spacing rule.
+        exclusion: None or a named exclusion list of the descriptor.
+
+    Returns:
+        :class:`Choices`.
+
+    Raises:
+        XLMError: for a value the descriptor does not offer.
+    """
     options: dict = {}
     sources = dict(desc.sources)
     if len(desc.sources) > 1:
@@ -130,7 +172,14 @@ def resolve_options(desc: Descriptor, annotator: str | None, image_format: str |
 
 
 def static_prefix(pattern: str) -> str:
-    """The folder part of a glob or ``{id}`` pattern before its first wildcard (``""``: the root)."""
+    """The folder part of a glob or ``{id}`` pattern before its first wildcard.
+
+    Args:
+        pattern: e.g. ``"RawImage/*/{id}.bmp"``.
+
+    Returns:
+        e.g. ``"RawImage"``; ``""`` for the root.
+    """
     parts = Path(pattern).parts
     fixed = []
     for part in parts[:-1]:
@@ -155,9 +204,24 @@ def _any_case(glob: str) -> str:
 
 def find_images(desc: Descriptor, root: Path, alternatives: list[str], excluded: frozenset[str],
                 log: ProblemLog) -> tuple[dict[str, Path], set[str]]:
-    """``({id: image}, duplicated ids)`` over the chosen ``images`` alternatives.
+    """The image files of the chosen ``images`` alternatives, by id (file stem).
 
-    Raises :class:`XLMError` naming the key when the globs match no image file.
+    An id found twice in one alternative is a duplicate (reported, none used); an id found by an
+    earlier alternative wins over a later one. Globs match either letter case.
+
+    Args:
+        desc: the dataset's descriptor.
+        root: the dataset root.
+        alternatives: image alternatives in preference order.
+        excluded: ids to leave out.
+        log: where duplicates are reported.
+
+    Returns:
+        ``({id: image path}, duplicated ids)``.
+
+    Raises:
+        XLMError: naming the key when the globs match no image file (or their folders do not
+            exist).
     """
     images: dict[str, Path] = {}
     blocked: set[str] = set()
@@ -201,7 +265,15 @@ def _id_regex(pattern: str) -> re.Pattern:
 
 
 def find_annotation_files(root: Path, pattern: str) -> dict[str, Path]:
-    """``{id: file}`` for the files that match a ``{id}`` pattern under ``root``."""
+    """The files that match a ``{id}`` pattern under ``root``, by id.
+
+    Args:
+        root: the dataset root.
+        pattern: e.g. ``"reader_a/{id}.json"`` (a repeated ``{id}`` must agree).
+
+    Returns:
+        ``{id: file}``.
+    """
     regex = _id_regex(pattern)
     found = {}
     for path in sorted(root.glob(pattern.replace("{id}", "*")), key=str):
@@ -303,12 +375,29 @@ def load_described(
     verify_images: bool = False,
     log: ProblemLog | None = None,
 ) -> tuple[list[Sample], ProblemLog, dict]:
-    """Read the dataset ``desc`` describes under ``root``. Returns ``(samples, problems, settings)``.
+    """Read the dataset ``desc`` describes under ``root`` (the rules: module docstring).
 
-    ``settings`` holds ``landmark_names``, ``scale``, ``thresholds``, ``train_size``,
-    ``test_size``, ``paper_split``, ``split_train``, ``split_ids``, ``synthetic``,
-    ``options`` and ``annotator_disagreement`` (see :func:`annotator_disagreement`).
     Use :func:`xlm_core.datasets.load_dataset` for a :class:`LandmarkSet`.
+
+    Args:
+        desc: the dataset's descriptor.
+        root: the dataset root.
+        annotator: ``"mean"`` or one source (several sources only).
+        image_format: ``"auto"`` or one images alternative (several alternatives only).
+        wrist_pair: the wrist pair (a pair spacing rule only).
+        exclusion: a named exclusion list of the descriptor, or None.
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; ``settings`` holds ``landmark_names``,
+        ``scale``, ``thresholds``, ``train_size``, ``test_size``, ``paper_split``,
+        ``split_train``, ``split_ids``, ``synthetic``, ``options`` and
+        ``annotator_disagreement`` (see :func:`annotator_disagreement`).
+
+    Raises:
+        XLMError: for a missing root, an option the descriptor does not offer, or a missing
+            images folder, annotation folder or table.
     """
     root = require_root(root)
     choices = resolve_options(desc, annotator, image_format, wrist_pair, exclusion)
@@ -420,6 +509,18 @@ def load_described(
 
 
 def found_src(sources: list[_Source], name: str) -> _Source:
+    """The opened annotation source called ``name``.
+
+    Args:
+        sources: the opened sources.
+        name: a source's name.
+
+    Returns:
+        That source.
+
+    Raises:
+        StopIteration: when none has that name.
+    """
     return next(s for s in sources if s.name == name)
 
 
@@ -458,10 +559,17 @@ def annotator_disagreement(per_image: list[tuple[np.ndarray, np.ndarray]], scale
                            sources: list[str]) -> dict:
     """Inter-annotator error per landmark over the images every annotator marked validly.
 
-    ``per_image``: ``[(annotations (A, L, 2) px, ground truth (L, 2) px)]``. The error of one
-    landmark in one image is the mean distance over annotator pairs (A = 2: their distance),
-    converted to the dataset's unit with ``scale`` (from the ground truth). Returns
-    ``{"annotators", "n_images", "unit", "mre", "per_landmark_mre", "mre_px", "per_landmark_mre_px"}``.
+    The error of one landmark in one image is the mean distance over annotator pairs (A = 2:
+    their distance), converted to the dataset's unit with ``scale`` (from the ground truth).
+
+    Args:
+        per_image: ``[(annotations (A, L, 2) px, ground truth (L, 2) px)]``.
+        scale: the dataset's unit rule.
+        sources: the annotator names.
+
+    Returns:
+        ``{"annotators", "n_images", "unit", "mre", "per_landmark_mre", "mre_px",
+        "per_landmark_mre_px"}`` (the error entries None when no image qualifies).
     """
     out = {"annotators": list(sources), "n_images": len(per_image), "unit": scale.unit,
            "mre": None, "per_landmark_mre": None, "mre_px": None, "per_landmark_mre_px": None}

@@ -28,10 +28,14 @@ from xlm_core.datasets.check import ProblemLog, parse_number, parse_xy_values
 
 @dataclass
 class Parsed:
-    """One annotation of one image. ``xy`` ``(L, 2)`` or ``None`` when unusable.
+    """One annotation of one image.
 
-    ``errors``: what is wrong (not yet logged); ``n_found``: how many landmarks the file
-    holds (``None`` unknown). ``xy is None and not errors``: already reported elsewhere.
+    ``xy is None and not errors``: already reported elsewhere.
+
+    Attributes:
+        xy: ``(L, 2)`` float64 (x, y) in the format's units, or None when unusable.
+        errors: what is wrong (not yet logged).
+        n_found: how many landmarks the file holds (None: unknown).
     """
 
     xy: np.ndarray | None
@@ -41,7 +45,14 @@ class Parsed:
 
 @dataclass
 class TableEntry:
-    """One image's rows in a table. ``context`` prefixes messages about them."""
+    """One image's rows in a table.
+
+    Attributes:
+        parsed: the image's annotation.
+        context: prefixes messages about the rows, e.g. ``"row 3 (id 1003): "``.
+        orphan_context: the same when the id has no image, e.g.
+            ``"row 3 (id 1003, no image): "``.
+    """
 
     parsed: Parsed
     context: str  # e.g. "row 3 (id 1003): "
@@ -56,6 +67,12 @@ def isbi_values(text: str) -> list[str]:
 
     Lines with two fields (comma or space separated) are landmark lines; the first line
     with another number of fields ends them (the class labels follow).
+
+    Args:
+        text: the file's text.
+
+    Returns:
+        The fields as strings, two per landmark line.
     """
     values: list[str] = []
     for line in text.splitlines():
@@ -69,7 +86,15 @@ def isbi_values(text: str) -> list[str]:
 
 
 def parse_label(path: Path, n_landmarks: int) -> tuple[np.ndarray | None, list[str]]:
-    """Read a label file. Returns ``((L, 2) float64 (x_ratio, y_ratio), [])`` or ``(None, errors)``."""
+    """Read a Zhu et al. label file: the landmark count, then ``x_ratio y_ratio`` lines.
+
+    Args:
+        path: the label file.
+        n_landmarks: landmarks expected.
+
+    Returns:
+        ``((L, 2) float64 (x_ratio, y_ratio), [])`` or ``(None, errors)``.
+    """
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError as exc:
@@ -98,9 +123,20 @@ def parse_label(path: Path, n_landmarks: int) -> tuple[np.ndarray | None, list[s
 
 
 def read_rows(csv_path: Path, log: ProblemLog) -> tuple[dict[str, tuple[int, list[str]]], set[str]]:
-    """``({id: (row number, values)}, dropped ids)`` from all.csv.
+    """The rows of a header-less ``id,x1,y1,...`` table (Payer et al.'s all.csv).
 
-    Every row of a duplicated id is reported (fatal) and the id is dropped.
+    Every row of a duplicated id is reported (fatal) and the id is dropped; a header line
+    (no numeric coordinate) is skipped.
+
+    Args:
+        csv_path: the table.
+        log: where problems are reported.
+
+    Returns:
+        ``({id: (row number, values)}, dropped ids)``.
+
+    Raises:
+        XLMError: when the file cannot be read.
     """
     rows: dict[str, tuple[int, list[str]]] = {}
     dropped: set[str] = set()
@@ -146,7 +182,16 @@ _NUMBERED = re.compile(r"^\s*(?:[A-Za-z]+[\s_\-]*)?0*(\d+)\s*$")
 
 
 def label_index(label: str, names: list[str] | None) -> int | None:
-    """0-based landmark index of a label (by name when ``names`` given, else by number)."""
+    """0-based landmark index of a label.
+
+    Args:
+        label: a landmark name (when ``names`` is given) or a number, optionally prefixed with
+            letters (``"L3"``, ``"landmark_03"``).
+        names: the landmark names (matched case-insensitively), or None.
+
+    Returns:
+        The index, or None when the label is neither.
+    """
     text = str(label).strip()
     if names:
         lowered = [n.lower() for n in names]
@@ -162,7 +207,19 @@ def complete_points(
     log: ProblemLog, where: Path, points: dict[int, list[tuple[float, float]]], n_landmarks: int,
     context: str = "",
 ) -> np.ndarray | None:
-    """Check that landmarks 1..n each occur exactly once; return ``(L, 2)`` or ``None``."""
+    """Check that landmarks 1..n each occur exactly once, with finite coordinates.
+
+    Args:
+        log: where problems are reported.
+        where: the annotation file (named in the problems).
+        points: ``{0-based landmark: [(x, y), ...]}``.
+        n_landmarks: L.
+        context: prefix of each message.
+
+    Returns:
+        ``(L, 2)`` float64 (x, y), or None when a landmark is missing, repeated, beyond L or not
+        finite (each reported).
+    """
     usable = True
     missing = [i + 1 for i in range(n_landmarks) if i not in points]
     if missing:
@@ -188,6 +245,19 @@ def complete_points(
 def labelme_points(
     log: ProblemLog, json_path: Path, landmark_names: list[str] | None
 ) -> tuple[dict | None, dict[int, list[tuple[float, float]]]]:
+    """The points of a LabelMe JSON file, by landmark.
+
+    Every shape must be one ``[x, y]`` point labelled with a landmark name or number.
+
+    Args:
+        log: where problems are reported.
+        json_path: the LabelMe file.
+        landmark_names: the names labels may use, or None (numbers only).
+
+    Returns:
+        ``(document, {0-based landmark: [(x, y), ...]})``; the document is None when the file is
+        unreadable, not LabelMe, or has a bad shape (each reported).
+    """
     try:
         doc = json.loads(json_path.read_text(errors="replace"))
     except (OSError, ValueError) as exc:
@@ -222,9 +292,19 @@ def labelme_points(
 def landmark_rows(
     log: ProblemLog, csv_path: Path, landmark_names: list[str] | None = None
 ) -> tuple[dict[str, dict[int, list[tuple[float, float]]]], set[str]]:
-    """``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``.
+    """The rows of an ``image_id,landmark,x,y`` CSV (with header), by image and landmark.
 
-    ``landmark`` is a 1-based number or, when ``landmark_names`` is given, one of the names.
+    Args:
+        log: where problems are reported.
+        csv_path: the CSV file.
+        landmark_names: when given, ``landmark`` may be one of these names; else a 1-based
+            number.
+
+    Returns:
+        ``({image_id: {0-based landmark: [(x, y), ...]}}, ids whose rows all parsed)``.
+
+    Raises:
+        XLMError: when the file cannot be read or lacks a needed column.
     """
     points: dict[str, dict[int, list[tuple[float, float]]]] = {}
     broken: set[str] = set()
@@ -267,7 +347,16 @@ def landmark_rows(
 
 
 def read_isbi_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
-    """ISBI 2015: leading ``x,y`` lines (comma or space), then class-label lines."""
+    """ISBI 2015: leading ``x,y`` lines (comma or space), then class-label lines.
+
+    Args:
+        path: the annotation file of one image.
+        names: the L landmark names.
+        by_name: labels are landmark names (else 1-based numbers); unused by this format.
+
+    Returns:
+        :class:`Parsed` (``xy`` in the file's units).
+    """
     try:
         values = isbi_values(path.read_text(errors="replace"))
     except OSError as exc:
@@ -277,7 +366,16 @@ def read_isbi_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
 
 
 def read_ratio_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
-    """Zhu et al.'s label file: the count, then ``x_ratio y_ratio`` lines."""
+    """Zhu et al.'s label file: the count, then ``x_ratio y_ratio`` lines.
+
+    Args:
+        path: the annotation file of one image.
+        names: the L landmark names.
+        by_name: labels are landmark names (else 1-based numbers); unused by this format.
+
+    Returns:
+        :class:`Parsed` (``xy`` in the file's units).
+    """
     xy, errors = parse_label(path, len(names))
     n_found = None
     try:
@@ -289,7 +387,16 @@ def read_ratio_txt(path: Path, names: list[str], by_name: bool) -> Parsed:
 
 
 def read_labelme(path: Path, names: list[str], by_name: bool) -> Parsed:
-    """LabelMe points; labels are landmark names (``by_name``) or 1-based numbers."""
+    """LabelMe points; labels are landmark names (``by_name``) or 1-based numbers.
+
+    Args:
+        path: the annotation file of one image.
+        names: the L landmark names.
+        by_name: labels are landmark names (else 1-based numbers).
+
+    Returns:
+        :class:`Parsed` (``xy`` in the file's units).
+    """
     log = ProblemLog(path.parent)
     doc, points = labelme_points(log, path, names if by_name else None)
     errors = [p.problem for p in log.problems]
@@ -314,7 +421,17 @@ FILE_NOUNS = {"isbi_txt": "annotation files", "ratio_txt": "label files", "label
 
 
 def read_payer_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool) -> dict[str, TableEntry]:
-    """``id,x1,y1,...`` rows without header (Payer et al.). A duplicated id is reported, dropped."""
+    """``id,x1,y1,...`` rows without header (Payer et al.). A duplicated id is reported, dropped.
+
+    Args:
+        path: the table file.
+        log: where file-level problems are reported.
+        names: the L landmark names.
+        by_name: labels are landmark names (unused: the columns are in landmark order).
+
+    Returns:
+        ``{image id: TableEntry}``.
+    """
     rows, dropped = read_rows(path, log)
     entries = {}
     for key, (number, values) in rows.items():
@@ -327,7 +444,17 @@ def read_payer_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool)
 
 
 def read_landmark_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool) -> dict[str, TableEntry]:
-    """``image_id,landmark,x,y`` with header; landmark a 1-based number or (``by_name``) a name."""
+    """``image_id,landmark,x,y`` with header; landmark a 1-based number or (``by_name``) a name.
+
+    Args:
+        path: the table file.
+        log: where file-level problems are reported.
+        names: the L landmark names.
+        by_name: labels are landmark names (else 1-based numbers).
+
+    Returns:
+        ``{image id: TableEntry}``.
+    """
     points_by_id, rows_ok = landmark_rows(log, path, names if by_name else None)
     entries = {}
     for image_id, points in points_by_id.items():

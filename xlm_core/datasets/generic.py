@@ -83,7 +83,32 @@ def load_labelme(
     verify_images: bool = False,
     log: ProblemLog | None = None,
 ) -> tuple[list[Sample], ProblemLog, dict]:
-    """Read LabelMe point files under ``root``. Returns ``(samples, problems, settings)``."""
+    """Read LabelMe point files under ``root`` (every ``*.json``, recursively).
+
+    Each file's image is its ``imagePath``, else an image file of the same stem beside it.
+
+    Args:
+        root: the dataset root.
+        images: a glob of image files under ``root`` (for the "image without annotation"
+            check); None: every image file.
+        n_landmarks: landmarks per image; None: ``len(landmark_names)``, else the largest index
+            found.
+        landmark_names: L names; None: ``L1``, ``L2``, ...
+        spacing: mm per original pixel (errors in mm); None: errors in pixels.
+        thresholds: SDR thresholds; None: the defaults of the unit.
+        train_size: ``(H, W)`` to train at.
+        test_size: ``(H, W)`` to test at; None: ``train_size``.
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; no paper split (``load_dataset`` then splits
+        80:20 unless ``train`` is given).
+
+    Raises:
+        XLMError: for a missing root, no JSON file, no landmark in any file, landmark names
+            that do not match the count, or a non-positive spacing.
+    """
     root = require_root(root)
     log = log or ProblemLog(root)
     json_paths = sorted(p for p in root.rglob("*.json") if p.name != SYNTHETIC_MARKER)
@@ -158,7 +183,32 @@ def load_landmark_csv(
     verify_images: bool = False,
     log: ProblemLog | None = None,
 ) -> tuple[list[Sample], ProblemLog, dict]:
-    """Read ``image_id,landmark,x,y`` rows plus images. Returns ``(samples, problems, settings)``."""
+    """Read ``image_id,landmark,x,y`` rows plus the images they name.
+
+    An image matches an ``image_id`` by its stem or by its path relative to ``root``.
+
+    Args:
+        root: the dataset root.
+        csv: the landmark CSV, relative to ``root`` or absolute.
+        images: a glob of image files under ``root``; None: every image file.
+        n_landmarks: landmarks per image; None: ``len(landmark_names)``, else the largest index
+            found.
+        landmark_names: L names; None: ``L1``, ``L2``, ...
+        spacing: mm per original pixel (errors in mm); None: errors in pixels.
+        thresholds: SDR thresholds; None: the defaults of the unit.
+        train_size: ``(H, W)`` to train at.
+        test_size: ``(H, W)`` to test at; None: ``train_size``.
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; no paper split (``load_dataset`` then splits
+        80:20 unless ``train`` is given).
+
+    Raises:
+        XLMError: for a missing root or CSV, no landmark rows, landmark names that do not
+            match the count, or a non-positive spacing.
+    """
     root = require_root(root)
     log = log or ProblemLog(root)
     csv_path = Path(csv) if Path(csv).is_absolute() else root / csv

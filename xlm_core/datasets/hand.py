@@ -38,7 +38,17 @@ IMAGE_FORMATS = ("auto", "jpg", "mha")
 
 
 def parse_wrist_pair(value) -> tuple[int, int]:
-    """Accept ``(a, b)`` 0-based, or the names ``"payer"`` / ``"zhu"``."""
+    """The hand's wrist pair as 0-based landmark indices.
+
+    Args:
+        value: ``(a, b)`` 0-based, or the names ``"payer"`` (1, 5) / ``"zhu"`` (0, 4).
+
+    Returns:
+        ``(a, b)``.
+
+    Raises:
+        XLMError: for an unknown name, a pair out of range or of equal indices.
+    """
     from xlm_core.datasets.engine import parse_pair
 
     return parse_pair(value, N_LANDMARKS, {"payer": WRIST_PAIR_PAYER, "zhu": WRIST_PAIR_ZHU})
@@ -53,7 +63,21 @@ def load_hand(
 ) -> tuple[list[Sample], ProblemLog, dict]:
     """Read a HAND root with the built-in descriptor ``descriptors/hand.yaml``.
 
-    Returns ``(usable samples, problems, settings)``.
+    Use :func:`xlm_core.datasets.load_dataset` for a :class:`LandmarkSet`.
+
+    Args:
+        root: the dataset root (``jpg/`` or ``mha/`` images and ``all.csv``).
+        image_format: ``"auto"``, ``"jpg"`` or ``"mha"``.
+        wrist_pair: the pair whose distance is 50 mm (:func:`parse_wrist_pair`).
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; ``settings`` holds ``scale``,
+        ``thresholds``, sizes, paper split counts, names.
+
+    Raises:
+        XLMError: for an unknown image format, a bad wrist pair, or a wrong root.
     """
     from xlm_core.datasets.descriptor import builtin_descriptor
     from xlm_core.datasets.engine import load_described

@@ -62,9 +62,16 @@ ANNOTATION_DIRS = {"senior": "400_senior", "junior": "400_junior"}
 def parse_annotation(path: Path, n_landmarks: int = N_LANDMARKS) -> tuple[np.ndarray | None, list[str]]:
     """Read one ISBI annotation file: the leading ``x,y`` lines, then label lines.
 
-    Returns ``((L, 2) float64 (x, y) px, [])`` or ``(None, [errors])``. Lines with two
-    fields (comma or space separated) are landmark lines; the first line with one field
-    ends them (the 8 class labels follow).
+    Lines with two fields (comma or space separated) are landmark lines; the first line with one
+    field ends them (the 8 class labels follow).
+
+    Args:
+        path: the annotation file.
+        n_landmarks: landmarks expected.
+
+    Returns:
+        ``((L, 2) float64 (x, y) px, [])``, or ``(None, [errors])`` for an unreadable or
+        malformed file.
     """
     try:
         text = path.read_text(errors="replace")
@@ -82,9 +89,21 @@ def load_head(
 ) -> tuple[list[Sample], ProblemLog, dict]:
     """Read a HEAD root with the built-in descriptor ``descriptors/head.yaml``.
 
-    Returns ``(usable samples, problems, settings)``; ``settings`` holds ``scale``,
-    ``thresholds``, sizes, paper split counts, names. Use
-    :func:`xlm_core.datasets.load_dataset` for a :class:`LandmarkSet`.
+    Use :func:`xlm_core.datasets.load_dataset` for a :class:`LandmarkSet`.
+
+    Args:
+        root: the dataset root (``RawImage/`` and ``AnnotationsByMD/``).
+        annotator: ``"mean"`` (of senior and junior, the paper's ground truth), ``"senior"``
+            or ``"junior"``.
+        verify_images: decode every image (finds truncated files; slower).
+        log: a problem log to add to; None: a new one.
+
+    Returns:
+        ``(usable samples, problems, settings)``; ``settings`` holds ``scale``,
+        ``thresholds``, sizes, paper split counts, names.
+
+    Raises:
+        XLMError: for an unknown annotator or a wrong root.
     """
     from xlm_core.datasets.descriptor import builtin_descriptor
     from xlm_core.datasets.engine import load_described

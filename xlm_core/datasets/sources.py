@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Layout:
-    """One folder or file of a dataset root and how many files it holds in the full set."""
+    """One folder or file of a dataset root and how many files it holds in the full set.
+
+    Attributes:
+        path: the path pattern under the root (e.g. ``jpg/NNNN.jpg``).
+        count: files expected there (None: one file).
+        what: what they are, in words.
+    """
 
     path: str
     count: int | None  # files expected there (None: one file)
@@ -22,7 +28,17 @@ class Layout:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """Publisher, annotation source, terms and expected layout of one built-in dataset."""
+    """Publisher, annotation source, terms and expected layout of one built-in dataset.
+
+    Attributes:
+        name: the dataset's name.
+        title: its publication.
+        images_from: where the images are published.
+        annotations_from: where the annotations are published.
+        terms: the terms of use.
+        layout: the expected files under the root.
+        images_expected: image files the full, annotated set holds.
+    """
 
     name: str
     title: str

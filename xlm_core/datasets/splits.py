@@ -15,13 +15,27 @@ from xlm_core import XLMError
 
 
 def natural_key(text: str) -> tuple:
-    """Sort key that orders digit runs by value: ``"img9" < "img10"``."""
+    """Sort key that orders digit runs by value: ``"img9" < "img10"``.
+
+    Args:
+        text: an id.
+
+    Returns:
+        A tuple to compare.
+    """
     parts = re.split(r"(\d+)", text)
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
 
 
 def sorted_ids(ids: Iterable[str]) -> list[str]:
-    """Ids in natural order."""
+    """Ids in natural order.
+
+    Args:
+        ids: the ids.
+
+    Returns:
+        A new sorted list.
+    """
     return sorted(ids, key=natural_key)
 
 
@@ -39,6 +53,18 @@ def resolve_train_count(
       synthetic demo keeps the paper's ratio), or 80 % when there is no paper split.
 
     With two or more images both parts keep at least one image.
+
+    Args:
+        n_images: number of usable images.
+        train: a count, a fraction in (0, 1), or None (the paper's split).
+        paper_train: the paper's training count, or None.
+        paper_total: the paper's image count, or None.
+
+    Returns:
+        The training count, in ``0..n_images``.
+
+    Raises:
+        XLMError: for a boolean, a count outside ``0..n_images`` or a fraction outside (0, 1).
     """
     if n_images <= 0:
         return 0
@@ -75,7 +101,20 @@ def ordered_split(
     paper_train: int | None = None,
     paper_total: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """The paper's kind of split: the first ids (natural order) train, the rest test."""
+    """The paper's kind of split: the first ids (natural order) train, the rest test.
+
+    Args:
+        ids: the image ids.
+        train: a count, a fraction in (0, 1), or None (:func:`resolve_train_count`).
+        paper_train: the paper's training count, or None.
+        paper_total: the paper's image count, or None.
+
+    Returns:
+        ``(train_ids, test_ids)`` in natural order.
+
+    Raises:
+        XLMError: as :func:`resolve_train_count`.
+    """
     ordered = sorted_ids(ids)
     count = resolve_train_count(len(ordered), train, paper_train, paper_total)
     return ordered[:count], ordered[count:]
@@ -92,11 +131,23 @@ def _permuted(ids: Sequence[str], seed: int) -> list[str]:
 def kfold_split(
     ids: Sequence[str], folds: int, fold: int, seed: int = 0
 ) -> tuple[list[str], list[str]]:
-    """``(train_ids, heldout_ids)`` for fold ``fold`` (0-based) of ``folds``.
+    """Training and held-out ids of one fold of a k-fold split.
 
     The ids are shuffled once with ``seed`` and cut into ``folds`` near-equal parts; the
-    held-out parts of all folds are disjoint and together cover every id. Both lists are
-    returned in natural id order.
+    held-out parts of all folds are disjoint and together cover every id.
+
+    Args:
+        ids: the (training) image ids, unique.
+        folds: number of folds (>= 2).
+        fold: the fold, 0-based.
+        seed: the shuffle's seed.
+
+    Returns:
+        ``(train_ids, heldout_ids)``, both in natural id order.
+
+    Raises:
+        XLMError: for fewer than 2 folds, a fold out of range, fewer ids than folds, or
+            repeated ids.
     """
     if folds < 2:
         raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
@@ -114,11 +165,22 @@ def kfold_split(
 def carve_validation(
     ids: Sequence[str], fraction: float, seed: int = 0
 ) -> tuple[list[str], list[str]]:
-    """``(fit_ids, val_ids)``: a random ``fraction`` of ``ids`` for early stopping.
+    """A random ``fraction`` of ``ids`` held out for early stopping.
 
     The validation part is non-empty whenever there are at least two ids and ``fraction`` > 0,
     and never takes every id; ``fraction`` 0 holds nothing out (training then monitors its own
-    images). Both lists are returned in natural id order.
+    images).
+
+    Args:
+        ids: the training ids, unique.
+        fraction: in [0, 1).
+        seed: the shuffle's seed.
+
+    Returns:
+        ``(fit_ids, val_ids)``, both in natural id order.
+
+    Raises:
+        XLMError: for a fraction outside [0, 1) or repeated ids.
     """
     if not 0.0 <= fraction < 1.0:
         raise XLMError(f"validation fraction must lie in [0, 1), got {fraction}")

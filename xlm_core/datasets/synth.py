@@ -17,25 +17,32 @@ per image (proportions, spread, pose, contrast); the same seed gives the same by
   landmarks (each lung's apex, costophrenic and cardiophrenic angle); square.
 
 All geometry is in pixels of the output image, pixel centres at integer coordinates.
+
+**Why this file is long** (~750 lines): about 400 of its lines are the three anatomical
+templates (``_head_phantom``, ``_hand_phantom``, ``_chest_phantom``), each a straight list of
+drawn structures whose coordinates are the landmarks' definition; split further, a template
+would no longer read as one anatomy. The drawing primitives (signed distances, ``Canvas``,
+``render``) live in :mod:`xlm_core.datasets.drawing`; the rest here is poses and the writer of
+each dataset's on-disk layout, kept beside the templates because the bytes it writes are
+this file's contract (same seed, same bytes; :data:`GENERATOR_VERSION`). The loaders that
+read those layouts live apart (``engine``, ``formats``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from xlm_core import XLMError
 from xlm_core.datasets.check import SYNTHETIC_MARKER, read_synthetic_marker
+from xlm_core.datasets.drawing import Canvas, render
 from xlm_core.io import atomic_path, atomic_write_json, atomic_write_text
 
 GENERATOR_VERSION = 1
@@ -51,158 +58,6 @@ _LAYOUT_ENTRIES = ("RawImage", "AnnotationsByMD", "jpg", "mha", "all.csv", "pngs
                    *READERS, DESCRIPTOR_NAME)
 
 
-# --------------------------------------------------------------------------- drawing
-
-
-def _segment_distance(xs: np.ndarray, ys: np.ndarray, a, b) -> np.ndarray:
-    """Distance from grid points to the segment a-b (pixels)."""
-    ax, ay = a
-    dx, dy = b[0] - ax, b[1] - ay
-    length2 = dx * dx + dy * dy
-    if length2 == 0:
-        return np.hypot(xs - ax, ys - ay)
-    t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0)
-    return np.hypot(xs - (ax + t * dx), ys - (ay + t * dy))
-
-
-def stroke_sdf(xs, ys, points, radius: float) -> np.ndarray:
-    """Signed distance to a thick polyline (negative inside)."""
-    pts = np.asarray(points, dtype=np.float64)
-    dist = np.full(xs.shape, np.inf)
-    for a, b in itertools.pairwise(pts):
-        dist = np.minimum(dist, _segment_distance(xs, ys, a, b))
-    if len(pts) == 1:
-        dist = np.hypot(xs - pts[0, 0], ys - pts[0, 1])
-    return dist - radius
-
-
-def polygon_sdf(xs, ys, points) -> np.ndarray:
-    """Signed distance to a closed polygon (negative inside, even-odd rule)."""
-    pts = np.asarray(points, dtype=np.float64)
-    dist = np.full(xs.shape, np.inf)
-    inside = np.zeros(xs.shape, dtype=bool)
-    for a, b in zip(pts, np.roll(pts, -1, axis=0)):
-        dist = np.minimum(dist, _segment_distance(xs, ys, a, b))
-        crosses = (a[1] > ys) != (b[1] > ys)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = a[0] + (ys - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
-        inside ^= crosses & (xs < x_cross)
-    return np.where(inside, -dist, dist)
-
-
-def ellipse_sdf(xs, ys, centre, radii, angle: float = 0.0) -> np.ndarray:
-    """Approximate signed distance to an ellipse (exact on circles)."""
-    c, s = math.cos(angle), math.sin(angle)
-    u = (xs - centre[0]) * c + (ys - centre[1]) * s
-    v = -(xs - centre[0]) * s + (ys - centre[1]) * c
-    ra, rb = radii
-    k0 = np.hypot(u / ra, v / rb)
-    k1 = np.hypot(u / (ra * ra), v / (rb * rb))
-    return np.where(k1 > 1e-12, k0 * (k0 - 1.0) / np.maximum(k1, 1e-12), -min(ra, rb))
-
-
-class Canvas:
-    """An attenuation map being drawn: ``density`` (H, W) plus a ``soft`` layer (union by max)."""
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
-        self.density = np.zeros((height, width))
-        self.soft = np.zeros((height, width))
-
-    def _window(self, points, margin: float):
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        x0 = max(math.floor(pts[:, 0].min() - margin), 0)
-        x1 = min(math.ceil(pts[:, 0].max() + margin) + 1, self.width)
-        y0 = max(math.floor(pts[:, 1].min() - margin), 0)
-        y1 = min(math.ceil(pts[:, 1].max() + margin) + 1, self.height)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        return (slice(y0, y1), slice(x0, x1)), xs, ys
-
-    def draw(
-        self,
-        sdf: Callable[[np.ndarray, np.ndarray], np.ndarray],
-        extent,
-        margin: float,
-        amount: float,
-        rim: float = 0.0,
-        rim_px: float = 1.5,
-        soft: bool = False,
-    ) -> None:
-        """Add ``amount`` inside the shape (1-px anti-aliased edge) and ``rim`` along its inner edge."""
-        window = self._window(extent, margin + 2)
-        if window is None:
-            return
-        region, xs, ys = window
-        d = sdf(xs, ys)
-        cover = np.clip(0.5 - d, 0.0, 1.0)
-        value = amount * cover
-        if rim:
-            value = value + rim * cover * np.clip(rim_px + 0.5 + d, 0.0, 1.0)
-        if soft:
-            self.soft[region] = np.maximum(self.soft[region], value)
-        else:
-            self.density[region] += value
-
-    # convenience shapes -----------------------------------------------------------
-    def polygon(self, pts, amount, rim=0.0, rim_px=1.5, soft=False):
-        pts = np.asarray(pts, dtype=np.float64)
-        self.draw(lambda x, y: polygon_sdf(x, y, pts), pts, 1, amount, rim, rim_px, soft)
-
-    def stroke(self, pts, radius, amount, rim=0.0, rim_px=1.5, soft=False):
-        pts = np.asarray(pts, dtype=np.float64)
-        self.draw(lambda x, y: stroke_sdf(x, y, pts, radius), pts, radius + 1, amount, rim, rim_px, soft)
-
-    def ellipse(self, centre, radii, amount, angle=0.0, rim=0.0, rim_px=1.5, soft=False):
-        r = max(radii)
-        ext = [(centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r)]
-        self.draw(lambda x, y: ellipse_sdf(x, y, centre, radii, angle), ext, 1, amount, rim, rim_px, soft)
-
-    def ring(self, centre, radii, thickness, amount, angle=0.0):
-        r = max(radii) + thickness
-        ext = [(centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r)]
-        self.draw(
-            lambda x, y: np.abs(ellipse_sdf(x, y, centre, radii, angle)) - thickness / 2,
-            ext, 1, amount,
-        )
-
-    def bone(self, a, b, radius, head_scale, amount, rim, rim_px=1.5):
-        """A long bone whose visible ends are exactly at ``a`` and ``b``: shaft plus wider heads."""
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        axis = b - a
-        length = float(np.hypot(*axis))
-        direction = axis / max(length, 1e-9)
-        head = min(radius * head_scale, length / 3)
-        shaft = (a + direction * radius, b - direction * radius)
-        heads = (a + direction * head, b - direction * head)
-
-        def sdf(xs, ys):
-            d = stroke_sdf(xs, ys, shaft, radius)
-            for c in heads:
-                d = np.minimum(d, np.hypot(xs - c[0], ys - c[1]) - head)
-            return d
-
-        self.draw(sdf, [a, b], head + 1, amount, rim, rim_px)
-
-
-def render(
-    canvas: Canvas, rng: np.random.Generator, gain: float, blur_px: float, noise: float, background: float
-) -> np.ndarray:
-    """Attenuation -> an 8-bit x-ray-like picture (dense = bright), (H, W) uint8."""
-    attenuation = canvas.density + canvas.soft
-    height, width = attenuation.shape
-    texture = ndimage.gaussian_filter(rng.normal(size=(height, width)), sigma=max(height, width) / 40)
-    texture /= max(float(np.abs(texture).max()), 1e-9)
-    attenuation = attenuation * (1.0 + 0.12 * texture)
-    image = 1.0 - np.exp(-gain * np.clip(attenuation, 0.0, None))
-    image = background + (1.0 - background) * image
-    image = image ** rng.uniform(0.85, 1.15)
-    image = ndimage.gaussian_filter(image, sigma=blur_px)
-    image = image + rng.normal(scale=noise, size=image.shape)
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- geometry helpers
 
 
@@ -213,7 +68,14 @@ def _rotation(theta: float) -> np.ndarray:
 
 @dataclass
 class Pose:
-    """A similarity transform about the image centre: ``p -> centre + scale * R (p - centre) + shift``."""
+    """A similarity transform about the image centre: ``p -> centre + scale * R (p - centre) + shift``.
+
+    Attributes:
+        centre: ``(2,)`` the image centre (x, y).
+        rotation: ``(2, 2)`` rotation matrix.
+        scale: isotropic scale.
+        shift: ``(2,)`` translation in pixels.
+    """
 
     centre: np.ndarray
     rotation: np.ndarray
@@ -221,10 +83,26 @@ class Pose:
     shift: np.ndarray
 
     def __call__(self, pts) -> np.ndarray:
+        """Apply the transform.
+
+        Args:
+            pts: ``(..., 2)`` (x, y) pixels.
+
+        Returns:
+            ``(..., 2)`` float64 transformed points.
+        """
         pts = np.asarray(pts, dtype=np.float64)
         return self.centre + self.scale * (pts - self.centre) @ self.rotation.T + self.shift
 
     def length(self, value: float) -> float:
+        """A length under the transform.
+
+        Args:
+            value: a length in pixels.
+
+        Returns:
+            ``value * scale``.
+        """
         return value * self.scale
 
 
@@ -626,9 +504,21 @@ PHANTOMS = {"head": _head_phantom, "hand": _hand_phantom, "chest": _chest_phanto
 
 
 def draw_phantom(anatomy: str, index: int, seed: int, size_wh: tuple[int, int] | None = None):
-    """Image ``index`` of a phantom set: ``(image (H, W) uint8, landmarks (L, 2) float64 (x, y) px)``.
+    """One image of a phantom set and its landmarks.
 
     Each image has its own random stream (seed, index), so image k is the same whatever n.
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        index: the image's index in the set.
+        seed: the set's seed.
+        size_wh: ``(W, H)`` in pixels (at least 32 each); None: :data:`DEFAULT_SIZES_WH`.
+
+    Returns:
+        ``(image, landmarks)``: ``(H, W)`` uint8 and ``(L, 2)`` float64 (x, y) pixels.
+
+    Raises:
+        XLMError: for an unknown anatomy or a size under 32x32.
     """
     if anatomy not in PHANTOMS:
         raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
@@ -681,17 +571,35 @@ def write_phantoms(
     fmt: str = "native",
     annotators: int = 1,
 ) -> Path:
-    """Write ``n`` phantom images of ``anatomy`` with landmarks under ``out``; returns ``out``.
+    """Write ``n`` phantom images of ``anatomy`` with their landmarks under ``out``.
 
     ``fmt="native"`` writes the real dataset's layout (head: ``RawImage/{TrainingData,
     Test1Data}/NNN.bmp`` + ``AnnotationsByMD/400_{senior,junior}/NNN.txt``, junior = senior
     plus a small random offset; hand: ``jpg/NNNN.jpg`` + ``all.csv``; chest:
     ``pngs/CHNCXR_NNNN_0.png`` + ``labels/CHNCXR_NNNN_0.txt`` ratios); ``fmt="labelme"``
     writes ``images/ID.png`` + ``images/ID.json`` (LabelMe points ``L1``..``Ln``) and a
-    descriptor ``dataset.yaml`` beside them; with ``annotators=k`` (2..4) the points go to
-    ``reader_a/ID.json``, ``reader_b/ID.json``, ... instead, reader a = the drawn landmarks,
-    the others = those plus small random offsets (sd 0.4 % of the width). Always writes
-    ``SYNTHETIC.json``. Every file is written atomically; same arguments, same bytes.
+    descriptor ``dataset.yaml`` beside them. Always writes ``SYNTHETIC.json``. Every file is
+    written atomically; same arguments, same bytes. An existing earlier phantom set in ``out``
+    is replaced.
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        out: the folder to write (new, empty, or an earlier phantom set).
+        n: number of images (>= 1); the head keeps ISBI's 150:250 train:test ratio.
+        seed: the set's seed.
+        size_wh: ``(W, H)`` in pixels; None: :data:`DEFAULT_SIZES_WH`.
+        fmt: ``"native"`` or ``"labelme"``.
+        annotators: 1..4; with ``k > 1`` (labelme only) the points go to ``reader_a/ID.json``,
+            ``reader_b/ID.json``, ..., reader a = the drawn landmarks, the others = those plus
+            small random offsets (sd 0.4 % of the width).
+
+    Returns:
+        ``out`` as a ``Path``.
+
+    Raises:
+        XLMError: for an unknown anatomy or format, ``n < 1``, annotators out of range or with
+            the native format, or an ``out`` that is a file or a non-empty folder without
+            ``SYNTHETIC.json``.
     """
     if anatomy not in ANATOMIES:
         raise XLMError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
@@ -767,7 +675,16 @@ def write_phantoms(
 
 
 def phantom_descriptor(anatomy: str, annotators: int, width: int) -> str:
-    """The ``dataset.yaml`` of a LabelMe phantom set (the built-in dataset's rules, LabelMe files)."""
+    """The ``dataset.yaml`` of a LabelMe phantom set (the built-in dataset's rules, LabelMe files).
+
+    Args:
+        anatomy: ``"head"``, ``"hand"`` or ``"chest"``.
+        annotators: number of annotator folders (1: the points beside the images).
+        width: the phantoms' width in pixels (sets the head's mm per pixel).
+
+    Returns:
+        The YAML text.
+    """
     from xlm_core.datasets.descriptor import builtin_descriptor
 
     builtin = builtin_descriptor(anatomy)
