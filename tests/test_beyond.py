@@ -93,6 +93,9 @@ def test_matched_controls_in_table2_and_the_verdicts(tmp_path: Path) -> None:
     assert "against its matched control" in md and "no matched control" not in md
     shown = report.display_table(t2[t2["target"] == "head"], ["chain"], sdr_std=False)
     assert "Δ vs control (mm)" in shown and "Holm p vs control" in shown
+    # the summary says when a control, not a chain, gave the lowest error
+    summary = report.summary_markdown(results)
+    assert "best `imagenet>head` 1.80 mm" in summary and "matched control `imagenet>head`" in summary
 
 
 def test_table2_csv_carries_the_paired_columns(tmp_path: Path) -> None:

@@ -198,12 +198,21 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
             verdict = "no other chain was run for this target in this study"
         elif is_single_stage(best["chain"]):
             verdict = f"no chain through other x-ray datasets beat `{b['chain']}` alone"
+        elif bool(best.get("is_control")):
+            verdict = (f"the matched control `{best['chain']}` (the target alone, trained for as many "
+                       "stages) gave the lowest MRE: no chain through other x-ray datasets beat "
+                       "longer training on the target itself")
         else:
             verdict = f"`{best['chain']}` gave the lowest MRE"
             if not math.isnan(best.get("p_holm", math.nan)):
                 p_text = format_p(best["p_holm"])
                 verdict += f" (Holm-corrected p {p_text})" if p_text.startswith("<") else \
                     f" (Holm-corrected p = {p_text})"
+            delta_c = best.get("delta_vs_control", math.nan)
+            if isinstance(best.get("control"), str) and not pd.isna(delta_c):
+                p_text = format_p(best["p_holm_vs_control"])
+                verdict += (f"; against its matched control `{best['control']}` "
+                            f"{float(delta_c):+.2f} {unit} (Holm p {p_text if p_text.startswith('<') else '= ' + p_text})")
         lines.append(
             f"- **{target}**: `{b['chain']}` alone ({start_text(str(b['chain']))}) "
             f"{b['mre']:.2f} {unit}; best "
