@@ -24,7 +24,7 @@ def _study(tmp_path: Path, weights: str) -> Path:
     """The fake study with every transfer run in the training format, ``depends_on`` linking
     each stage to the one before (as ``study.plan`` writes it), and the first stages'
     ``encoder_weights`` set to ``weights``."""
-    results = write_fake_study(tmp_path / "results" / "fake")
+    results = write_fake_study(tmp_path / "results" / "fake", encoder_weights=weights)  # what ran
     doc = json.loads((results / "study.json").read_text())
     transfer = [r for r in doc["runs"] if r["kind"] == "transfer"]
     by_key = {(tuple(report.chain_before(r)) + (r["dataset"],), r["seed"]): r for r in transfer}

@@ -17,10 +17,10 @@ from xlm_core.report.results import (
     PUBLISHED_LABEL,
     chain_before,
     chain_label,
+    chain_start,
     data_roots,
     is_single_stage,
     load_study,
-    start_label,
 )
 
 GT_STYLE = {"marker": "o", "s": 18, "facecolors": "none", "edgecolors": "lime", "linewidths": 1.2}
@@ -369,28 +369,6 @@ def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figu
 # --------------------------------------------------------------------------- cumulative point-error curves
 
 
-def chain_start(runs: list[dict], run: dict) -> str:
-    """:func:`xlm_core.report.start_label` of the first stage of ``run``'s chain: ``depends_on`` is followed
-    back to the run that began the chain, whose ``config.encoder_weights`` says what ran.
-
-    Args:
-        runs: the study's runs (``study.json``'s ``runs``).
-        run: one transfer run of them.
-
-    Returns:
-        The start's label; the chain's own first token when the first stage is not listed.
-    """
-    by_id = {r["run_id"]: r for r in runs}
-    current, seen = run, set()
-    while current.get("depends_on") and current["run_id"] not in seen:
-        seen.add(current["run_id"])
-        parent = by_id.get(current["depends_on"][0])
-        if parent is None:
-            return str((run.get("chain") or ["imagenet"])[0])
-        current = parent
-    return start_label((current.get("config") or {}).get("encoder_weights"))
-
-
 def chain_error_curves(results_dir) -> dict[str, dict]:
     """The test errors of every transfer chain of a study, per target, for the cumulative
     point-error curves (clean protocol: each run's ``predictions.csv``, seeds stacked).
@@ -411,7 +389,7 @@ def chain_error_curves(results_dir) -> dict[str, dict]:
     for chain in sorted(chains, key=lambda c: (c.count(">"), chains.index(c))):
         runs = chain_runs(results_dir, chain)
         for target, data in study_error_matrices(results_dir, chain).items():
-            starts = sorted({chain_start(study.runs, r) for r in runs.get(target, [])}) or ["?"]
+            starts = sorted({chain_start(results_dir, r, study.runs) for r in runs.get(target, [])}) or ["?"]
             stages = chain.split(">")
             label = ">".join(["/".join(starts), *stages[1:]])
             entry = out.setdefault(target, {"unit": data["unit"], "thresholds": data["thresholds"],
