@@ -18,6 +18,9 @@ table (as in the CSV files and the papers), 0-based in arguments (as in :mod:`xl
 - :func:`wrist_width_ratio`: per image, the ratio of the two wrist widths (= the ratio of the
   hand mm errors the two pairs give for the same pixel errors; median 1.07 on the 909 DHA images).
 - The inter-observer limit of the head is :mod:`xlm_core.report.human_limit`.
+
+Why this file is over 500 lines: the four analyses of the "beyond" chapter share their array
+layouts and scoring calls; each is a few short functions.
 """
 
 from __future__ import annotations

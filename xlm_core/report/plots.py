@@ -3,6 +3,9 @@
 Layouts: images ``(H, W)`` grey in [0, 1]; heatmaps ``(L, H, W)``; landmarks ``(L, 2)`` (x, y)
 in the pixels of the image they are drawn on. Every figure takes a ``caption`` line naming the
 profile, the data (synthetic / real) and the protocol that produced it (``StudyInfo.label``).
+
+Why this file is over 500 lines: one function per figure of the book (about 15), each short;
+splitting them by chapter would scatter the shared styles and caption helpers.
 """
 
 from __future__ import annotations
