@@ -194,7 +194,7 @@ class DyingRunner:
                 Path(task.run_dir, "metrics.json").write_text('{"mre": 1.0')  # half-written, then death
                 os.kill(os.getpid(), signal.SIGKILL)
         Path(task.run_dir, "metrics.json").write_text(
-            json.dumps({"config": task.parameters["config"], "mre": 1.0, "test": {}, "heldout": None}))
+            json.dumps({"config": task.parameters.get("config", {}), "mre": 1.0, "test": {}, "heldout": None}))
 
 
 def _stand_in_roots(tmp_path: Path) -> dict[str, Path]:

@@ -53,7 +53,7 @@ class FakeRunner:
         if any(f in task.label for f in self.fail_labels):
             raise RuntimeError(f"fake failure of {task.label}")
         (Path(task.run_dir) / "run.ipynb").write_text("{}")
-        metrics = {"config": task.parameters["config"], "mre": 1.0, "test": {}, "heldout": None}
+        metrics = {"config": task.parameters.get("config", {}), "mre": 1.0, "test": {}, "heldout": None}
         (Path(task.run_dir) / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -542,7 +542,7 @@ class CheckpointRunner(FakeRunner):
     """A fake run that writes a checkpoint, after checking that its init checkpoint exists."""
 
     def __call__(self, task: RunTask) -> None:
-        init = task.parameters["config"].get("init")
+        init = task.parameters.get("config", {}).get("init")
         if init and not Path(init).is_file():
             raise RuntimeError(f"init checkpoint {init} was deleted before its dependant ran")
         super().__call__(task)
