@@ -6,7 +6,7 @@ profile into, and what papermill injects into ``notebooks/train_evaluate.py`` (o
 parameter, ``config``: :meth:`RunConfig.to_dict`). Its normalised form is hashed into the
 run id.
 
-Every field is described once, in its ``dataclasses.field`` metadata (:func:`_setting`):
+Every field is described once, in its ``dataclasses.field`` metadata (:func:`_meta`):
 the rule its value obeys (:class:`Rule`: type, range, registry names, null or not), the
 help text of its ``xlm train`` flag, and where a study profile sets it. Construction checks
 and converts every field (``__post_init__``), so code downstream never casts; the profile
@@ -149,12 +149,16 @@ _CONVERTERS = {
 _NON_EMPTY = re.compile(r"\S")
 
 
-def _setting(default: Any = MISSING, *, rule: Rule, help: str, hint: str = "", flag: str | None = "",
-             choices: bool | tuple[str, ...] = False, profile: str | bool = True, factory: Any = MISSING) -> Any:
-    """A RunConfig field with its metadata.
+def _setting(default: Any = MISSING, **meta: Any) -> Any:
+    """A RunConfig field of ``default`` (MISSING: required) with its metadata (:func:`_meta`)."""
+    return field(default=default, metadata=_meta(**meta))
+
+
+def _meta(*, rule: Rule, help: str, hint: str = "", flag: str | None = "",
+          choices: bool | tuple[str, ...] = False, profile: str | bool = True) -> dict:
+    """The metadata of a RunConfig field.
 
     Args:
-        default: the field's default (MISSING: required).
         rule: what the field accepts (:class:`Rule`).
         help: the help of its ``xlm train`` flag (the default is appended there).
         hint: added to the rule's description in error messages (and the profile checker's).
@@ -162,12 +166,8 @@ def _setting(default: Any = MISSING, *, rule: Rule, help: str, hint: str = "", f
         choices: the flag's choices (argparse refuses the others): True, the rule's names.
         profile: True: a run setting of study profiles (``run:``, ``datasets.<d>``,
             ``<section>.run``); otherwise where a profile sets it instead (text).
-        factory: a default_factory instead of ``default``.
     """
-    meta = {"rule": rule, "help": help, "hint": hint, "flag": flag, "choices": choices, "profile": profile}
-    if factory is not MISSING:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    return {"rule": rule, "help": help, "hint": hint, "flag": flag, "choices": choices, "profile": profile}
 
 
 _TEXT = Rule("text", pattern=_NON_EMPTY, what="non-empty text")
@@ -233,9 +233,9 @@ class RunConfig:
     precise_bn: bool = _setting(False, rule=Rule("bool"), hint="re-estimate BatchNorm statistics before scoring",
                                 help="re-estimate BatchNorm statistics on the fitted images for the chosen weights "
                                      "before scoring (and in the MRE trace)")
-    extra: dict = _setting(rule=Rule("dict"), factory=dict, flag=None,
-                           help="dataset options (annotator, wrist pair, ...): xlm train --option KEY=VALUE",
-                           profile=f"{_PLAN}: datasets.<d>.options")
+    extra: dict = field(default_factory=dict, metadata=_meta(
+        rule=Rule("dict"), flag=None, help="dataset options (annotator, wrist pair, ...): xlm train --option KEY=VALUE",
+        profile=f"{_PLAN}: datasets.<d>.options"))
 
     def __post_init__(self) -> None:
         for f in fields(self):
