@@ -298,12 +298,6 @@ def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(RunConfig))
 
 
-def field_default(name: str) -> Any:
-    """The default of field ``name`` (MISSING for a required one)."""
-    f = next(f for f in fields(RunConfig) if f.name == name)
-    return f.default_factory() if f.default_factory is not MISSING else f.default
-
-
 def field_meta(name: str) -> dict:
     """The metadata of field ``name``: rule, help, hint, flag, choices, profile."""
     return dict(next(f for f in fields(RunConfig) if f.name == name).metadata)
@@ -322,11 +316,4 @@ def check_setting(name: str, value: Any) -> Any:
     return list(out) if isinstance(out, tuple) else out
 
 
-def describe_setting(name: str) -> str:
-    """What field ``name`` accepts, in words (with its hint)."""
-    meta = field_meta(name)
-    return meta["rule"].describe() + (f" ({meta['hint']})" if meta["hint"] else "")
-
-
-__all__ = ["DEVICE_RE", "Rule", "RunConfig", "SettingError", "check_setting", "describe_setting",
-           "field_default", "field_meta", "field_names", "profile_settings"]
+__all__ = ["Rule", "RunConfig", "SettingError", "check_setting", "field_meta", "field_names", "profile_settings"]
