@@ -15,41 +15,16 @@
 # # One run: train and evaluate
 #
 # This notebook is one run of the study, executed by the study runner with papermill: the
-# parameters below are injected from the study profile (`studies/<profile>.yaml`, the single
-# source of truth); the defaults here only make the notebook importable. It trains with
-# `xlm_core.training.train_and_evaluate`, which writes `checkpoint.pt`, `history.csv`,
-# `predictions.csv` and `metrics.json` into `out` (resuming from a checkpoint when present).
+# parameter `config` below is injected from the study profile (`studies/<profile>.yaml`, the
+# single source of truth) as the run's `xlm_core.config.RunConfig` in JSON form
+# (`RunConfig.to_dict()`), beside the run's identity. A single field may be passed alone
+# (`papermill ... -p epochs 2`): it wins over the value in `config`. The defaults here only make
+# the notebook importable. It trains with `xlm_core.training.train_and_evaluate`, which writes
+# `checkpoint.pt`, `history.csv`, `predictions.csv` and `metrics.json` into `out` (resuming from
+# a checkpoint when present).
 
 # %% tags=["parameters", "hide-input"]
-# every field of xlm_core.config.RunConfig (tuples as lists), then the run's identity
-dataset = "hand"
-root = ""
-out = ""
-arch = "unetplusplus"
-encoder = "vgg19"
-encoder_weights = "none"
-init = None
-epochs = 200
-patience = 20
-train_size = [512, 512]
-test_size = None
-batch_size = 2
-lr = 1e-4
-lr_schedule = "plateau"
-loss = "mse"
-sigma = 2.0
-folds = None
-fold = None
-seed = 0
-device = "auto"
-precision = "auto"
-val_fraction = 0.1
-train_limit = None
-num_workers = 0
-checkpoint_every_s = 0.0
-trace_mre = False
-precise_bn = False
-extra = {}
+config = {}  # xlm_core.config.RunConfig.to_dict(): every field of the run (sizes as lists)
 run_id = ""
 study = ""
 profile_note = ""
@@ -61,20 +36,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from xlm_core import report
-from xlm_core.config import RunConfig
+from xlm_core.config import RunConfig, field_names
 from xlm_core.report import plots
 
 report.quiet_imports()  # torch & co. once, without tqdm's "IProgress not found" notice
 
-cfg = RunConfig.from_dict({
-    "dataset": dataset, "root": root, "out": out, "arch": arch, "encoder": encoder,
-    "encoder_weights": encoder_weights, "init": init, "epochs": epochs, "patience": patience,
-    "train_size": train_size, "test_size": test_size, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
-    "loss": loss, "sigma": sigma, "folds": folds, "fold": fold, "seed": seed, "device": device, "precision": precision,
-    "val_fraction": val_fraction, "train_limit": train_limit, "num_workers": num_workers,
-    "checkpoint_every_s": checkpoint_every_s, "trace_mre": trace_mre,
-    "precise_bn": precise_bn, "extra": extra,
-})
+# a RunConfig field given alone (papermill -p NAME VALUE) wins over its value in config
+given = {name: value for name, value in globals().items() if name in field_names()}
+cfg = RunConfig.from_dict({**config, **given})
+
 display(Markdown(f"**Run `{run_id}`** of study `{study}` ({profile_note}): {cfg.arch}/{cfg.encoder} "
                  f"on `{cfg.dataset}`, init: `{cfg.init or cfg.encoder_weights}`"
                  + (f", CV fold {cfg.fold} of {cfg.folds}" if cfg.folds else "") + f", seed {cfg.seed}."))

@@ -194,7 +194,7 @@ class DyingRunner:
                 Path(task.run_dir, "metrics.json").write_text('{"mre": 1.0')  # half-written, then death
                 os.kill(os.getpid(), signal.SIGKILL)
         Path(task.run_dir, "metrics.json").write_text(
-            json.dumps({"config": task.parameters, "mre": 1.0, "test": {}, "heldout": None}))
+            json.dumps({"config": task.parameters.get("config", {}), "mre": 1.0, "test": {}, "heldout": None}))
 
 
 def _stand_in_roots(tmp_path: Path) -> dict[str, Path]:
@@ -276,13 +276,14 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
 # --------------------------------------------------------------------------- 3. two runners race
 
 RACE_NOTEBOOK = '''# %% tags=["parameters"]
-out = ""
+config = {}
 run_id = ""
 calls = ""
 
 # %%
 import json, os, time
 from pathlib import Path
+out = config["out"]
 with open(calls, "a") as fh:  # O_APPEND: one line per execution, across processes
     fh.write(run_id + "\\n")
 Path(out, "checkpoint.pt").write_text("partial")

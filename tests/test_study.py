@@ -53,7 +53,7 @@ class FakeRunner:
         if any(f in task.label for f in self.fail_labels):
             raise RuntimeError(f"fake failure of {task.label}")
         (Path(task.run_dir) / "run.ipynb").write_text("{}")
-        metrics = {"config": task.parameters, "mre": 1.0, "test": {}, "heldout": None}
+        metrics = {"config": task.parameters.get("config", {}), "mre": 1.0, "test": {}, "heldout": None}
         (Path(task.run_dir) / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -374,10 +374,10 @@ def test_gpu_workers_pin_each_run_to_their_gpu(tmp_path):
     seen = {}
 
     def runner(task):
-        seen["device"] = task.parameters["device"]
+        seen["device"] = task.parameters["config"]["device"]
         (Path(task.run_dir) / "metrics.json").write_text('{"mre": 1, "test": {}, "config": {}}')
 
-    outcome = run_task(RunTask("g", str(tmp_path), "g", {"device": "auto"}), runner, gpu_count=2)
+    outcome = run_task(RunTask("g", str(tmp_path), "g", {"config": {"device": "auto"}}), runner, gpu_count=2)
     assert outcome.state == "trained" and seen["device"] == "cuda:0"  # worker 0 (not on a worker)
 
 
@@ -440,8 +440,7 @@ def test_real_data_needs_a_root(tmp_path):
 # --------------------------------------------------------------------------- papermill
 
 FAKE_NOTEBOOK = '''# %% tags=["parameters"]
-out = ""
-dataset = ""
+config = {}
 run_id = ""
 study = ""
 profile_note = ""
@@ -450,6 +449,7 @@ fail_on = "never"
 # %%
 import json, os
 from pathlib import Path
+out, dataset = config["out"], config["dataset"]
 if dataset == fail_on:
     raise ValueError("fake notebook failure on " + dataset)
 Path(out, "metrics.json").write_text(json.dumps(
@@ -542,7 +542,7 @@ class CheckpointRunner(FakeRunner):
     """A fake run that writes a checkpoint, after checking that its init checkpoint exists."""
 
     def __call__(self, task: RunTask) -> None:
-        init = task.parameters.get("init")
+        init = task.parameters.get("config", {}).get("init")
         if init and not Path(init).is_file():
             raise RuntimeError(f"init checkpoint {init} was deleted before its dependant ran")
         super().__call__(task)

@@ -12,14 +12,13 @@ from xlm_core.study import profile_from_dict, run_study
 pytest.importorskip("distributed")
 
 FAKE_NOTEBOOK = '''# %% tags=["parameters"]
-out = ""
+config = {}
 run_id = ""
-init = None
-device = "auto"
 
 # %%
 import json, os, time
 from pathlib import Path
+out, init = config["out"], config["init"]
 if init is not None:
     assert Path(init).parent.joinpath("metrics.json").is_file(), "ran before its dependency"
 time.sleep(1.0)  # long enough for the two workers to overlap

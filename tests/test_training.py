@@ -72,7 +72,7 @@ def test_progress_switch(monkeypatch):
 def test_cv_split_has_no_leakage(env, tmp_path):
     """Trap 4: the early-stopping set comes out of the training part, never the scored fold."""
     root = write_phantoms("chest", tmp_path / "chest10", n=12, seed=1, size_wh=(32, 32))
-    cfg = tiny_config(root, tmp_path / "run", folds=3, extra={"train": 9})
+    cfg = tiny_config(root, tmp_path / "run", folds=3, fold=0, extra={"train": 9})
     heldouts = []
     for fold in range(3):
         s = run_samples(replace(cfg, fold=fold))
@@ -87,8 +87,8 @@ def test_cv_split_has_no_leakage(env, tmp_path):
     assert sum(len(h) for h in heldouts) == 9
     # deterministic
     assert [x.id for x in run_samples(replace(cfg, fold=1)).val] == [x.id for x in run_samples(replace(cfg, fold=1)).val]
-    with pytest.raises(XLMError, match="--folds"):
-        run_samples(replace(cfg, fold=None))
+    with pytest.raises(XLMError, match="fold: cross-validation needs both folds and fold"):
+        replace(cfg, fold=None)  # RunConfig refuses it before any split
 
 
 @pytest.mark.slow

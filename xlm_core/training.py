@@ -332,7 +332,7 @@ def _complete_metrics(out: Path, cfg: RunConfig) -> dict | None:
 def _check_same_run(out: Path, saved_config: dict, cfg: RunConfig) -> None:
     try:
         saved = RunConfig.from_dict(dict(saved_config)).normalised()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, XLMError) as exc:
         raise XLMError(f"{out}: holds a run with an unreadable configuration ({exc})") from None
     ours = cfg.normalised()
     if saved != ours:
@@ -366,10 +366,10 @@ def make_scheduler(optimiser: torch.optim.Optimizer, cfg: RunConfig, steps_per_e
     """
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, int(cfg.patience) // 2))
+            optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, cfg.patience // 2))
     if cfg.lr_schedule != "cosine":
         raise XLMError(f"unknown lr_schedule {cfg.lr_schedule!r}: plateau or cosine")
-    total = max(1, int(cfg.epochs) * steps_per_epoch)
+    total = max(1, cfg.epochs * steps_per_epoch)
     warmup = max(1, min(steps_per_epoch, total // 10))
 
     def factor(step: int) -> float:
@@ -407,7 +407,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     if done is not None:
         return done
     device = resolve_device(cfg.device)
-    seed_everything(int(cfg.seed))
+    seed_everything(cfg.seed)
     samples = run_samples(cfg)
     lset = samples.lset
     test_size = tuple(int(v) for v in (cfg.test_size or lset.test_size))
@@ -418,9 +418,9 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         log(f"{out}: finished run scored with decoder {scored_decoder(stale)}; scoring its "
             f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
         return _evaluate(cfg, samples, test_size, PreprocessCache(), device, stale.get("transfer"),
-                         read_history(out / HISTORY_NAME), EarlyStopping(patience=int(cfg.patience)),
+                         read_history(out / HISTORY_NAME), EarlyStopping(patience=cfg.patience),
                          trace_decoder=stale.get("trace_decoder") or scored_decoder(stale))
-    train_size = tuple(int(v) for v in cfg.train_size)
+    train_size = cfg.train_size
     loss_fn = get_loss(cfg.loss)
     cache = PreprocessCache()
 
@@ -434,10 +434,10 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     set_precision(model, cfg.precision)
-    optimiser = make_optimiser(model, float(cfg.lr))
-    steps_per_epoch = fit_steps_per_epoch(len(samples.fit), int(cfg.batch_size))
+    optimiser = make_optimiser(model, cfg.lr)
+    steps_per_epoch = fit_steps_per_epoch(len(samples.fit), cfg.batch_size)
     scheduler = make_scheduler(optimiser, cfg, steps_per_epoch)
-    stopper = EarlyStopping(patience=int(cfg.patience))
+    stopper = EarlyStopping(patience=cfg.patience)
     history: list[dict] = []
     start_epoch, training_done = 0, False
     description = checkpoint_description(cfg, samples, test_size)
@@ -471,18 +471,18 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         from xlm_core.augment import default_augmenter
         from xlm_core.torchdata import HeatmapDataset, make_loader
 
-        fit_set = HeatmapDataset(samples.fit, train_size, cfg.sigma, cache, default_augmenter(), seed=int(cfg.seed))
+        fit_set = HeatmapDataset(samples.fit, train_size, cfg.sigma, cache, default_augmenter(), seed=cfg.seed)
         monitor_samples = samples.val or samples.fit  # one training image: no carve possible
         val_set = HeatmapDataset(monitor_samples, train_size, cfg.sigma, cache, None)
-        val_loader = make_loader(val_set, int(cfg.batch_size), shuffle=False, num_workers=int(cfg.num_workers))
+        val_loader = make_loader(val_set, cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
         show = progress_enabled()
         last_state_s = time.monotonic()
         trace_shape = _train_mean_shape(samples) if cfg.trace_mre else None
         best_unsaved: dict | None = None  # the best weights since the last resume state
-        for epoch in range(start_epoch, int(cfg.epochs)):
+        for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            loader = make_loader(fit_set, int(cfg.batch_size), shuffle=True, epoch=epoch, seed=int(cfg.seed),
-                                 num_workers=int(cfg.num_workers), pin_memory=device.type == "cuda")
+            loader = make_loader(fit_set, cfg.batch_size, shuffle=True, epoch=epoch, seed=cfg.seed,
+                                 num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
             bar = _bar(show, len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
             try:
                 train_loss = train_one_epoch(model, loader, loss_fn, optimiser, device, bar,
@@ -506,13 +506,13 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                 best_unsaved = {**description, "model": _cpu_state(model), "epoch": epoch + 1,
                                 "val_loss": val_loss}
             write_history(out / HISTORY_NAME, history)
-            training_done = stopper.should_stop or epoch + 1 >= int(cfg.epochs)
+            training_done = stopper.should_stop or epoch + 1 >= cfg.epochs
             # the resume state is large (weights + Adam moments): at most every
             # checkpoint_every_s seconds, and always at the end of training. A resume from an
             # older state replays the epochs since then, to the same numbers on CPU. The best
             # weights go to disk at the same moments, not at every better epoch (a UNet++/
             # ResNeXt101 checkpoint is ~450 MB, most epochs of a cosine schedule are better).
-            if training_done or time.monotonic() - last_state_s >= float(cfg.checkpoint_every_s):
+            if training_done or time.monotonic() - last_state_s >= cfg.checkpoint_every_s:
                 if best_unsaved is not None:
                     save_torch(out / CHECKPOINT_NAME, best_unsaved)
                     best_unsaved = None
@@ -552,11 +552,11 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
         import copy
 
         model = copy.deepcopy(model)
-        recompute_batchnorm(model, samples.fit, tuple(int(v) for v in cfg.train_size), cache, device)
+        recompute_batchnorm(model, samples.fit, cfg.train_size, cache, device)
     try:
         for name, split in (("val", val_samples), ("test", samples.test or samples.heldout)):
             pred = predict_split(model, split, test_size, cfg.loss, cfg.sigma, cache, device,
-                                 batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
+                                 batch_size=cfg.batch_size, num_workers=cfg.num_workers)
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
             row[f"{name}_mre"] = clean["mre"]
             row[f"{name}_ratio"] = baseline_ratio(clean)
@@ -624,7 +624,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     if cfg.precise_bn and not ckpt.get("precise_bn"):
         # statistics for the chosen weights, kept in the checkpoint: what is scored is what
         # `xlm predict` and a transfer stage load (recomputed from scratch: the same each time)
-        if recompute_batchnorm(model, samples.fit, tuple(int(v) for v in cfg.train_size), cache, device):
+        if recompute_batchnorm(model, samples.fit, cfg.train_size, cache, device):
             save_torch(out / CHECKPOINT_NAME, {**ckpt, "model": _cpu_state(model), "precise_bn": True})
         model.eval()
     mean_shape = _train_mean_shape(samples)
@@ -634,7 +634,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
             scores[split] = None
             continue
         pred = predict_split(model, split_samples, test_size, cfg.loss, cfg.sigma, cache, device,
-                             batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers))
+                             batch_size=cfg.batch_size, num_workers=cfg.num_workers)
         scores[split] = score_split(pred, lset, mean_shape)
         parts.append((pred, split))
     write_predictions(out / PREDICTIONS_NAME, parts, lset)
@@ -664,13 +664,13 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         "train_seconds": float(sum(row["seconds"] for row in history)),
         "splits": samples.counts(),
         "dropped": [{"image_id": i, "reason": r} for i, r in lset.dropped],
-        "train_size": [int(v) for v in cfg.train_size],
+        "train_size": list(cfg.train_size),
         "test_size": [int(v) for v in test_size],
         "device": device.type,
         "augmentation": _augmentation_description(),
-        "optimisation": {"optimiser": "adam", "lr": float(cfg.lr), "scheduler": "ReduceLROnPlateau" if cfg.lr_schedule == "plateau" else "warmup-cosine",
-                         "plateau_factor": PLATEAU_FACTOR, "plateau_patience": max(1, int(cfg.patience) // 2),
-                         "early_stopping_patience": int(cfg.patience),
+        "optimisation": {"optimiser": "adam", "lr": cfg.lr, "scheduler": "ReduceLROnPlateau" if cfg.lr_schedule == "plateau" else "warmup-cosine",
+                         "plateau_factor": PLATEAU_FACTOR, "plateau_patience": max(1, cfg.patience // 2),
+                         "early_stopping_patience": cfg.patience,
                          "precision": {"bf16": "bf16-autocast", "fp32": "fp32"}[model_precision(model, device)]},
         "xlm_version": __version__,
     }

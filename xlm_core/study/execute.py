@@ -136,7 +136,8 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class RunTask:
-    """What a worker needs to do one run. ``parameters``: the run notebook's parameters."""
+    """What a worker needs to do one run. ``parameters``: the run notebook's parameters
+    (``config``: the run's :meth:`RunConfig.to_dict`, and ``run_id``, ``study``, ``profile_note``)."""
 
     run_id: str
     run_dir: str
@@ -213,7 +214,7 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
                                                   "first_done_seconds": first_done})
         parameters = dict(task.parameters)
         if gpu_count > 0:
-            parameters["device"] = f"cuda:{_worker_index() % gpu_count}"
+            parameters["config"] = {**parameters["config"], "device": f"cuda:{_worker_index() % gpu_count}"}
         start = time.perf_counter()
         error = None
         try:
@@ -600,9 +601,9 @@ def format_seconds(s: float) -> str:
 
 
 def make_task(plan: Plan, run: PlannedRun, profile_note: str) -> RunTask:
-    """The notebook parameters of a run: every RunConfig field, plus run_id, study, profile_note."""
-    params = dict(run.config)
-    params.update({"run_id": run.run_id, "study": plan.study, "profile_note": profile_note})
+    """The notebook parameters of a run: ``config`` (its RunConfig, JSON form), and run_id,
+    study, profile_note."""
+    params = {"config": dict(run.config), "run_id": run.run_id, "study": plan.study, "profile_note": profile_note}
     return RunTask(run.run_id, str(plan.run_dir(run.run_id)), run.label, params)
 
 

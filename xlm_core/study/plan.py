@@ -394,7 +394,7 @@ def _run_id(cfg: RunConfig, name: str, fingerprint: str, init_id: str | None) ->
     # the data enter through their name in the profile and their fingerprint, not through
     # where they are: moving the data (or a custom dataset.yaml with its folder) reruns nothing;
     # a weights file enters through its content, not its path
-    view = RunConfig.from_dict({**_config_json(cfg), "dataset": name, "root": f"dataset:{name}"})
+    view = RunConfig.from_dict({**cfg.to_dict(), "dataset": name, "root": f"dataset:{name}"})
     if init_id is not None:
         view.init = f"runs/{init_id}/checkpoint.pt"
     if view.encoder_weights not in ("imagenet", "none"):
@@ -421,17 +421,6 @@ def weights_digest(path: str | Path) -> str:
                 h.update(chunk)
         _DIGESTS[key] = h.hexdigest()
     return _DIGESTS[key]
-
-
-def _config_json(cfg: RunConfig) -> dict:
-    """RunConfig -> JSON-ready dict (tuples as lists), every field."""
-    from dataclasses import asdict
-
-    d = asdict(cfg)
-    for key in ("train_size", "test_size"):
-        if d[key] is not None:
-            d[key] = [int(v) for v in d[key]]
-    return d
 
 
 def expand(
@@ -467,7 +456,7 @@ def expand(
                     rid = _run_id(cfg, ds, prints[ds], None)
                     cfg.out = str(plan.run_dir(rid))
                     add(PlannedRun(rid, "backbone", ds, arch, enc, fold, bb["folds"], seed, None, [],
-                                   _config_json(cfg)))
+                                   cfg.to_dict()))
 
     if s["transfer"] is not None:
         tr = s["transfer"]
@@ -492,7 +481,7 @@ def expand(
                     cfg.out = str(plan.run_dir(rid))
                     stage_ids[path] = rid
                     add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], None, None, seed,
-                                   list(path[:-1]), [parent] if parent else [], _config_json(cfg)))
+                                   list(path[:-1]), [parent] if parent else [], cfg.to_dict()))
     if s.get("ablation") is not None:
         ab = s["ablation"]
         ds = ab["dataset"]
@@ -504,6 +493,6 @@ def expand(
             cfg.out = str(plan.run_dir(rid))
             plan.ablation_ids.append(rid)
             add(PlannedRun(rid, "ablation", ds, ab["arch"], ab["encoder"], None, None, ab["seed"],
-                           None, [], _config_json(cfg)))
+                           None, [], cfg.to_dict()))
     assert all(p[0] == INIT_TOKEN for p in (r.chain for r in plan.runs if r.chain))
     return plan

@@ -66,36 +66,19 @@ from typing import Any
 import yaml
 
 from xlm_core import XLMError
+from xlm_core.config import SettingError, check_setting, profile_settings
 from xlm_core.registry import LOSS_NAMES as LOSSES
-from xlm_core.registry import LR_SCHEDULES, PRECISIONS
 
 DATASET_NAMES = ("head", "hand", "chest")
 INIT_TOKEN = "imagenet"  # the first element of every chain: the profile's encoder_weights
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-# run setting -> (checker, description). Every key is a RunConfig field.
-_RUN_SETTINGS: dict[str, tuple[str, str]] = {
-    "encoder_weights": ("weights", ("'imagenet', 'none', a path to a weights file, or one of these "
-                                    "per encoder: {vgg19: PATH, resnext101_32x8d: imagenet, ...}")),
-    "epochs": ("int>=1", "an integer >= 1"),
-    "patience": ("int>=0", "an integer >= 0"),
-    "train_size": ("size", "[H, W], two positive integers"),
-    "test_size": ("size_or_null", "[H, W], two positive integers, or null (the paper's size)"),
-    "batch_size": ("int>=1", "an integer >= 1"),
-    "lr": ("float>0", "a positive number (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)"),
-    "lr_schedule": ("schedule", f"one of {', '.join(LR_SCHEDULES)}"),
-    "loss": ("loss", f"one of {', '.join(LOSSES)}"),
-    "sigma": ("float>0", "a positive number (Gaussian sigma in heatmap-grid pixels)"),
-    "val_fraction": ("fraction", "a number in [0, 1) (0: no validation images)"),
-    "train_limit": ("int>=1_or_null", "an integer >= 1 or null"),
-    "device": ("str", "'auto', 'cpu', 'cuda' or 'cuda:K'"),
-    "precision": ("precision", "one of auto, fp32, bf16 (auto: bf16 on CUDA, and on CPUs with AMX for VGG encoders)"),
-    "num_workers": ("int>=0", "an integer >= 0"),
-    "checkpoint_every_s": ("float>=0", "a number of seconds >= 0 (0: every epoch)"),
-    "trace_mre": ("bool", "true or false"),
-    "precise_bn": ("bool", "true or false (re-estimate BatchNorm statistics before scoring)"),
-}
-RUN_SETTING_KEYS = tuple(_RUN_SETTINGS)
+# the run settings a profile may set: RunConfig's fields marked so in their metadata (their
+# rules, messages and defaults live there: xlm_core.config); encoder_weights may also be given
+# per encoder here ({vgg19: PATH, resnext101_32x8d: imagenet, ...}, resolved by the plan)
+RUN_SETTING_KEYS = profile_settings()
+_WEIGHTS_WHAT = ("'imagenet', 'none', a path to a weights file, or one of these per encoder: "
+                 "{vgg19: PATH, resnext101_32x8d: imagenet, ...}")
 
 _TOP_KEYS = {
     "name": "the study name (results/<name>/)",
@@ -260,54 +243,19 @@ class _Checker:
         return [self.string(v, f"{key}[{i}]", choices) for i, v in enumerate(value)]
 
     def run_setting(self, name: str, value: Any, key: str) -> Any:
-        check, what = _RUN_SETTINGS[name]
-        bad = self.fail(key, f"expected {what}, got {_kind(value)} {value!r}")
-        if check == "str":
-            if not isinstance(value, str) or not value:
-                raise bad
-            return value
-        if check == "weights":
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict) and value and all(
-                    isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+        """``value`` of RunConfig field ``name`` checked by the field's own rule
+        (:func:`xlm_core.config.check_setting`), JSON form; an error names ``key``."""
+        if name == "encoder_weights" and isinstance(value, dict):
+            if value and all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
                 return dict(value)
-            raise bad
-        if check.startswith("int"):
-            if value is None and check.endswith("_or_null"):
-                return None
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad
-            if value < int(check[5]):
-                raise bad
-            return int(value)
-        if check in ("float>0", "float>=0", "fraction"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad
-            value = float(value)
-            if value < 0 or (value == 0 and check not in ("float>=0", "fraction")) or (check == "fraction" and value >= 1):
-                raise bad
-            return value
-        if check in ("size", "size_or_null"):
-            if value is None and check == "size_or_null":
-                return None
-            ok = (
-                isinstance(value, list)
-                and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-            )
-            if not ok:
-                raise bad
-            return [int(v) for v in value]
-        if check == "bool":
-            if not isinstance(value, bool):
-                raise bad
-            return value
-        if check in ("loss", "schedule", "precision"):
-            if value not in {"loss": LOSSES, "schedule": LR_SCHEDULES, "precision": PRECISIONS}[check]:
-                raise bad
-            return value
-        raise AssertionError(check)  # pragma: no cover
+            raise self.fail(key, f"expected {_WEIGHTS_WHAT}, got {_kind(value)} {value!r}")
+        try:
+            return check_setting(name, value)
+        except SettingError as exc:
+            problem = exc.problem
+            if name == "encoder_weights":
+                problem = f"expected {_WEIGHTS_WHAT}, got {_kind(value)} {value!r}"
+            raise self.fail(key, problem) from None
 
     def run_settings(self, value: Any, key: str, extra_allowed: tuple[str, ...] = ()) -> dict:
         allowed = extra_allowed + RUN_SETTING_KEYS
