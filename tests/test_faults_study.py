@@ -80,7 +80,7 @@ def kill_profile() -> dict:
         "seeds": [0],
         "backbones": None,
         "transfer": {"arch": "unet", "encoder": "resnet18", "targets": ["head"],
-                     "chains": [["imagenet", "hand", "head"]]},
+                     "chains": [["imagenet", "hand", "head"]], "matched_control": False},
     }
 
 
@@ -213,7 +213,7 @@ def _stand_in_profile(roots: dict[str, Path], name: str = "d") -> dict:
         "datasets": {d: {"root": str(r)} for d, r in roots.items()},
         "run": {"epochs": 1, "train_size": [32, 32]},
         "backbones": {"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
-        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]},
+        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]], "matched_control": False},
     }
 
 

@@ -43,7 +43,7 @@ def test_small_study_on_a_local_cluster_with_two_workers(tmp_path):
         "datasets": {d: {"root": str(r)} for d, r in roots.items()},
         "run": {"epochs": 1, "train_size": [32, 32]},
         "backbones": {"dataset": "hand", "folds": 2, "pairs": [["unet", "vgg19"]]},
-        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]]},
+        "transfer": {"targets": ["head"], "chains": [["imagenet", "hand", "head"]], "matched_control": False},
     }
     lines: list[str] = []
     result = run_study(profile_from_dict(raw), results=tmp_path / "r", executor="dask", workers=2,

@@ -16,7 +16,8 @@ from xlm_core.config import RunConfig
 from xlm_core.datasets.synth import write_phantoms
 from xlm_core.evaluation import model_precision, resolve_precision, set_precision
 from xlm_core.models import build_model
-from xlm_core.training import STATE_NAME, fit_steps_per_epoch, make_scheduler, train_and_evaluate
+from xlm_core.samples import fit_steps_per_epoch
+from xlm_core.training import STATE_NAME, make_scheduler, train_and_evaluate
 
 
 def _config(**kw) -> RunConfig:

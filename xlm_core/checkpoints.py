@@ -6,7 +6,6 @@ Floor: training (with :mod:`xlm_core.training`, :mod:`xlm_core.evaluation` and
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,16 +157,8 @@ def checkpoint_description(cfg: RunConfig, samples: RunSamples, test_size: tuple
         "loss": cfg.loss,
         "sigma": float(cfg.sigma),
         "data_source": lset.data_source,
-        "config": _config_dict(cfg),
+        "config": cfg.to_dict(),
     }
-
-
-def _config_dict(cfg: RunConfig) -> dict:
-    d = asdict(cfg)
-    for key in ("train_size", "test_size"):
-        if d[key] is not None:
-            d[key] = [int(v) for v in d[key]]
-    return d
 
 
 __all__ = [

@@ -96,4 +96,10 @@ def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
     )
 
 
-__all__ = ["SPLIT_SEED", "RunSamples", "run_samples"]
+__all__ = ["SPLIT_SEED", "RunSamples", "fit_steps_per_epoch", "run_samples"]
+
+
+def fit_steps_per_epoch(n_fit: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch (the loader drops a last partial batch when it holds one full
+    batch: :func:`xlm_core.torchdata.make_loader`)."""
+    return max(1, n_fit // batch_size) if n_fit >= batch_size else 1

@@ -47,7 +47,6 @@ import torch
 from xlm_core import XLMError, __version__
 from xlm_core.checkpoints import (
     CHECKPOINT_NAME,
-    _config_dict,
     _cpu_state,
     checkpoint_description,
     load_checkpoint,
@@ -59,7 +58,7 @@ from xlm_core.config import RunConfig
 from xlm_core.datasets.base import Sample
 from xlm_core.evaluation import model_precision, set_precision
 from xlm_core.io import atomic_write_json, atomic_write_text, exclusive_lock
-from xlm_core.samples import RunSamples, run_samples
+from xlm_core.samples import RunSamples, fit_steps_per_epoch, run_samples
 
 STATE_FORMAT = "xlm-train-state/1"
 STATE_NAME = "last.pt"
@@ -350,12 +349,6 @@ def make_optimiser(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def fit_steps_per_epoch(n_fit: int, batch_size: int) -> int:
-    """Optimiser steps of one epoch (the loader drops a last partial batch when it holds one full
-    batch: :func:`xlm_core.torchdata.make_loader`)."""
-    return max(1, n_fit // batch_size) if n_fit >= batch_size else 1
-
-
 def make_scheduler(optimiser: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int):
     """The learning-rate schedule of ``cfg.lr_schedule``.
 
@@ -582,7 +575,7 @@ def _save_state(path, cfg, model, optimiser, scheduler, stopper, history, epoch,
                                         "scheduler": scheduler.state_dict()}
     save_torch(path, {
         "format": STATE_FORMAT,
-        "config": _config_dict(cfg),
+        "config": cfg.to_dict(),
         **weights,
         "early_stopping": stopper.state_dict(),
         "history": history,
@@ -641,7 +634,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     headline = scores["test"] or scores["heldout"]
     scale = lset.scale
     metrics = {
-        "config": _config_dict(cfg),
+        "config": cfg.to_dict(),
         "dataset": lset.name,
         "data_source": lset.data_source,
         "unit": scale.unit,

@@ -69,11 +69,12 @@ def ablation_runs(results_dir: str | Path) -> list[dict]:
 
 
 def steps_per_epoch(metrics: dict) -> int:
-    """Optimiser steps in one epoch: ``fit`` images // batch size (the loader drops the last
-    partial batch), at least 1."""
+    """Optimiser steps in one epoch of a finished run, from its ``metrics.json`` (``splits.fit``
+    images, ``config.batch_size``): :func:`xlm_core.samples.fit_steps_per_epoch`."""
+    from xlm_core.samples import fit_steps_per_epoch
+
     fit = int((metrics.get("splits") or {}).get("fit") or 0)
-    batch = int((metrics.get("config") or {}).get("batch_size") or 1)
-    return max(1, fit // batch) if fit >= batch else 1
+    return fit_steps_per_epoch(fit, int((metrics.get("config") or {}).get("batch_size") or 1))
 
 
 def _floor_fields(metrics: dict, floor: float) -> dict:
