@@ -28,6 +28,18 @@ def _script(tmp_path: Path, body: str) -> Path:
     return script
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_at_a_terminal():
+    """Children get Ctrl-C as at a terminal. A test run started in the background of a
+    non-interactive shell has SIGINT ignored, children inherit that, and Python then never
+    raises KeyboardInterrupt; a handled signal is reset to the default in a child."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def _start(script: Path) -> subprocess.Popen:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(REPO)}
     env.pop("PYTHONUNBUFFERED", None)  # stdout into a pipe is block-buffered, as for a user
