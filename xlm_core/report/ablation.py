@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from xlm_core import XLMError
 from xlm_core.metrics import baseline_ratio
+from xlm_core.report.results import steps_per_epoch
 
 FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
 TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
@@ -66,15 +67,6 @@ def ablation_runs(results_dir: str | Path) -> list[dict]:
     if unknown:
         raise XLMError(f"{path}: ablation_runs names run(s) not in runs: {unknown[:3]}")
     return [by_id[i] for i in ids]
-
-
-def steps_per_epoch(metrics: dict) -> int:
-    """Optimiser steps in one epoch of a finished run, from its ``metrics.json`` (``splits.fit``
-    images, ``config.batch_size``): :func:`xlm_core.samples.fit_steps_per_epoch`."""
-    from xlm_core.samples import fit_steps_per_epoch
-
-    fit = int((metrics.get("splits") or {}).get("fit") or 0)
-    return fit_steps_per_epoch(fit, int((metrics.get("config") or {}).get("batch_size") or 1))
 
 
 def _floor_fields(metrics: dict, floor: float) -> dict:

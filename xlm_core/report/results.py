@@ -307,8 +307,9 @@ def is_control(chain: str, target: str) -> bool:
     Returns:
         Whether the chain trains on the target alone, in two or more stages.
     """
-    tokens = str(chain).split(">")
-    return len(tokens) >= 2 and all(t == target for t in tokens[1:])
+    from xlm_core.study.profile import is_control_chain
+
+    return is_control_chain([*str(chain).split(">"), target])
 
 
 def control_for(chain: str, target: str) -> str | None:
@@ -359,6 +360,20 @@ def thresholds_text(thresholds: Iterable[float]) -> str:
     return ";".join(f"{t:g}" for t in thresholds)
 
 
+def steps_per_epoch(metrics: dict) -> int:
+    """Optimiser steps in one epoch of a finished run, from its ``metrics.json`` (``splits.fit``
+    images, ``config.batch_size``): :func:`xlm_core.samples.fit_steps_per_epoch`."""
+    from xlm_core.samples import fit_steps_per_epoch
+
+    fit = int((metrics.get("splits") or {}).get("fit") or 0)
+    return fit_steps_per_epoch(fit, int((metrics.get("config") or {}).get("batch_size") or 1))
+
+
+def run_steps(metrics: dict) -> int:
+    """Optimiser steps a finished run took: ``epochs_run`` x :func:`steps_per_epoch`."""
+    return int(metrics.get("epochs_run") or 0) * steps_per_epoch(metrics)
+
+
 def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
     """One row per run listed in ``study.json`` with its test and held-out scores.
 
@@ -367,7 +382,7 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
     (stages before the run's dataset, first token the real start: ``"scratch>hand"``),
     profile_chain (as the profile names it: ``"imagenet>hand"``), status ("done" | "missing"), unit, protocol, thresholds,
     test_mre, test_sdr_t1..t4, test_mean_shape_mre, heldout_mre, heldout_sdr_t1..t4,
-    heldout_mean_shape_mre, data_source, wrist_pair. A run whose ``metrics.json`` is absent is
+    heldout_mean_shape_mre, data_source, wrist_pair, steps (:func:`run_steps`). A run whose ``metrics.json`` is absent is
     listed as "missing" (never silently dropped).
     """
     if protocol not in PROTOCOLS:
@@ -402,6 +417,7 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
             data_source=metrics.get("data_source", study.data_source),
             wrist_pair=metrics.get("wrist_pair"),
             grid_hw="x".join(str(int(v)) for v in metrics["test_size"]) if metrics.get("test_size") else None,
+            steps=run_steps(metrics),
         )
         for split in ("test", "heldout"):
             score = _score(metrics, split, protocol, str(path))

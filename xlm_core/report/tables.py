@@ -244,30 +244,22 @@ def _per_image_from_grid(run_path: Path, protocol: str) -> pd.Series | None:
 def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame) -> list[float]:
     """Per Table 2 row: optimiser steps of every stage of the chain (the row's run and the runs
     it starts from, through ``depends_on``), mean over the seeds' finished runs; NaN when a
-    stage's ``metrics.json`` is missing. ``steps`` = ``epochs_run`` x steps per epoch."""
-    from xlm_core.report.ablation import steps_per_epoch
-
+    stage has not finished. ``runs``: :func:`collect_runs` (its ``steps`` column)."""
     study = load_study(results_dir)
-    by_id = {r["run_id"]: r for r in study.runs}
-    own: dict[str, float] = {}
-    for rid in by_id:
-        path = run_dir(results_dir, rid) / "metrics.json"
-        if path.is_file():
-            metrics = json.loads(path.read_text())
-            own[rid] = float(int(metrics.get("epochs_run") or 0) * steps_per_epoch(metrics))
+    parent = {r["run_id"]: (r.get("depends_on") or [None])[0] for r in study.runs}
+    done = runs[runs["status"] == "done"] if len(runs) else runs
+    own = dict(zip(done["run_id"], done["steps"], strict=True)) if "steps" in done else {}
 
-    def total(rid: str) -> float:
+    def total(rid: str | None) -> float:
         steps, seen = 0.0, set()
         while rid and rid not in seen:
             seen.add(rid)
             if rid not in own:
                 return math.nan
             steps += own[rid]
-            parents = (by_id.get(rid) or {}).get("depends_on") or []
-            rid = parents[0] if parents else None
+            rid = parent.get(rid)
         return steps
 
-    done = runs[runs["status"] == "done"] if len(runs) else runs
     out = []
     for _, row in table.iterrows():
         ids = done[(done["dataset"] == row["target"]) & (done["chain"] == row["chain"])]["run_id"]
@@ -277,11 +269,11 @@ def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame
 
 
 def _compare_rows(table: pd.DataFrame, per_chain: dict, pairs: list[tuple[int, str]],
-                  columns: tuple[str, ...]) -> list[int]:
+                  columns: tuple[str, ...]) -> dict[int, int]:
     """For each ``(row index, reference chain)``: the row's chain against the reference on their
-    shared test images, written into ``columns`` (delta, ci_low, ci_high, p_value); returns the
-    row indices compared."""
-    compared = []
+    shared test images, written into ``columns`` (delta, ci_low, ci_high, p_value); returns
+    ``{row index: shared test images}`` of the rows compared."""
+    compared = {}
     for idx, reference in pairs:
         row = table.loc[idx]
         base = per_chain.get((row["target"], reference))
@@ -295,7 +287,7 @@ def _compare_rows(table: pd.DataFrame, per_chain: dict, pairs: list[tuple[int, s
         result = compare_paired(other.loc[common].to_numpy(), base.loc[common].to_numpy())
         for col, key in zip(columns, ("delta_mre", "ci_low", "ci_high", "p_value"), strict=True):
             table.loc[idx, col] = float(result[key])
-        compared.append(idx)
+        compared[idx] = len(common)
     return compared
 
 
@@ -335,16 +327,14 @@ def add_paired_stats(
     vs_start = [(i, alone.get(table.loc[i, "target"], "")) for i in models
                 if not is_single_stage(table.loc[i, "chain"])]
     tested = _compare_rows(table, per_chain, vs_start, ("delta_mre", "ci_low", "ci_high", "p_value"))
-    for idx in tested:
-        row = table.loc[idx]
-        table.loc[idx, "n_paired_images"] = len(per_chain[(row["target"], row["chain"])].index.intersection(
-            per_chain[(row["target"], alone[row["target"]])].index))
-    _holm_per_target(table, tested, "p_value", "p_holm")
+    for idx, n_images in tested.items():
+        table.loc[idx, "n_paired_images"] = n_images
+    _holm_per_target(table, list(tested), "p_value", "p_holm")
     # each chain against the matched control with as many stages: "more in-domain data" beyond
     # "more training"; Holm over the chains of a target again
     vs_control = [(i, table.loc[i, "control"]) for i in models if table.loc[i, "control"]]
     compared = _compare_rows(table, per_chain, vs_control, CONTROL_STATS_COLUMNS[:4])
-    _holm_per_target(table, compared, "p_vs_control", "p_holm_vs_control")
+    _holm_per_target(table, list(compared), "p_vs_control", "p_holm_vs_control")
     # the best row of a target against the runner-up: is the winner distinguishable at all?
     for target in dict.fromkeys(table.loc[models, "target"]):
         ranked = table.loc[[i for i in models if table.loc[i, "target"] == target]].dropna(subset=["mre"])
