@@ -510,7 +510,7 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
     from xlm_core.checkpoints import load_checkpoint, model_from_checkpoint, resolve_device
     from xlm_core.config import RunConfig
     from xlm_core.datasets.cache import PreprocessCache
-    from xlm_core.samples import run_samples
+    from xlm_core.samples import inference_batch_size, run_samples
 
     if protocol not in PROTOCOLS:
         raise XLMError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
@@ -529,7 +529,8 @@ def evaluate_run(run_dir: str | Path, protocol: str = "clean", root: str | None 
     model = model_from_checkpoint(ckpt, path).to(dev)
     split = run_samples(cfg)
     preds = predict_split(model, split.test or split.heldout, tuple(ckpt["test_size"]), ckpt["loss"],
-                          float(ckpt["sigma"]), PreprocessCache(), dev, batch_size=cfg.batch_size)
+                          float(ckpt["sigma"]), PreprocessCache(), dev,
+                          batch_size=inference_batch_size(cfg.batch_size, tuple(ckpt["test_size"])))
     mean_shape = mean_shape_of(split.train_part, image_hws_of(split.train_part))
     score = score_split(preds, split.lset, mean_shape)[protocol]
     if score is None:

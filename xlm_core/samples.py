@@ -103,3 +103,29 @@ def fit_steps_per_epoch(n_fit: int, batch_size: int) -> int:
     """Optimiser steps of one epoch (the loader drops a last partial batch when it holds one full
     batch: :func:`xlm_core.torchdata.make_loader`)."""
     return max(1, n_fit // batch_size) if n_fit >= batch_size else 1
+
+
+#: pixels per inference forward pass (validation loss, scoring): 16 images of 64x64
+INFERENCE_PIXELS = 16 * 64 * 64
+#: at most this many images per inference forward pass
+INFERENCE_MAX_BATCH = 16
+
+
+def inference_batch_size(batch_size: int, size_hw: tuple[int, int]) -> int:
+    """Images per forward pass without gradients (validation loss, scoring, the MRE trace).
+
+    At the demo's 64x64 a forward pass costs nearly as much for 2 images as for 16 (the
+    weights, not the pixels, dominate: 112 against 68 ms an image for UNet++/VGG19 on one
+    core, docs/decisions.md), so inference batches up to :data:`INFERENCE_PIXELS` pixels
+    (16 images of 64x64); at the paper's 512x512 that is the training batch, as before.
+    Eval-mode BatchNorm makes the scores independent of it.
+
+    Args:
+        batch_size: the run's training batch.
+        size_hw: the inference grid (H, W).
+
+    Returns:
+        ``max(batch_size, min(16, INFERENCE_PIXELS // (H * W)))``.
+    """
+    pixels = max(1, int(size_hw[0]) * int(size_hw[1]))
+    return max(int(batch_size), min(INFERENCE_MAX_BATCH, INFERENCE_PIXELS // pixels))

@@ -58,7 +58,7 @@ from xlm_core.config import RunConfig
 from xlm_core.datasets.base import Sample
 from xlm_core.evaluation import model_precision, set_precision
 from xlm_core.io import atomic_write_json, atomic_write_text, exclusive_lock
-from xlm_core.samples import RunSamples, fit_steps_per_epoch, run_samples
+from xlm_core.samples import RunSamples, fit_steps_per_epoch, inference_batch_size, run_samples
 
 STATE_FORMAT = "xlm-train-state/1"
 STATE_NAME = "last.pt"
@@ -467,7 +467,8 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         fit_set = HeatmapDataset(samples.fit, train_size, cfg.sigma, cache, default_augmenter(), seed=cfg.seed)
         monitor_samples = samples.val or samples.fit  # one training image: no carve possible
         val_set = HeatmapDataset(monitor_samples, train_size, cfg.sigma, cache, None)
-        val_loader = make_loader(val_set, cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+        val_loader = make_loader(val_set, inference_batch_size(cfg.batch_size, train_size), shuffle=False,
+                                 num_workers=cfg.num_workers)
         show = progress_enabled()
         last_state_s = time.monotonic()
         trace_shape = _train_mean_shape(samples) if cfg.trace_mre else None
@@ -549,7 +550,8 @@ def _trace_scores(cfg, model, samples: RunSamples, val_samples, test_size, cache
     try:
         for name, split in (("val", val_samples), ("test", samples.test or samples.heldout)):
             pred = predict_split(model, split, test_size, cfg.loss, cfg.sigma, cache, device,
-                                 batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+                                 batch_size=inference_batch_size(cfg.batch_size, test_size),
+                                 num_workers=cfg.num_workers)
             clean = score_split(pred, samples.lset, mean_shape)["clean"]
             row[f"{name}_mre"] = clean["mre"]
             row[f"{name}_ratio"] = baseline_ratio(clean)
@@ -627,7 +629,8 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
             scores[split] = None
             continue
         pred = predict_split(model, split_samples, test_size, cfg.loss, cfg.sigma, cache, device,
-                             batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+                             batch_size=inference_batch_size(cfg.batch_size, test_size),
+                             num_workers=cfg.num_workers)
         scores[split] = score_split(pred, lset, mean_shape)
         parts.append((pred, split))
     write_predictions(out / PREDICTIONS_NAME, parts, lset)

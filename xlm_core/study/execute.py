@@ -33,7 +33,7 @@ from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_json
-from xlm_core.study.notebooks import NotebookFailed, execute_notebook
+from xlm_core.study.notebooks import NotebookFailed, execute_notebook, shutdown_reused_kernels
 from xlm_core.study.plan import Plan, PlannedRun
 
 LOCK_NAME = ".lock"
@@ -171,6 +171,9 @@ class PapermillRunner:
     cwd: str | None = None  # default: the notebook's folder (as when opened in Jupyter)
     kernel_name: str = "python3"
     timeout_s: float | None = None  # per cell
+    #: one kernel per executing thread for the notebooks it runs one after another
+    #: (:mod:`xlm_core.study.notebooks`); :meth:`close` stops them
+    reuse_kernel: bool = False
 
     def __call__(self, task: RunTask) -> None:
         execute_notebook(
@@ -180,7 +183,13 @@ class PapermillRunner:
             cwd=self.cwd or str(Path(self.notebook).resolve().parent),
             kernel_name=self.kernel_name,
             timeout_s=self.timeout_s,
+            reuse_kernel=self.reuse_kernel,
         )
+
+    def close(self) -> None:
+        """Stop the kernels kept for reuse (none unless ``reuse_kernel``)."""
+        if self.reuse_kernel:
+            shutdown_reused_kernels()
 
 
 Runner = Callable[[RunTask], None]
@@ -299,6 +308,9 @@ class LocalExecutor:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        close_runner = getattr(self.runner, "close", None)
+        if callable(close_runner):
+            close_runner()
 
     def abort(self) -> None:
         """Ctrl-C: stop the running notebooks' kernels (each runs in its own session, out of
