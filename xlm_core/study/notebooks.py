@@ -85,8 +85,9 @@ def execute_notebook(
         os.close(fd)
         os.chmod(partial, 0o644)  # mkstemp makes 0600; an executed notebook is for reading
         run_dir = str(cwd) if cwd is not None else None
-        km = _thread_kernel(kernel_name, run_dir) if reuse_kernel else None
+        km = None
         try:
+            km = _thread_kernel(kernel_name, run_dir) if reuse_kernel else None
             papermill.execute_notebook(
                 str(nb_in),
                 partial,
