@@ -7,7 +7,7 @@ a temporary .ipynb, executed into a temporary file beside the destination, and r
 Reused kernels (``reuse_kernel=True``, what the local study executor asks for): each thread
 keeps one kernel for the notebooks it executes one after another, instead of starting a
 kernel and importing torch, segmentation-models-pytorch and albumentations for every run
-(about 10 s a run on the demo's CPU, docs/decisions.md). Before each notebook the kernel is
+(5-6 s a run measured on the ci study, docs/decisions.md). Before each notebook the kernel is
 made new again but for its imported modules: matplotlib figures closed, the namespace and
 the execution counter reset (IPython's ``reset(new_session=True)``), garbage collected and
 freed memory handed back to the system; a kernel that died, or that still holds more than
@@ -18,6 +18,7 @@ notebook sees nothing of the first).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -84,16 +85,16 @@ def execute_notebook(
         fd, partial = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent)
         os.close(fd)
         os.chmod(partial, 0o644)  # mkstemp makes 0600; an executed notebook is for reading
-        run_dir = str(cwd) if cwd is not None else None
+        kernel_cwd = str(cwd) if cwd is not None else None
         km = None
         try:
-            km = _thread_kernel(kernel_name, run_dir) if reuse_kernel else None
+            km = _thread_kernel(kernel_name, kernel_cwd) if reuse_kernel else None
             papermill.execute_notebook(
                 str(nb_in),
                 partial,
                 parameters=parameters,
                 kernel_name=kernel_name,
-                cwd=run_dir,
+                cwd=kernel_cwd,
                 progress_bar=False,
                 log_output=False,
                 execution_timeout=timeout_s,
@@ -155,15 +156,13 @@ def _thread_kernel(kernel_name: str, cwd: str | None):
 _ENGINE = "xlm-reused-kernel"
 
 
+@functools.cache
 def _reused_kernel_engine() -> str:
     """The papermill engine for a kernel that outlives its notebook (registered once): as
     papermill's own, but it closes its kernel client at the end (nbclient leaves the client of
     a kernel it does not own open, and its garbage collection would log a warning per run)."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
-
-    if _ENGINE in papermill_engines._engines:
-        return _ENGINE
 
     class Client(PapermillNotebookClient):
         def execute(self, **kwargs):
@@ -200,9 +199,7 @@ def _drop_thread_kernel(stop: bool = True) -> None:
     if stop:
         _stop(entry[0])
     else:
-        with _live_lock:
-            if entry[0] in _live:
-                _live.remove(entry[0])
+        _forget(entry[0])
 
 
 def _clean(km) -> bool:
@@ -244,12 +241,17 @@ def _kernel_rss(km) -> int:
     return 0
 
 
-def _stop(km) -> None:
-    from jupyter_core.utils import run_sync
-
+def _forget(km) -> None:
+    """Take ``km`` off the list :func:`shutdown_reused_kernels` stops."""
     with _live_lock:
         if km in _live:
             _live.remove(km)
+
+
+def _stop(km) -> None:
+    from jupyter_core.utils import run_sync
+
+    _forget(km)
     try:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception:  # noqa: BLE001 - already dead or half started: nothing left to stop

@@ -166,8 +166,8 @@ def run_study(
         source = _notebook_source(nb_dir, RUN_NOTEBOOK)
         if source is None:
             raise XLMError(f"the run notebook {nb_dir / RUN_NOTEBOOK}.py is missing")
-        # the local executor's threads keep a kernel each (~10 s a run less on the demo's
-        # CPU); Dask workers start one per run
+        # the local executor's threads keep a kernel each (5-6 s a run less, measured on the
+        # ci study); Dask workers start one per run
         runner = PapermillRunner(str(source), reuse_kernel=executor == "local")
 
     if encoder_weights:
