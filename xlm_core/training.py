@@ -412,12 +412,17 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
             f"checkpoint again with {decoder_name(cfg.loss, cfg.sigma)} (no training)")
         return _evaluate(cfg, samples, test_size, PreprocessCache(), device, stale.get("transfer"),
                          read_history(out / HISTORY_NAME), EarlyStopping(patience=cfg.patience),
-                         trace_decoder=stale.get("trace_decoder") or scored_decoder(stale))
+                         trace_decoder=stale.get("trace_decoder") or scored_decoder(stale),
+                         start_weights=stale.get("encoder_weights_loaded"))
     train_size = cfg.train_size
     loss_fn = get_loss(cfg.loss)
     cache = PreprocessCache()
 
     model = build_model(cfg.arch, cfg.encoder, lset.n_landmarks, cfg.encoder_weights)
+    weights_report = getattr(model, "encoder_weights_report", None)
+    start_weights = None if weights_report is None else weights_report.as_dict()
+    if weights_report is not None:
+        log(str(weights_report))
     transfer = None
     if cfg.init:
         report = load_init(model, cfg.init, lset.n_landmarks)
@@ -521,7 +526,8 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         if not history:
             raise XLMError(f"{out}: no epoch was trained (epochs={cfg.epochs})")
 
-    metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper)
+    metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper,
+                        start_weights=start_weights)
     (out / STATE_NAME).unlink(missing_ok=True)
     return metrics
 
@@ -601,9 +607,11 @@ def _load_state(path: Path, cfg: RunConfig) -> dict:
 
 
 def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, history, stopper,
-              trace_decoder: str | None = None) -> dict:
+              trace_decoder: str | None = None, start_weights: dict | None = None) -> dict:
     """Score the best checkpoint; write predictions and metrics.json. ``trace_decoder``: the
-    decoder history.csv's trace used, when not this evaluation's (a run scored again)."""
+    decoder history.csv's trace used, when not this evaluation's (a run scored again);
+    ``start_weights``: the encoder weights file the run started from
+    (:class:`xlm_core.models.EncoderWeightsReport` as a dict: source, tensors, sha256)."""
     from xlm_core.evaluation import (
         predict_split,
         score_split,
@@ -654,6 +662,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         "test": scores["test"],
         "heldout": scores["heldout"],
         "transfer": transfer,
+        "encoder_weights_loaded": start_weights,
         "epochs_run": len(history),
         "best_epoch": int(ckpt.get("epoch", stopper.best_epoch)),
         "best_val_loss": float(ckpt.get("val_loss", stopper.best)),

