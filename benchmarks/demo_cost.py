@@ -113,6 +113,42 @@ def floor_report(results: Path) -> str:
     return text
 
 
+#: issue 23's targets for a newcomer's `make book` on two cores (install included)
+TARGETS = {"wall_min": 15.0, "disk_gb": 2.0, "process_gb": 3.0, "floor": 0.35, "again": 0.05}
+
+
+def targets_report(first_s: float, disk: float, peak: float, again_s: float, results: Path) -> str:
+    """Each target beside its measured value, ``met`` or ``MISSED``: wall, disk, largest process,
+    the floor of every run that feeds Table 1 or 2, the chains and seeds, the second build."""
+    from xlm_core.report import ablation
+    from xlm_core.report.results import load_study
+
+    table = ablation.floor_table(results)
+    tables = table[table["kind"].isin(["backbone", "transfer"])]
+    worst = float(tables["ratio"].max()) if len(tables) else float("nan")
+    runs = load_study(results).runs
+    transfer = [r for r in runs if r["kind"] == "transfer"]
+    seeds = sorted({int(r["seed"]) for r in transfer})
+    finals = {(tuple(r["chain"]), r["dataset"]) for r in transfer}
+    paper_chains = [c for c in finals if c[0][0] == "imagenet" and len(set(c[0][1:]) | {c[1]}) == len(c[0])]
+    rows = [
+        ("wall, install included", f"{first_s / 60:.1f} min", f"<= {TARGETS['wall_min']:g} min",
+         first_s / 60 <= TARGETS["wall_min"]),
+        ("results/ + _build/", gb(disk), f"<= {TARGETS['disk_gb']:g} GB", disk / 1024**3 <= TARGETS["disk_gb"]),
+        ("largest process", gb(peak), f"<= {TARGETS['process_gb']:g} GB", peak / 1024**3 <= TARGETS["process_gb"]),
+        ("worst table run / mean shape", f"{worst:.3f} ({len(tables)} runs)", f"<= {TARGETS['floor']:g}",
+         bool(len(tables)) and worst <= TARGETS["floor"]),
+        ("the paper's chains x seeds", f"{len(paper_chains)} trainings x {len(seeds)} seeds "
+         f"({len(transfer)} transfer runs with the controls)", ">= 15 x 2",
+         len(paper_chains) >= 15 and len(seeds) >= 2),
+        ("second make book / first", f"{again_s / first_s:.3f}", f"<= {TARGETS['again']:g}",
+         again_s / first_s <= TARGETS["again"]),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {name:<{width}}  {value:<44} target {target:<10} {'met' if ok else 'MISSED'}"
+                     for name, value, target, ok in rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", help="clone into this folder and keep it (default: a temporary one)")
@@ -179,6 +215,8 @@ def main() -> int:
           + ("trained again: " + "; ".join(retrained) if retrained else "trained nothing"))
     print("\nfloor (test MRE / mean-shape MRE <= 0.35):")
     print(floor_report(results))
+    print("\ntargets (issue 23):")
+    print(targets_report(first_s, disk_results + disk_build, peak, again["seconds"], results))
     shutil.rmtree(caches, ignore_errors=True)
     if not args.keep:
         print(f"\n(the clone stays in {clone} for a look; delete it when done)")

@@ -14,8 +14,11 @@
 # %% [markdown]
 # # Table 1: architectures and encoders
 #
-# Every architecture x encoder pair (DeepLabV3 cannot take VGG19) trained on the backbone
-# dataset with k-fold cross-validation. Each fold is scored on its **held-out part**; the early
+# Every architecture x encoder pair of the study's profile (the paper's: U-Net, U-Net++ and
+# DeepLabV3 x EfficientNet-B7, ResNeXt101_32x8d and VGG19, DeepLabV3 cannot take VGG19) trained
+# on the backbone dataset with k-fold cross-validation. `start` names what the pair's runs
+# really started from, read from each run's record: `imagenet` only where ImageNet weights were
+# loaded, `scratch` for random initialisation. Each fold is scored on its **held-out part**; the early
 # stopping set is carved out of the fold's training part, so the held-out part never steers
 # training. Mean and standard deviation (ddof = 1) over folds. The mean-shape row places the
 # mean training shape on each held-out image: a model must beat it to have learnt anything.
@@ -39,7 +42,7 @@ caption = info.label("clean", "held-out CV folds")
 display(Markdown(f"**Table 1** ({caption})."))
 
 # %% tags=["hide-input"]
-display(report.show_table(report.display_table(table1, ["arch", "encoder"])))
+display(report.show_table(report.display_table(table1, ["arch", "encoder", "start"])))
 published = report.load_literature().query("table == 1")
 not_run = sorted(set(zip(published["arch"], published["encoder"])) - set(zip(table1["arch"], table1["encoder"])))
 if not_run:
@@ -57,7 +60,7 @@ plots.show(plots.plot_backbones(table1, caption=f"Table 1: {caption}"))
 # %% tags=["hide-input"]
 table1_zhu = report.backbone_table(results_dir, protocol="zhu")
 display(Markdown(f"*{info.label('zhu', 'held-out CV folds')}*"))
-display(report.show_table(report.display_table(table1_zhu, ["arch", "encoder"])))
+display(report.show_table(report.display_table(table1_zhu, ["arch", "encoder", "start"])))
 
 # %% [markdown]
 # For comparison, the paper's Table 1 (real HAND data, 5-fold CV, ImageNet weights), labelled

@@ -69,6 +69,31 @@ for target, rows in table2.groupby("target", sort=False):
         display(report.show_table(shown[["chain", *paired]], notes=notes))
 
 # %% [markdown]
+# ## What ImageNet buys, what the other x-rays buy after it, and what is only longer training
+#
+# The chains above mix two things: where a network starts (ImageNet or random weights) and how
+# long it trains (one stage or several). The `scratch` rows (not in the paper;
+# `transfer.scratch_control` in the profile) train the single stage and the matched control
+# again from random weights with the same settings and steps. Per target, on the same test
+# images: ImageNet against random weights at one stage and at as many stages as the longest
+# chain; each chain through the other datasets against its matched control (same start, same
+# number of stages, the target alone); and several stages against one, from ImageNet and from
+# scratch. `Δ MRE` is the row's chain minus the reference (negative: the chain is better), its
+# 95 % bootstrap interval over test images, Wilcoxon signed-rank p after Holm's correction over
+# the rows of one target.
+
+# %% tags=["hide-input"]
+questions = report.questions_table(table2, results_dir, protocol="clean")
+report.write_table(questions, Path(results_dir) / "table2_questions.csv")
+display(Markdown(f"**Paired comparisons** ({caption})."))
+for target, rows in questions.groupby("target", sort=False):
+    unit = rows["unit"].iloc[0]
+    shown = report.questions_display(rows)
+    display(Markdown(f"**target: {target}** (unit {unit})"))
+    display(report.show_table(shown, notes=[f"MRE in {unit}; Holm over the {len(rows)} rows of {target}."]))
+display(Markdown(report.questions_markdown(questions)))
+
+# %% [markdown]
 # ## Verdicts (generated from the paired statistics)
 
 # %% tags=["hide-input"]

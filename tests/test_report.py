@@ -42,9 +42,10 @@ def transfer_chains(target: str) -> list[list[str]]:
 
 def fake_transfer_mre(target: str, chain: list[str], seed: int) -> float:
     """Known numbers: base 2.0 (+1 for chest), +0.1 per extra stage, +0.2 for seed 1, -0.3 for a
-    matched control (every stage after the start on the target itself)."""
+    matched control (every stage after the start on the target itself), +1 from scratch."""
     control = len(chain) > 1 and all(c == target for c in chain[1:])
-    return 2.0 + (target == "chest") + 0.1 * (len(chain) - 1) + 0.2 * seed - 0.3 * control
+    return (2.0 + (target == "chest") + 0.1 * (len(chain) - 1) + 0.2 * seed - 0.3 * control
+            + 1.0 * (chain[0] == "scratch"))
 
 
 def fake_backbone_mre(arch: str, fold: int) -> float:
@@ -89,7 +90,7 @@ def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: in
 
 
 def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str | None = None,
-                     encoder_weights: str = "imagenet", controls: bool = False) -> Path:
+                     encoder_weights: str = "imagenet", controls: bool = False, scratch: bool = False) -> Path:
     """A hand-made ``results/<study>`` with backbone and transfer runs and known metrics.
 
     ``missing``: a run_id written into study.json without its metrics.json. ``encoder_weights``:
@@ -97,7 +98,8 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
     later stages record ``imagenet`` whatever it is (as a profile's intent would), and a
     ``transfer`` report whose source is the stage before: only the first stage tells the truth.
     ``controls``: also the matched controls ``imagenet>T>T`` and ``imagenet>T>T>T`` (written with
-    ``stages``, as the study runner writes every run).
+    ``stages``, as the study runner writes every run). ``scratch``: also ``scratch``,
+    ``scratch>T`` and ``scratch>T>T`` (first stage without ImageNet weights).
     """
     runs = []
     for arch in ("unet", "unetplusplus"):
@@ -112,6 +114,7 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
         for target in DATASETS:
             chains = transfer_chains(target) + ([["imagenet", target], ["imagenet", target, target]]
                                                 if controls else [])
+            chains += [["scratch"], ["scratch", target], ["scratch", target, target]] if scratch else []
             for chain in chains:
                 key = (target, tuple(chain), seed)
                 if key in seen:
@@ -120,7 +123,8 @@ def write_fake_study(results: Path, seeds=(0, 1), folds: int = 2, missing: str |
                 rid = f"tr-{target}-{'-'.join(chain)}-s{seed}"
                 cfg = {"dataset": target, "root": str(results / "data" / target), "arch": "unetplusplus",
                        "encoder": "vgg19", "seed": seed,
-                       "encoder_weights": encoder_weights if len(chain) == 1 else "imagenet"}
+                       "encoder_weights": ("none" if chain[0] == "scratch" else encoder_weights)
+                       if len(chain) == 1 else "imagenet"}
                 parent = f"tr-{chain[-1]}-{'-'.join(chain[:-1])}-s{seed}" if len(chain) > 1 else None
                 transfer = ({"source": str(results / "runs" / parent / "checkpoint.pt"), "encoder_matched": 1,
                              "encoder_expected": 1} if parent else None)
@@ -428,3 +432,47 @@ def test_transfer_report_shows_no_folder_of_the_build_machine() -> None:
                                                                     "source": "runs/ab12/checkpoint.pt"}
     weights = report.transfer_report_table({"config": {"encoder_weights": "/data/w/vgg19-dcbb9e9d.pth"}})
     assert weights["value"].iloc[0] == "no init checkpoint (encoder weights: vgg19-dcbb9e9d.pth)"
+
+
+def test_questions_compare_starts_lengths_and_other_xrays_on_paired_images(tmp_path: Path) -> None:
+    """With ImageNet and scratch chains and both controls, each question's comparison has the
+    known difference of the fake runs (scratch +1, a control -0.3, a stage +0.1)."""
+    results = write_fake_study(tmp_path / "results" / "fake", controls=True, scratch=True)
+    t2 = report.transfer_table(results)
+    q = report.questions_table(t2, results)
+    head = q[q["target"] == "head"].set_index(["chain", "reference"])
+    expected = {
+        ("imagenet", "scratch"): -1.0,                           # what ImageNet buys, one stage
+        ("imagenet>head>head", "scratch>head>head"): -1.0,       # ... at the chains' length
+        ("imagenet>hand", "imagenet>head"): 0.3,                 # other x-rays vs the matched control
+        ("imagenet>chest", "imagenet>head"): 0.3,
+        ("imagenet>hand>chest", "imagenet>head>head"): 0.3,
+        ("imagenet>chest>hand", "imagenet>head>head"): 0.3,
+        ("imagenet>head>head", "imagenet"): -0.1,                # longer training, from ImageNet
+        ("scratch>head>head", "scratch"): -0.1,                  # ... and from scratch
+    }
+    assert sorted(head.index) == sorted(expected)
+    for key, delta in expected.items():
+        assert head.loc[key, "delta_mre"] == pytest.approx(delta, abs=1e-9), key
+        assert head.loc[key, "mre"] - head.loc[key, "reference_mre"] == pytest.approx(delta, abs=1e-9)
+        assert head.loc[key, "n_paired_images"] == 4
+        assert head.loc[key, "p_holm"] >= head.loc[key, "p_value"]
+    assert set(q["question"]) == {"what ImageNet buys", "what other x-rays buy after ImageNet",
+                                  "what longer training buys"}
+    # each chain of Table 2 is compared with the single stage of its own start
+    row = t2[(t2["target"] == "head") & (t2["chain"] == "scratch>head>head")].iloc[0]
+    assert row["delta_mre"] == pytest.approx(-0.1, abs=1e-9)
+    row = t2[(t2["target"] == "head") & (t2["chain"] == "imagenet>hand")].iloc[0]
+    assert row["delta_mre"] == pytest.approx(0.1, abs=1e-9)
+    text = report.questions_markdown(q)
+    assert "head: imagenet vs scratch changes MRE by -1.00 mm" in text
+    assert "**What ImageNet buys**" in text
+    shown = report.questions_display(q[q["target"] == "head"])
+    assert list(shown.columns)[:4] == ["question", "comparison", "chain", "reference"]
+    assert "-1.00" in set(shown["Δ MRE"])
+
+
+def test_questions_without_scratch_chains_keep_what_ran(fake_results: Path) -> None:
+    q = report.questions_table(report.transfer_table(fake_results), fake_results)
+    assert len(q) == 0  # no scratch chains, no controls: nothing to compare
+    assert "No comparison" in report.questions_markdown(q)

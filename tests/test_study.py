@@ -139,15 +139,52 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
         controls = sorted(tuple(r.chain) + (r.dataset,) for r in transfer
                           if r.seed == seed and set(r.chain[1:]) == {r.dataset})
         assert controls == sorted((INIT_TOKEN, *[t] * k) for t in ("head", "hand", "chest") for k in (2, 3))
-    # the shipped demo profile expands the same way, without the paper's 2 DeepLabV3 pairs
-    demo = load_profile("demo")
-    demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / "demo")
-    kinds = [r.kind for r in demo_plan.runs]
-    n_pairs, n_folds = 6, 2
-    assert kinds.count("backbone") == n_pairs * n_folds * len(demo.settings["backbones"]["seeds"])
-    assert kinds.count("transfer") == (15 + 6) * len(demo.settings["seeds"])
-    # the ablation runs the paper's plateau schedule, the tables' runs a cosine one: no run shared
-    assert kinds.count("ablation") == 6
+    # the shipped demo profiles expand the same way, without the paper's 2 DeepLabV3 pairs; the
+    # default demo adds per target and seed the scratch stages scratch>T, T>T, T>T>T
+    for name, extra in (("demo-paper-encoders", 0), ("demo", 9)):
+        demo = load_profile(name)
+        demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / name)
+        kinds = [r.kind for r in demo_plan.runs]
+        n_pairs, n_folds = 6, 2
+        assert kinds.count("backbone") == n_pairs * n_folds * len(demo.settings["backbones"]["seeds"])
+        assert kinds.count("transfer") == (15 + 6 + extra) * len(demo.settings["seeds"])
+        # the ablation runs the paper's plateau schedule, the tables' runs a cosine one: no run shared
+        assert kinds.count("ablation") == 6
+    # the default demo: every ImageNet-started first stage loads ImageNet, every scratch one none
+    firsts = [r for r in demo_plan.runs if r.kind == "transfer" and len(r.chain) == 1]
+    assert sorted({(r.chain[0], r.config["encoder_weights"]) for r in firsts}) == [
+        ("imagenet", "imagenet"), ("scratch", "none")]
+    assert {r.config["encoder_weights"] for r in demo_plan.runs if r.kind == "backbone"} == {"imagenet"}
+
+
+def test_scratch_control_trains_the_single_stage_and_the_matched_control_from_random_weights(roots, tmp_path):
+    """transfer.scratch_control: [scratch, T] and [scratch, T, T, T] per target, with the settings
+    of their ImageNet twins except encoder_weights: none (so they are other runs)."""
+    raw = grid(roots, run={"epochs": 1, "train_size": [32, 32], "lr": 1.0e-3, "encoder_weights": "imagenet"},
+               transfer={"targets": ["head"], "chains": "all", "scratch_control": True})
+    chains = profile_from_dict(raw).settings["transfer"]["chains"]
+    assert chains[-3:] == [["imagenet", "head", "head", "head"], ["scratch", "head"],
+                           ["scratch", "head", "head", "head"]]
+    plan = plan_of(raw, tmp_path)
+    index = {tuple(r.chain) + (r.dataset,): r for r in plan.runs if r.kind == "transfer"}
+    assert len(index) == 9 + 2 + 3  # the paper's 9 trainings of one target, 2 control stages, 3 scratch
+    for k in (1, 2, 3):
+        scratch, twin = index[("scratch", *["head"] * k)], index[("imagenet", *["head"] * k)]
+        assert scratch.run_id != twin.run_id
+        differ = {f for f in scratch.config if scratch.config[f] != twin.config[f]}
+        assert differ <= {"encoder_weights", "init", "out"}
+        if k == 1:
+            assert (scratch.config["encoder_weights"], twin.config["encoder_weights"]) == ("none", "imagenet")
+        else:
+            assert scratch.depends_on == [index[("scratch", *["head"] * (k - 1))].run_id]
+    # a chain listed by hand may start from scratch; a start token inside a chain is refused
+    listed = grid(roots, transfer={"targets": ["head"], "matched_control": False,
+                                   "chains": [["scratch", "hand", "head"]]})
+    assert profile_from_dict(listed).settings["transfer"]["chains"] == [["scratch", "hand", "head"]]
+    with pytest.raises(XLMError, match="starts with 'imagenet' or 'scratch'"):
+        profile_from_dict(grid(roots, transfer={"targets": ["head"], "chains": [["imagenet", "scratch", "head"]]}))
+    with pytest.raises(XLMError, match="scratch_control"):
+        profile_from_dict(grid(roots, transfer={"scratch_control": 1}))
 
 
 def test_matched_control_repeats_the_target_as_often_as_its_longest_chain(roots, tmp_path):

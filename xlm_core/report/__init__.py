@@ -49,6 +49,7 @@ from xlm_core.report.display import (
     format_mean_std,
     format_p,
     is_missing,
+    questions_display,
     readable_columns,
     show_table,
     write_table,
@@ -57,6 +58,7 @@ from xlm_core.report.prose import (
     summary_markdown,
     transfer_verdicts,
     verdict_sentence,
+    questions_markdown,
     verdicts_markdown,
 )
 from xlm_core.report.results import (
@@ -103,6 +105,7 @@ from xlm_core.report.tables import (
     sota_side_by_side,
     sota_table,
     transfer_report_table,
+    questions_table,
     transfer_table,
 )
 
@@ -141,6 +144,7 @@ __all__ = [
     "honest_chain",
     "human_limit_for_study",
     "is_missing",
+    "questions_display",
     "is_single_stage",
     "load_literature",
     "load_metrics",
@@ -173,9 +177,11 @@ __all__ = [
     "summary_markdown",
     "thresholds_text",
     "transfer_report_table",
+    "questions_table",
     "transfer_table",
     "transfer_verdicts",
     "verdict_sentence",
+    "questions_markdown",
     "verdicts_markdown",
     "write_table",
 ]

@@ -297,3 +297,24 @@ def dataset_examples(roots: dict[str, str], **options) -> tuple[list[dict], pd.D
             examples.append({"image": read_image(s.image), "landmarks": np.asarray(s.landmarks),
                              "title": f"{name} ({lset.data_source}): {s.id}, {lset.n_landmarks} landmarks"})
     return examples, pd.DataFrame(rows)
+
+
+def questions_display(rows: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """The questions table (:func:`xlm_core.report.tables.questions_table`) as strings for the
+    page: question, comparison, chain, reference, their MREs, Δ, its 95 % CI, Holm p, images."""
+    def num(value: object) -> str:
+        return DASH if is_missing(value) else f"{float(value):.{digits}f}"
+
+    return pd.DataFrame({
+        "question": rows["question"],
+        "comparison": rows["comparison"],
+        "chain": rows["chain"],
+        "reference": rows["reference"],
+        "MRE": [num(v) for v in rows["mre"]],
+        "reference MRE": [num(v) for v in rows["reference_mre"]],
+        "Δ MRE": [DASH if is_missing(v) else f"{float(v):+.{digits}f}" for v in rows["delta_mre"]],
+        "95 % CI": [DASH if is_missing(a) else f"{float(a):.{digits}f} to {float(b):.{digits}f}"
+                    for a, b in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+        "Holm p": [DASH if is_missing(v) else format_p(float(v)) for v in rows["p_holm"]],
+        "images": [int(v) for v in rows["n_paired_images"]],
+    }).reset_index(drop=True)

@@ -88,8 +88,14 @@ def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
         The sentences, each naming the chain's real start and its baseline.
     """
     sentences = []
-    alone = {str(r["target"]): str(r["chain"]) for _, r in table2.iterrows()
-             if is_single_stage(r["chain"])}
+    singles = {(str(r["target"]), str(r["chain"])) for _, r in table2.iterrows() if is_single_stage(r["chain"])}
+
+    def baseline_of(target: str, chain: str) -> str:  # the single stage with the chain's own start
+        start = chain.split(">")[0]
+        if (target, start) in singles:
+            return start
+        mine = [c for t, c in singles if t == target]
+        return mine[0] if len(mine) == 1 else "the single-stage chain"
 
     def num(row, col: str) -> float:
         value = row.get(col, math.nan)
@@ -101,7 +107,7 @@ def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
         target, unit = str(row["target"]), str(row.get("unit") or "")
         sentences.append(verdict_sentence(
             target, str(row["chain"]), num(row, "delta_mre"), num(row, "ci_low"), num(row, "ci_high"),
-            num(row, "p_holm"), unit, alpha, baseline=alone.get(target, "the single-stage chain")))
+            num(row, "p_holm"), unit, alpha, baseline=baseline_of(target, str(row["chain"]))))
         control = row.get("control")
         if isinstance(control, str) and control and control in set(table2.loc[table2["target"] == row["target"], "chain"]):
             sentences.append(verdict_sentence(
@@ -117,6 +123,26 @@ def transfer_verdicts(table2: pd.DataFrame, alpha: float = ALPHA) -> list[str]:
                 num(row, "p_vs_runner_up"), str(row.get("unit") or ""), alpha,
                 against=f"the runner-up {runner_up}", correction="uncorrected"))
     return sentences
+
+
+def questions_markdown(questions: pd.DataFrame, alpha: float = ALPHA) -> str:
+    """The questions table (:func:`xlm_core.report.tables.questions_table`) in sentences, one
+    Markdown list per question: each comparison as a :func:`verdict_sentence` (Holm over the
+    rows of a target), in the table's order; a line saying so when the table is empty."""
+    if not len(questions):
+        return ("*No comparison of starts or lengths: this study has no `scratch` chains "
+                "(`transfer.scratch_control`) and no matched controls.*")
+    lines = []
+    for question, rows in questions.groupby("question", sort=False):
+        lines.append(f"**{question[0].upper() + question[1:]}**")
+        lines.append("")
+        for _, row in rows.iterrows():
+            lines.append("- " + verdict_sentence(
+                str(row["target"]), str(row["chain"]), float(row["delta_mre"]), float(row["ci_low"]),
+                float(row["ci_high"]), float(row["p_holm"]), str(row["unit"]), alpha,
+                against=str(row["reference"])) + ".")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,

@@ -50,7 +50,9 @@ from xlm_core.report.stats import compare_paired, holm
 def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
     """Table 1: one row per (arch, encoder) over the CV folds' held-out parts, then a mean-shape row.
 
-    Columns: arch, encoder, dataset, n_folds, n_runs, mre, mre_std, sdr_t1.., sdr_t1_std..,
+    Columns: arch, encoder, start (what the runs really started from: ``imagenet``, ``scratch``
+    or a weights file's name, :func:`xlm_core.report.results.chain_start`), dataset, n_folds,
+    n_runs, mre, mre_std, sdr_t1.., sdr_t1_std..,
     thresholds, unit, protocol, evaluated_on, profile, data_source. Mean and std (ddof=1) over
     folds (and seeds when there are several). Runs without metrics are counted in ``n_missing``.
     """
@@ -64,7 +66,8 @@ def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataF
         done = group[group["status"] == "done"]
         if "heldout_mre" not in done:
             done = done.assign(heldout_mre=np.nan)
-        row = {"arch": arch, "encoder": encoder, "dataset": single_value(group, "dataset")}
+        row = {"arch": arch, "encoder": encoder, "start": "/".join(sorted(set(group["start"]))),
+               "dataset": single_value(group, "dataset")}
         row["n_folds"] = int(done.loc[done["heldout_mre"].notna(), "fold"].nunique())
         row["n_runs"] = int(done["heldout_mre"].notna().sum())
         row["n_missing"] = int(len(group) - row["n_runs"])
@@ -81,6 +84,7 @@ def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataF
     baseline = {
         "arch": MEAN_SHAPE,
         "encoder": "",
+        "start": "",
         "dataset": single_value(table, "dataset"),
         "n_folds": int(table["n_folds"].max()),
         "n_runs": int(table["n_folds"].max()),
@@ -268,6 +272,98 @@ def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame
     return out
 
 
+def _per_chain_errors(runs: pd.DataFrame, results_dir: str | Path, protocol: str) -> dict[tuple[str, str], pd.Series]:
+    """``{(target, chain): per-image error averaged over the chain's finished seeds}``; a chain
+    with a run lacking per-image errors is left out (its comparisons stay empty)."""
+    per_chain: dict[tuple[str, str], pd.Series] = {}
+    done = runs[runs["status"] == "done"]
+    for (target, chain), group in done.groupby(["dataset", "chain"]):
+        series = [per_image_errors(run_dir(results_dir, rid), protocol) for rid in group["run_id"]]
+        if not series or any(s is None for s in series):
+            continue
+        per_chain[(target, chain)] = pd.concat(series, axis=1).mean(axis=1)
+    return per_chain
+
+
+def _single_stage_for(per_chain: dict, target: str, chain: str) -> str:
+    """The single-stage chain a longer ``chain`` is compared with: the one with its own start
+    (``imagenet>hand`` -> ``imagenet``, ``scratch>head`` -> ``scratch``), else the target's only
+    single-stage chain; "" when there is none."""
+    start = str(chain).split(">")[0]
+    if (target, start) in per_chain:
+        return start
+    alone = [c for (t, c) in per_chain if t == target and is_single_stage(c)]
+    return alone[0] if len(alone) == 1 else ""
+
+
+#: the comparisons of :func:`questions_table`, per target T with a longest chain of k stages
+#: (labels as in Table 2: the stages before the target)
+QUESTIONS = (
+    ("what ImageNet buys", "one stage", "imagenet", "scratch"),
+    ("what ImageNet buys", "k stages on T", "imagenet>{T*}", "scratch>{T*}"),
+    ("what other x-rays buy after ImageNet", "each chain through others, vs k stages on T", "{via}", "imagenet>{T*}"),
+    ("what longer training buys", "from ImageNet: k stages vs one", "imagenet>{T*}", "imagenet"),
+    ("what longer training buys", "from scratch: k stages vs one", "scratch>{T*}", "scratch"),
+)
+
+
+def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
+    """The study's three questions per target, as paired comparisons on the test images.
+
+    Per target T (k: the stages of its longest chain; ``T*``: T repeated k-1 times in a label):
+    ImageNet against random weights at one stage and at k stages (``imagenet`` vs ``scratch``,
+    ``imagenet>T>T`` vs ``scratch>T>T``); every chain through the other datasets against the
+    matched control of as many stages (``imagenet>A>B`` vs ``imagenet>T>T``, ``imagenet>A`` vs
+    ``imagenet>T``); k stages against one, from ImageNet and from scratch (how much of either
+    is longer training). A comparison whose chains did not run (no ``scratch`` rows in a study
+    without ``transfer.scratch_control``) is left out. Holm's correction runs over the rows of
+    one target.
+
+    Args:
+        table2: :func:`transfer_table` of the same study and protocol (its honest chain labels).
+        results_dir: ``results/<study>``.
+        protocol: ``clean`` or ``zhu``.
+
+    Returns:
+        Columns: target, question, comparison, chain, reference, mre, reference_mre, delta_mre,
+        ci_low, ci_high, p_value, p_holm, n_paired_images, unit, protocol, profile, data_source.
+    """
+    runs = collect_runs(results_dir, protocol)
+    runs = runs[runs["kind"] == "transfer"] if len(runs) else runs
+    per_chain = _per_chain_errors(runs, results_dir, protocol) if len(runs) else {}
+    rows = []
+    for target in dict.fromkeys(table2["target"]):
+        t2 = table2[table2["target"] == target]
+        chains = [c for c in t2["chain"] if c != MEAN_SHAPE]
+        mre = dict(zip(t2["chain"], t2["mre"], strict=True))
+        longest = max((c.count(">") + 1 for c in chains if c.startswith("imagenet")), default=1)
+        repeat = ">".join([target] * (longest - 1))
+        via = [c for c in chains if c.startswith("imagenet>") and not is_control(c, target)]
+        for question, comparison, chain, reference in QUESTIONS:
+            pairs = [(c, control_for(c, target)) for c in via] if chain == "{via}" else \
+                [(chain.replace("{T*}", repeat), reference.replace("{T*}", repeat))]
+            for a, b in pairs:
+                if a not in mre or b not in mre or a == b:
+                    continue
+                rows.append({"target": target, "question": question, "comparison": comparison,
+                             "chain": a, "reference": b, "mre": mre[a], "reference_mre": mre[b],
+                             "unit": t2["unit"].iloc[0], "data_source": t2["data_source"].iloc[0]})
+    table = pd.DataFrame(rows, columns=["target", "question", "comparison", "chain", "reference", "mre",
+                                        "reference_mre", "unit", "data_source"])
+    for col in ("delta_mre", "ci_low", "ci_high", "p_value", "p_holm"):
+        table[col] = math.nan
+    table["n_paired_images"] = 0
+    if len(table):
+        pairs = [(i, table.loc[i, "reference"]) for i in table.index]
+        compared = _compare_rows(table, per_chain, pairs, ("delta_mre", "ci_low", "ci_high", "p_value"))
+        for idx, n_images in compared.items():
+            table.loc[idx, "n_paired_images"] = n_images
+        _holm_per_target(table, list(compared), "p_value", "p_holm")
+    table["protocol"] = protocol
+    table["profile"] = load_study(results_dir).profile
+    return table
+
+
 def _compare_rows(table: pd.DataFrame, per_chain: dict, pairs: list[tuple[int, str]],
                   columns: tuple[str, ...]) -> dict[int, int]:
     """For each ``(row index, reference chain)``: the row's chain against the reference on their
@@ -315,17 +411,10 @@ def add_paired_stats(
     targets. ``n_paired_images``: the test images the comparison used (0 when none).
     """
     table = table.copy()
-    per_chain: dict[tuple[str, str], pd.Series] = {}
-    done = runs[runs["status"] == "done"]
-    for (target, chain), group in done.groupby(["dataset", "chain"]):
-        series = [per_image_errors(run_dir(results_dir, rid), protocol) for rid in group["run_id"]]
-        if not series or any(s is None for s in series):
-            continue
-        per_chain[(target, chain)] = pd.concat(series, axis=1).mean(axis=1)
-    alone = {t: c for (t, c) in per_chain if is_single_stage(c)}
+    per_chain = _per_chain_errors(runs, results_dir, protocol)
     models = [i for i, r in table.iterrows() if r["chain"] != MEAN_SHAPE]
-    vs_start = [(i, alone.get(table.loc[i, "target"], "")) for i in models
-                if not is_single_stage(table.loc[i, "chain"])]
+    vs_start = [(i, _single_stage_for(per_chain, table.loc[i, "target"], table.loc[i, "chain"]))
+                for i in models if not is_single_stage(table.loc[i, "chain"])]
     tested = _compare_rows(table, per_chain, vs_start, ("delta_mre", "ci_low", "ci_high", "p_value"))
     for idx, n_images in tested.items():
         table.loc[idx, "n_paired_images"] = n_images

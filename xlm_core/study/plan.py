@@ -26,7 +26,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.config import RunConfig
 from xlm_core.io import atomic_write_json, exclusive_lock
-from xlm_core.study.profile import INIT_TOKEN, Profile
+from xlm_core.study.profile import SCRATCH_TOKEN, START_TOKENS, Profile
 
 FINGERPRINT_CACHE = ".fingerprints.json"
 
@@ -480,6 +480,8 @@ def expand(
                         fields["init"] = str(plan.run_dir(parent) / "checkpoint.pt")
                         # the weights come from the checkpoint: nothing to fetch first
                         fields["encoder_weights"] = "none"
+                    elif chain[0] == SCRATCH_TOKEN:
+                        fields["encoder_weights"] = "none"
                     cfg = _config(profile, ds, "transfer", roots[ds], results_dir,
                                   finetune=parent is not None, **fields)
                     rid = _run_id(cfg, ds, prints[ds], parent)
@@ -499,5 +501,5 @@ def expand(
             plan.ablation_ids.append(rid)
             add(PlannedRun(rid, "ablation", ds, ab["arch"], ab["encoder"], None, None, ab["seed"],
                            None, [], cfg.to_dict()))
-    assert all(p[0] == INIT_TOKEN for p in (r.chain for r in plan.runs if r.chain))
+    assert all(p[0] in START_TOKENS for p in (r.chain for r in plan.runs if r.chain))
     return plan

@@ -31,6 +31,8 @@ A profile is the single source of truth for every setting of a study. Its schema
       chains: all                    # or [[imagenet, hand, head], ...], each ending with its target
       matched_control: true          # per target, [imagenet, T, T, T]: as many stages (and about
                                      # as many steps) as its longest chain, on its own data only
+      scratch_control: false         # per target, [scratch, T] and [scratch, T, T, T]: the same
+                                     # stages from random weights (what ImageNet buys)
       seeds: null
       run: {}
       finetune: {}                   # run settings of the stages after the first (they start
@@ -70,7 +72,9 @@ from xlm_core.config import SettingError, check_setting, profile_settings
 from xlm_core.registry import LOSS_NAMES as LOSSES
 
 DATASET_NAMES = ("head", "hand", "chest")
-INIT_TOKEN = "imagenet"  # the first element of every chain: the profile's encoder_weights
+INIT_TOKEN = "imagenet"  # the first element of a chain: the profile's encoder_weights
+SCRATCH_TOKEN = "scratch"  # or this one: random weights (encoder_weights none), whatever the profile says
+START_TOKENS = (INIT_TOKEN, SCRATCH_TOKEN)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # the run settings a profile may set: RunConfig's fields marked so in their metadata (their
@@ -99,7 +103,8 @@ _TOP_KEYS = {
 _SYNTH_KEYS = ("n", "seed")
 _DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
 _BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
-_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "matched_control", "seeds", "run", "finetune")
+_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "matched_control", "scratch_control", "seeds",
+                  "run", "finetune")
 _ABLATION_KEYS = ("dataset", "arch", "encoder", "losses", "lrs", "seed", "run")
 _EXECUTION_KEYS = ("workers", "threads", "keep_checkpoints")
 KEEP_CHECKPOINTS = ("all", "needed")
@@ -459,9 +464,10 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         chains = []
         for i, chain in enumerate(chains_raw):
             key = f"transfer.chains[{i}]"
-            chain = check.string_list(chain, key, (INIT_TOKEN,) + check.datasets)
-            if chain[0] != INIT_TOKEN or INIT_TOKEN in chain[1:]:
-                raise check.fail(key, f"a chain starts with {INIT_TOKEN!r} (and names it once): {chain}")
+            chain = check.string_list(chain, key, START_TOKENS + check.datasets)
+            if chain[0] not in START_TOKENS or any(t in START_TOKENS for t in chain[1:]):
+                raise check.fail(key, f"a chain starts with {INIT_TOKEN!r} or {SCRATCH_TOKEN!r} (and names "
+                                 f"a start once): {chain}")
             if len(chain) < 2:
                 raise check.fail(key, f"a chain ends with its target dataset: {chain}")
             seen = [d for d in chain[1:]]
@@ -477,6 +483,11 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         raise check.fail("transfer.matched_control", f"expected true or false, got {matched!r}")
     if matched:
         chains = chains + [c for c in matched_controls(chains) if c not in chains]
+    scratch = sec.get("scratch_control", False)
+    if not isinstance(scratch, bool):
+        raise check.fail("transfer.scratch_control", f"expected true or false, got {scratch!r}")
+    if scratch:
+        chains = chains + [c for c in scratch_controls(chains) if c not in chains]
     if len({tuple(c) for c in chains}) != len(chains):
         raise check.fail("transfer.chains", "a chain is listed twice")
     return {
@@ -485,6 +496,7 @@ def _validate_transfer(check: _Checker, value: Any) -> dict | None:
         "targets": targets,
         "chains": chains,
         "matched_control": matched,
+        "scratch_control": scratch,
         "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
         "run": check.run_settings(sec.get("run"), "transfer.run"),
         "finetune": _validate_finetune(check, sec.get("finetune"), tuple(check.datasets)),
@@ -568,7 +580,7 @@ def _validate_execution(check: _Checker, value: Any) -> dict:
 
 
 def is_control_chain(chain: list[str] | tuple[str, ...]) -> bool:
-    """A matched control: ``[imagenet, T, T, ...]``, two or more stages all on the target."""
+    """A matched control: ``[imagenet|scratch, T, T, ...]``, two or more stages all on the target."""
     stages = list(chain[1:])
     return len(stages) >= 2 and len(set(stages)) == 1
 
@@ -581,11 +593,30 @@ def matched_controls(chains: list[list[str]]) -> list[list[str]]:
     it spends about as many optimiser steps: it separates "other x-rays first" from "longer
     training with warm restarts". Its first stage is the single-stage run itself (shared).
     """
+    return [[INIT_TOKEN, *[t] * k] for t, k in _longest(chains).items() if k >= 2]
+
+
+def scratch_controls(chains: list[list[str]]) -> list[list[str]]:
+    """For every target: ``[scratch, target]`` and, where its longest chain has k >= 2 stages,
+    ``[scratch] + [target] * k``: the single stage and the matched control again, from random
+    weights with the same settings and steps. Against them the ImageNet rows say what ImageNet
+    buys, at one stage and at the length of the longest chain.
+    """
+    out = []
+    for target, k in _longest(chains).items():
+        out.append([SCRATCH_TOKEN, target])
+        if k >= 2:
+            out.append([SCRATCH_TOKEN, *[target] * k])
+    return out
+
+
+def _longest(chains: list[list[str]]) -> dict[str, int]:
+    """Per target, the stages of its longest chain that is not a control (ImageNet-started)."""
     longest: dict[str, int] = {}
     for chain in chains:
-        if not is_control_chain(chain):
+        if chain[0] == INIT_TOKEN and not is_control_chain(chain):
             longest[chain[-1]] = max(longest.get(chain[-1], 0), len(chain) - 1)
-    return [[INIT_TOKEN, *[t] * k] for t, k in longest.items() if k >= 2]
+    return longest
 
 
 def all_chains(target: str) -> list[list[str]]:
