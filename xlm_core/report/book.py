@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,8 +111,64 @@ def _relativise(nb, replacements: dict[str, str]) -> None:
                     output["data"][mime] = relative_paths(value, replacements)
 
 
+RERUN_TAG = "rerun-snippet"
+
+
+def papermill_parameters(nb) -> dict:
+    """The parameters papermill injected into an executed notebook (its
+    ``metadata.papermill.parameters``, the run record); ``{}`` when it holds none."""
+    params = (nb.metadata.get("papermill") or {}).get("parameters")
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def rerun_markdown(source: str, parameters: dict, out_name: str, study: str | None = None,
+                   overrides: dict | None = None) -> str:
+    """A Markdown cell telling a reader how to re-execute a book page with papermill.
+
+    Args:
+        source: the page's jupytext source, relative to the checkout (``notebooks/<name>.py``).
+        parameters: the parameters the page was executed with (:func:`papermill_parameters`),
+            paths already portable (:func:`relative_paths`); each is passed with ``-y NAME: JSON``
+            (JSON is YAML), quoted for a POSIX shell.
+        out_name: the executed copy's file stem (written under ``/tmp``).
+        study: the study profile whose ``xlm study run`` makes the data and earlier runs the
+            parameters point to; None for no such step.
+        overrides: single fields passed after the record (``-p NAME VALUE``: for a run notebook a
+            field given alone wins over its value in ``config``).
+
+    Returns:
+        A MyST admonition with one bash block.
+    """
+    stem = Path(source).stem
+    args = [f"-y {shlex.quote(f'{name}: {json.dumps(value)}')}" for name, value in parameters.items()]
+    args += [f"-p {shlex.quote(str(name))} {shlex.quote(str(value))}"
+             for name, value in (overrides or {}).items()]
+    # papermill reads the converted source and writes the executed copy beside it, never in place
+    lines = [f".venv/bin/jupytext --to ipynb {source} -o /tmp/{stem}-source.ipynb",
+             f".venv/bin/papermill /tmp/{stem}-source.ipynb /tmp/{out_name}.ipynb -k python3"
+             + (" \\" if args else "")]
+    for i, arg in enumerate(args):
+        lines.append(f"    {arg}" + (" \\" if i < len(args) - 1 else ""))
+    before = "From a checkout (`make venv`)"
+    if study:
+        before += (f", after `xlm study run {study}` (which writes the data and any earlier runs "
+                   "these parameters name)")
+    before += (": the parameters below are the ones this page ran with, copied from its run record."
+               if parameters else ".")
+    text = [":::{admonition} Re-run this page with papermill", ":class: tip", "", before, "",
+            "```bash", *lines, "```"]
+    if overrides:
+        given = ", ".join(f"`{name}`" for name in overrides)
+        verb = "wins" if len(overrides) == 1 else "win"
+        text += ["", f"{given}, given alone, {verb} over the record: the copy writes a new folder "
+                 "and trains again instead of reporting the finished run."]
+    text += ["", "The launch buttons at the top of the page (the rocket) open this notebook on "
+             "Binder or Colab.", ":::"]
+    return "\n".join(text)
+
+
 def copy_notebook(src: Path, dst: Path, title: str | None = None,
-                  replacements: dict[str, str] | None = None) -> Path:
+                  replacements: dict[str, str] | None = None, rerun: dict | None = None) -> Path:
     """Copy an executed notebook into the book, folding papermill's injected parameters cell
     (tag ``hide-input``: shown on a click, as the notebooks' own parameters cell).
 
@@ -121,6 +178,9 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None,
         title: replaces the first Markdown heading (run pages would otherwise share one title).
         replacements: absolute folder -> portable name, applied to sources and text outputs
             (:func:`relative_paths`), so no page prints the building machine's paths.
+        rerun: keyword arguments of :func:`rerun_markdown` but ``parameters`` (taken from the
+            notebook's own record, made portable with ``replacements``): a re-run snippet is
+            inserted after the title cell (tag ``rerun-snippet``); None inserts none.
 
     Returns:
         ``dst``.
@@ -139,6 +199,16 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None,
                 break
     if replacements:
         _relativise(nb, replacements)
+    if rerun is not None:
+        record = papermill_parameters(nb)
+        if replacements:  # the record as JSON, so nested paths (config.root) are made portable too
+            record = json.loads(relative_paths(json.dumps(record), replacements))
+        # a fixed id: a rebuilt page keeps its bytes, so the incremental build skips it
+        cell = nbformat.v4.new_markdown_cell(rerun_markdown(parameters=record, **rerun),
+                                             metadata={"tags": [RERUN_TAG]}, id=RERUN_TAG)
+        at = next((i + 1 for i, c in enumerate(nb.cells)
+                   if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")), 0)
+        nb.cells.insert(at, cell)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
@@ -218,7 +288,9 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
     for name in AGGREGATION_NOTEBOOKS:
         src = results_dir / "notebooks" / f"{name}.ipynb"
         if src.is_file():
-            written.append(copy_notebook(src, generated / f"{name}.ipynb", replacements=replacements))
+            written.append(copy_notebook(src, generated / f"{name}.ipynb", replacements=replacements,
+                                         rerun={"source": f"notebooks/{name}.py", "out_name": name,
+                                                "study": study.name}))
         else:
             path = generated / f"{name}.md"
             atomic_write_text(path, _placeholder(name, study.name, f"{src} is absent."))
@@ -230,7 +302,11 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
         if src.is_file() and (folder / "metrics.json").is_file():  # finished runs only
             written.append(copy_notebook(src, generated / "runs" / f"{run['run_id']}.ipynb",
                                          title=run_title(run, chain_start(results_dir, run, study.runs)),
-                                         replacements=replacements))
+                                         replacements=replacements,
+                                         rerun={"source": "notebooks/train_evaluate.py",
+                                                "out_name": f"run-{run['run_id']}",
+                                                "study": study.name,
+                                                "overrides": {"out": f"/tmp/run-{run['run_id']}"}}))
             n_runs += 1
     if n_runs == 0:  # a glob matching nothing is a Sphinx warning, so an error here
         path = generated / "runs" / "none.md"
