@@ -599,7 +599,7 @@ def human_limit_from_dataset(root: str | os.PathLike, ids: Sequence[str] | None 
     wanted = [str(i) for i in (ids if ids is not None else load_dataset(dataset, str(root)).test_ids)]
     missing = [i for i in wanted if i not in by_id[a] or i not in by_id[b]]
     if missing:
-        raise XLMError(f"{root}: no usable {a} and {b} annotations for images {missing[:10]}")
+        raise XLMError(f"{root}: no {a} and {b} annotations for images {missing[:10]} (absent or unusable)")
     if not wanted:
         raise XLMError(f"{root}: no images to compare the {dataset} readers on")
     first = np.stack([by_id[a][i] for i in wanted])
