@@ -35,3 +35,11 @@ def hand_root() -> Path:
 @pytest.fixture
 def chest_root() -> Path:
     return _shared("chest")
+
+
+@pytest.fixture
+def real_sets_root() -> Path:
+    """The data root holding ``hamedan_university_dataset/`` and ``boostnet_labeldata/``."""
+    for name in ("hamedan_university_dataset", "boostnet_labeldata"):
+        _shared(name)
+    return SHARED_DATA

@@ -80,7 +80,7 @@ def test_builtin_descriptors_keep_the_paper_rules():
     assert d.spacing.pair == (1, 5) and d.spacing.named_pairs["zhu"] == hand.WRIST_PAIR_ZHU
     assert d.split_paper == (609, 909) and d.test_size == hand.TEST_SIZE_HW
     assert c.named_exclusions["zhu"] == chest.ZHU_EXCLUDED_IDS and c.units == "ratio"
-    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == ["chest", "hand", "head"]
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == ["ceph", "chest", "hand", "head", "spine"]
     assert loader_options("head") == ["annotator", "strict", "train", "verify_images"]
     assert loader_options("hand") == ["image_format", "strict", "train", "verify_images", "wrist_pair"]
     assert loader_options("chest") == ["exclusion", "strict", "train", "verify_images"]

@@ -176,10 +176,11 @@ _PLAN = "set by the study plan"
 
 @dataclass
 class RunConfig:
-    dataset: str = _setting(rule=_TEXT, help="head, hand, chest (or a dataset.yaml path)",
+    dataset: str = _setting(rule=_TEXT, help="head, hand, chest, ceph, spine (or a dataset.yaml path)",
                             profile=f"{_PLAN}: backbones.dataset, transfer.targets/chains, ablation.dataset")
     root: str = _setting(rule=Rule("text"), profile=f"{_PLAN}: datasets.<d>.root or --data-root",
-                         help="dataset root folder (head, hand, chest; a dataset.yaml names its own)")
+                         help="dataset root folder (head, hand, chest; ceph, spine: or a folder holding "
+                         "hamedan_university_dataset/, boostnet_labeldata/; a dataset.yaml names its own)")
     out: str = _setting(rule=Rule("text"), help="run directory", profile=f"{_PLAN}: results/<study>/runs/<id>")
     arch: str = _setting("unetplusplus", rule=Rule("text", what="one of " + ", ".join(ARCHITECTURES) + " (or an alias)"),
                          help="unet, unetplusplus or deeplabv3",

@@ -57,16 +57,19 @@ def register(subparsers) -> None:
         help="validate a dataset root and list every problem",
         description="Decode every image and parse every annotation with the loaders' own rules; "
         "print the image files found, the usable ones, the unusable ones (ids and reasons, the "
-        "images every loader and `xlm train` skip) and every problem; for head, hand and chest "
-        "roots that are missing, empty or incomplete, where the data are published and how to "
-        "lay them out. Exit status 1 when an image is unusable or a split is empty.",
+        "images every loader and `xlm train` skip) and every problem; for head, hand, chest, ceph "
+        "and spine roots that are missing, empty or incomplete, where the data are published and "
+        "how to lay them out (ceph, spine: ROOT may be a folder holding the public repositories' "
+        "folders hamedan_university_dataset/, boostnet_labeldata/). Exit status 1 when an image "
+        "is unusable or a split is empty.",
     )
     check.add_argument("dataset", metavar="DATASET",
-                       help="head, hand, chest, labelme, landmark_csv, or PATH/dataset.yaml")
+                       help="head, hand, chest, ceph, spine, labelme, landmark_csv, or PATH/dataset.yaml")
     check.add_argument("root", nargs="?", default=None,
                        help="dataset root (a dataset.yaml's default: its own folder)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument("--annotator", help="ground truth: mean or one source (head: senior, junior)")
+    check.add_argument("--annotator", help="ground truth: mean or one source (head: senior, junior; "
+                       "ceph: mollabashi, farhadifar)")
     check.add_argument("--image-format", choices=["auto", "jpg", "mha"], help="hand images")
     check.add_argument("--wrist", type=_wrist, help="hand wrist pair: 'A,B' 1-based, 'payer', 'zhu'")
     check.add_argument("--exclusion", help="chest: 'zhu' drops Zhu et al.'s 9 ids")
@@ -123,10 +126,11 @@ def _check(args) -> int:
         options["wrist_pair"] = args.wrist
     if args.exclusion:
         options["exclusion"] = args.exclusion
-    for key, flag, allowed in (("annotator", "--annotator", "head"), ("image_format", "--image-format", "hand"),
-                               ("wrist_pair", "--wrist", "hand"), ("exclusion", "--exclusion", "chest")):
-        if key in options and args.dataset != allowed and not described:
-            raise XLMError(f"{flag} applies to the {allowed} dataset only")
+    for key, flag, allowed in (("annotator", "--annotator", ("head", "ceph")),
+                               ("image_format", "--image-format", ("hand",)),
+                               ("wrist_pair", "--wrist", ("hand",)), ("exclusion", "--exclusion", ("chest",))):
+        if key in options and args.dataset not in allowed and not described:
+            raise XLMError(f"{flag} applies to the {' and '.join(allowed)} dataset{'s' * (len(allowed) > 1)} only")
     try:
         report = check_dataset(args.dataset, args.root, **options)
     except XLMError as exc:

@@ -3,7 +3,9 @@
 Every dataset is described by a descriptor (:mod:`xlm_core.datasets.descriptor`) and read by
 one loader (:mod:`xlm_core.datasets.engine`). Names: ``"head"`` (ISBI 2015), ``"hand"``
 (Digital Hand Atlas + Payer's CSV), ``"chest"`` (Shenzhen + Zhu's labels) resolve to the
-packaged descriptors ``descriptors/{head,hand,chest}.yaml`` with the ``root`` given; a path
+packaged descriptors ``descriptors/{head,hand,chest}.yaml`` with the ``root`` given; ``"ceph"``
+(Hamedan cephalograms, two readers) and ``"spine"`` (AASCE spine x-rays) likewise, ``root``
+being the dataset folder or a data root holding it under the public repository's name; a path
 to your own ``dataset.yaml`` (or its folder) loads that dataset, ``root`` defaulting to the
 descriptor's folder. The older generic names ``"labelme"`` and ``"landmark_csv"`` (see
 :mod:`xlm_core.datasets.generic`) and the older YAML form (``format: labelme|landmark_csv|
@@ -15,7 +17,8 @@ when the root holds fewer or more than the paper's), ``verify_images`` (decode e
 now; default reads headers and decodes only files that look cut short, so a truncated file
 is dropped either way), ``strict`` (raise
 :class:`XLMError` listing every fatal problem instead of skipping those images). Per
-descriptor: ``annotator="mean"|<source name>`` (several sources; head: senior, junior),
+descriptor: ``annotator="mean"|<source name>`` (several sources; head: senior, junior; ceph:
+mollabashi, farhadifar),
 ``image_format="auto"|<alternative>`` (hand: jpg, mha), ``wrist_pair=(1, 5)`` 0-based or a
 name (hand: ``"payer"``/``"zhu"``), ``exclusion=None|<name>`` (chest: ``"zhu"``).
 
@@ -37,6 +40,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.datasets.base import LandmarkSet, Problem, Sample, Scale
 from xlm_core.datasets.cache import PreprocessCache
+from xlm_core.datasets.ceph import load_ceph
 from xlm_core.datasets.check import CheckReport, dropped_images, report_from_set, usable
 from xlm_core.datasets.chest import load_chest
 from xlm_core.datasets.descriptor import (
@@ -53,14 +57,18 @@ from xlm_core.datasets.engine import load_described
 from xlm_core.datasets.generic import load_labelme, load_landmark_csv
 from xlm_core.datasets.hand import load_hand
 from xlm_core.datasets.head import load_head
+from xlm_core.datasets.spine import load_spine
 from xlm_core.datasets.splits import carve_validation, kfold_split, ordered_split, sorted_ids
 
-DATASET_NAMES = ("head", "hand", "chest")
+DATASET_NAMES = ("head", "hand", "chest")  # the paper's three
+REAL_SET_NAMES = ("ceph", "spine")  # public sets large enough to train on (built-in descriptors)
 GENERIC_NAMES = ("labelme", "landmark_csv")
 LOADERS: dict[str, Callable] = {
     "head": load_head,
     "hand": load_hand,
     "chest": load_chest,
+    "ceph": load_ceph,
+    "spine": load_spine,
     "labelme": load_labelme,
     "landmark_csv": load_landmark_csv,
 }
@@ -69,6 +77,7 @@ __all__ = [
     "BUILTIN_NAMES",
     "DATASET_NAMES",
     "GENERIC_NAMES",
+    "REAL_SET_NAMES",
     "CheckReport",
     "Descriptor",
     "LandmarkSet",
@@ -192,7 +201,7 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
             raise XLMError(f"dataset {label!r} at {root}: {exc}; {_dropped_text(dropped)}") from None
     return LandmarkSet(
         name=label,
-        root=Path(root),
+        root=Path(settings.get("root", root)),  # a descriptor's source_folder may lead inside ROOT
         samples=samples,
         landmark_names=settings["landmark_names"],
         scale=settings["scale"],

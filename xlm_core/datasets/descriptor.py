@@ -9,11 +9,13 @@ descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset``
                                       # id = file stem; extension matched case-insensitively
     annotations:
       format: labelme                 # labelme | landmark_csv | isbi_txt | payer_csv | ratio_txt
+                                      #   | aasce_csv
       sources:                        # one or more; several annotators -> ground truth = their mean
         - "reader_a/{id}.json"        # per-image files: a pattern with {id};
         - "reader_b/{id}.json"        # landmark_csv / payer_csv: one table file per source
                                       # (a mapping {annotator name: pattern} names the sources)
       units: px                       # px | ratio (fractions of width and height)
+      index: labels/filenames.csv     # aasce_csv only: the image file of each table row, one a line
       require_all: false              # true: an image needs every source (else: mean of the valid)
     landmarks: 19                     # a count, or a list of names (LabelMe labels map to this order)
     spacing_mm: 0.1                   # mm per pixel, null for pixels, or {pair: [2, 6], width_mm: 50}
@@ -25,15 +27,22 @@ descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset``
     train_size: [512, 512]            # (H, W) the network trains at; test_size defaults to it
     test_size: [512, 512]
     root: .                           # optional: the dataset root, relative to this file
+    source_folder: my_ceph_dataset    # optional: the folder name the public source gives the set;
+                                      #   a root holding that folder means the folder inside it
     description: "..."                # optional free text
 
 Formats: ``labelme`` (``shapes`` of ``shape_type: point``; labels are landmark names or
 1-based numbers ``7``, ``l7``, ``L7``), ``landmark_csv`` (``image_id,landmark,x,y``,
 landmark 1-based), ``isbi_txt`` (ISBI 2015: ``x,y`` lines, then label lines), ``payer_csv``
-(``id,x1,y1,...`` without header), ``ratio_txt`` (line 1 the count, then ``x_ratio y_ratio``).
+(``id,x1,y1,...`` without header), ``ratio_txt`` (line 1 the count, then ``x_ratio y_ratio``),
+``aasce_csv`` (AASCE / SpineWeb 16: one header-less row an image, L x ratios then L y ratios,
+rows in the order of the ``index`` file's image names).
 
 The paper's datasets are built-in descriptors of this kind (``descriptors/{head,hand,chest}.yaml``):
-``load_dataset("head", ROOT)`` reads ``head.yaml`` with ``ROOT`` as the dataset root.
+``load_dataset("head", ROOT)`` reads ``head.yaml`` with ``ROOT`` as the dataset root. Two public
+sets large enough to train on are built in too (``ceph``: Hamedan University cephalograms,
+``spine``: AASCE training images); they name their ``source_folder``, so ``ROOT`` may be the
+dataset folder or a data root holding it under the public repository's folder name.
 """
 
 from __future__ import annotations
@@ -47,15 +56,19 @@ from typing import Any
 
 from xlm_core import XLMError
 
-BUILTIN_NAMES = ("head", "hand", "chest")
+PAPER_NAMES = ("head", "hand", "chest")
+#: the paper's datasets, then public sets large enough to train on (ceph: Hamedan; spine: AASCE)
+BUILTIN_NAMES = PAPER_NAMES + ("ceph", "spine")
 BUILTIN_DIR = Path(__file__).resolve().parent / "descriptors"
-FORMATS = ("labelme", "landmark_csv", "isbi_txt", "payer_csv", "ratio_txt")
-TABLE_FORMATS = ("landmark_csv", "payer_csv")
+FORMATS = ("labelme", "landmark_csv", "isbi_txt", "payer_csv", "ratio_txt", "aasce_csv")
+TABLE_FORMATS = ("landmark_csv", "payer_csv", "aasce_csv")
+RATIO_FORMATS = ("ratio_txt", "aasce_csv")  # formats that hold fractions of (W, H) only
+INDEXED_FORMATS = ("aasce_csv",)  # tables whose rows an index file names (annotations.index)
 UNITS = ("px", "ratio")
 KEYS = ("name", "images", "annotations", "landmarks", "spacing_mm", "split", "exclude",
-        "thresholds", "train_size", "test_size", "root", "description")
+        "thresholds", "train_size", "test_size", "root", "source_folder", "description")
 REQUIRED_KEYS = ("images", "annotations", "landmarks")
-ANNOTATION_KEYS = ("format", "sources", "units", "require_all")
+ANNOTATION_KEYS = ("format", "sources", "units", "require_all", "index")
 SPLIT_KEYS = ("train", "test", "paper")
 SPACING_KEYS = ("pair", "width_mm", "named_pairs")
 DEFAULT_ALTERNATIVE = "default"
@@ -91,6 +104,8 @@ class Descriptor:
         format: the annotation format.
         sources: annotator name -> pattern (or table file).
         units: ``"px"`` or ``"ratio"`` (coordinates as fractions of the image size).
+        index: ``aasce_csv``: the file naming each table row's image, relative to the root; else
+            None.
         require_all: with several sources, an image missing one is unusable.
         landmark_names: L names.
         names_given: ``landmarks`` was a list of names (LabelMe labels may use them).
@@ -103,6 +118,8 @@ class Descriptor:
         thresholds: SDR thresholds, or None (the unit's defaults).
         train_size, test_size: ``(H, W)``.
         builtin: a packaged descriptor.
+        source_folder: the folder name the public source gives the dataset (a root holding it
+            means that folder), or None.
         digest: hash of the normalised description (part of a user dataset's fingerprint).
     """
 
@@ -113,6 +130,7 @@ class Descriptor:
     format: str
     sources: dict[str, str]  # annotator name -> pattern (or table file)
     units: str
+    index: str | None  # aasce_csv: the file naming each row's image
     require_all: bool
     landmark_names: tuple[str, ...]
     names_given: bool  # landmarks was a list of names (LabelMe labels may use them)
@@ -127,6 +145,7 @@ class Descriptor:
     train_size: tuple[int, int]
     test_size: tuple[int, int]
     builtin: bool
+    source_folder: str | None  # the public source's folder name (a root holding it means it)
     digest: str  # hash of the normalised description (part of a user dataset's fingerprint)
 
     @property
@@ -238,7 +257,7 @@ def builtin_descriptor(name: str) -> Descriptor:
     """The packaged descriptor of a paper dataset.
 
     Args:
-        name: ``"head"``, ``"hand"`` or ``"chest"``.
+        name: one of :data:`BUILTIN_NAMES` (``head``, ``hand``, ``chest``, ``ceph``, ``spine``).
 
     Returns:
         The :class:`Descriptor` (no default root).
@@ -469,11 +488,21 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
     if "sources" not in ann:
         raise _fail(where, "annotations.sources", "missing (one or more annotation files or patterns)")
     sources = _sources(where, fmt, ann["sources"])
-    units = ann.get("units", "ratio" if fmt == "ratio_txt" else "px")
+    units = ann.get("units", "ratio" if fmt in RATIO_FORMATS else "px")
     if units not in UNITS:
         raise _fail(where, "annotations.units", f"{units!r} is not one of {list(UNITS)}")
-    if fmt == "ratio_txt" and units != "ratio":
-        raise _fail(where, "annotations.units", "ratio_txt files hold ratios (units: ratio)")
+    if fmt in RATIO_FORMATS and units != "ratio":
+        raise _fail(where, "annotations.units", f"{fmt} files hold ratios (units: ratio)")
+    index = ann.get("index")
+    if fmt in INDEXED_FORMATS:
+        if not isinstance(index, str) or not index.strip():
+            raise _fail(where, "annotations.index", f"a {fmt} table needs index: the file naming "
+                        "the image of each row (e.g. labels/training/filenames.csv)")
+        if Path(index).is_absolute() or ".." in Path(index).parts:
+            raise _fail(where, "annotations.index", f"{index!r} must stay inside the dataset root "
+                        "(relative, no '..')")
+    elif index is not None:
+        raise _fail(where, "annotations.index", f"only {list(INDEXED_FORMATS)} tables take an index file")
     require_all = ann.get("require_all", False)
     if not isinstance(require_all, bool):
         raise _fail(where, "annotations.require_all", f"expected true or false, got {require_all!r}")
@@ -494,16 +523,21 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
         raise _fail(where, "root", f"expected a folder path, got {root!r}")
     if folder is not None and root:
         folder = (folder / root).resolve()
+    source_folder = spec.get("source_folder")
+    if source_folder is not None and (not isinstance(source_folder, str) or not source_folder.strip()
+                                      or len(Path(source_folder).parts) != 1 or source_folder in (".", "..")):
+        raise _fail(where, "source_folder", f"expected one folder name, got {source_folder!r}")
     description = spec.get("description")
     if description is not None and not isinstance(description, str):
         raise _fail(where, "description", f"expected a text, got {description!r}")
 
-    normalised = {k: v for k, v in spec.items() if k not in ("root", "description")}
+    normalised = {k: v for k, v in spec.items() if k not in ("root", "source_folder", "description")}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Descriptor(
         name=name, where=where, folder=folder, images=alternatives, format=fmt, sources=sources,
-        units=units, require_all=require_all, landmark_names=names, names_given=names_given,
+        units=units, index=index, require_all=require_all, landmark_names=names, names_given=names_given,
         spacing=spacing, split_train=split_train, split_train_ids=train_ids, split_test_ids=test_ids,
         split_paper=paper, exclude=exclude, named_exclusions=named_exclusions, thresholds=thresholds,
-        train_size=train_size, test_size=test_size, builtin=builtin, digest=digest,
+        train_size=train_size, test_size=test_size, builtin=builtin,
+        source_folder=source_folder, digest=digest,
     )

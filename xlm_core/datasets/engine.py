@@ -301,7 +301,8 @@ def _open_sources(desc: Descriptor, root: Path, sources: dict[str, str], log: Pr
             path = root / pattern
             if not path.is_file():
                 raise XLMError(f"{desc.where}: {key}: expected file {path} does not exist (wrong dataset root?)")
-            table = TABLE_READERS[desc.format](path, log, names, desc.names_given)
+            extra = {"index": root / desc.index} if desc.index is not None else {}
+            table = TABLE_READERS[desc.format](path, log, names, desc.names_given, **extra)
             opened.append(_Source(name, pattern, table=table, table_path=path))
             continue
         folder = root / static_prefix(pattern)
@@ -365,6 +366,25 @@ def _describe_absent(desc: Descriptor, src: _Source, image_id: str) -> str:
 # --------------------------------------------------------------------------- the loader
 
 
+def dataset_folder(desc: Descriptor, root: Path) -> Path:
+    """The dataset root ``root`` means: ``root/<source_folder>`` when that folder exists, else ``root``.
+
+    A data root that holds public repositories side by side (``hamedan_university_dataset/``,
+    ``boostnet_labeldata/``) then works as well as the dataset folder itself.
+
+    Args:
+        desc: the dataset's descriptor.
+        root: the folder given.
+
+    Returns:
+        The dataset root.
+    """
+    if desc.source_folder is not None and (root / desc.source_folder).is_dir():
+        return root / desc.source_folder
+    return root
+
+
+
 def load_described(
     desc: Descriptor,
     root: str | os.PathLike,
@@ -399,15 +419,20 @@ def load_described(
         XLMError: for a missing root, an option the descriptor does not offer, or a missing
             images folder, annotation folder or table.
     """
-    root = require_root(root)
+    root = dataset_folder(desc, require_root(root))
     choices = resolve_options(desc, annotator, image_format, wrist_pair, exclusion)
     log = log or ProblemLog(root)
     n = desc.n_landmarks
     tables_first = desc.is_table  # a table indexes the root: name it first when it is missing
-    sources = _open_sources(desc, root, choices.sources, log) if tables_first else []
-    images, duplicates = find_images(desc, root, choices.alternatives, choices.excluded, log)
-    if not tables_first:
-        sources = _open_sources(desc, root, choices.sources, log)
+    try:
+        sources = _open_sources(desc, root, choices.sources, log) if tables_first else []
+        images, duplicates = find_images(desc, root, choices.alternatives, choices.excluded, log)
+        if not tables_first:
+            sources = _open_sources(desc, root, choices.sources, log)
+    except XLMError as exc:
+        if desc.source_folder is None:
+            raise
+        raise XLMError(f"{exc}; ROOT may also be a folder holding {desc.source_folder}/") from None
     _report_orphans(desc, root, sources, set(images) | duplicates, choices.excluded, log)
 
     samples: list[Sample] = []
@@ -500,6 +525,7 @@ def load_described(
         "split_train": desc.split_train,
         "split_ids": _explicit_split(desc, root, [s.id for s in samples], log),
         "synthetic": marker is not None,
+        "root": root,
         "images_found": len(images) + len(duplicates),
         "options": choices.options,
         "annotator_disagreement": (annotator_disagreement(agreement, scale, list(choices.sources))

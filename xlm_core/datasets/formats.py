@@ -227,7 +227,9 @@ def complete_points(
         usable = False
     repeated = sorted(i + 1 for i, v in points.items() if len(v) > 1)
     if repeated:
-        log.add(where, f"{context}landmarks given more than once: {repeated}")
+        shown = "; ".join(f"{i} at " + ", ".join(f"({x:g}, {y:g})" for x, y in points[i - 1])
+                          for i in repeated)  # the points, so a reader can see which one is wrong
+        log.add(where, f"{context}landmarks given more than once: {repeated} ({shown}; none taken)")
         usable = False
     extra = sorted(i + 1 for i in points if i >= n_landmarks)
     if extra:
@@ -469,7 +471,69 @@ def read_landmark_csv(path: Path, log: ProblemLog, names: list[str], by_name: bo
     return entries
 
 
-TABLE_READERS: dict[str, Callable[[Path, ProblemLog, list[str], bool], dict[str, TableEntry]]] = {
+def _lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """``[(line number, stripped text)]`` of the non-blank lines of a text file (CRLF or LF)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise XLMError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    return [(k, line.strip()) for k, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def read_aasce_csv(path: Path, log: ProblemLog, names: list[str], by_name: bool,
+                   index: Path | None = None) -> dict[str, TableEntry]:
+    """AASCE / SpineWeb 16 ``landmarks.csv``: one header-less row an image, L x then L y ratios.
+
+    Row ``k`` belongs to the image named on line ``k`` of ``index`` (``filenames.csv``, one image
+    file name a line); the image id is that name's stem. A name listed twice is reported and
+    none of its rows is used.
+
+    Args:
+        path: ``landmarks.csv``.
+        log: where file-level problems are reported.
+        names: the L landmark names.
+        by_name: unused (the columns are in landmark order).
+        index: ``filenames.csv``.
+
+    Returns:
+        ``{image id: TableEntry}`` with ``xy`` in ratios of (W, H).
+
+    Raises:
+        XLMError: naming both files when the index is missing or the two do not have one row
+            per image each (rows cannot be paired).
+    """
+    if index is None or not index.is_file():
+        raise XLMError(f"{path}: the file naming its rows' images ({index}) does not exist")
+    rows = _lines(path, "AASCE landmark table")
+    files = _lines(index, "AASCE file name list")
+    if len(rows) != len(files):
+        raise XLMError(f"{path}: {len(rows)} rows, but {index} names {len(files)} images; rows pair "
+                       "with names line by line (a header line, or a file from another split?)")
+    n = len(names)
+    by_id: dict[str, list[int]] = {}
+    for k, (_, name) in enumerate(files):
+        by_id.setdefault(Path(name).stem, []).append(k)
+    entries: dict[str, TableEntry] = {}
+    for key, positions in by_id.items():
+        if len(positions) > 1:
+            shown = ", ".join(str(files[k][0]) for k in positions)
+            log.add(index, f"lines {shown}: image {key!r} named {len(positions)} times; none of its rows used",
+                    image_id=key)
+            entries[key] = TableEntry(Parsed(None, []), "", "")
+            continue
+        number, text = rows[positions[0]]
+        values = [v.strip() for v in text.split(",")]
+        if len(values) == 2 * n:  # x1..xL, y1..yL -> x1, y1, x2, y2, ...
+            values = [v for pair in zip(values[:n], values[n:]) for v in pair]
+        xy, errors = parse_xy_values(values, n)
+        entries[key] = TableEntry(Parsed(xy, errors, len(values) // 2),
+                                  f"row {number} ({files[positions[0]][1]}): ",
+                                  f"row {number} ({files[positions[0]][1]}, no image): ")
+    return entries
+
+
+TABLE_READERS: dict[str, Callable[..., dict[str, TableEntry]]] = {
     "payer_csv": read_payer_csv,
     "landmark_csv": read_landmark_csv,
+    "aasce_csv": read_aasce_csv,
 }

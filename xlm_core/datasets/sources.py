@@ -1,4 +1,4 @@
-"""Where the three real datasets and their annotation files are published, and how to lay them out.
+"""Where the real datasets and their annotation files are published, and how to lay them out.
 
 ``xlm data check`` prints :func:`where_to_get` when a built-in dataset's root is missing,
 empty or incomplete (fewer image files than the full set, or an empty split); the book's
@@ -38,6 +38,8 @@ class DatasetSource:
         terms: the terms of use.
         layout: the expected files under the root.
         images_expected: image files the full, annotated set holds.
+        usable_expected: usable images among them, when some are known to be unusable (None:
+            all of them).
     """
 
     name: str
@@ -47,6 +49,7 @@ class DatasetSource:
     terms: str
     layout: tuple[Layout, ...]
     images_expected: int  # image files the full, annotated set holds
+    usable_expected: int | None = None  # usable images among them (None: all)
 
     def text(self) -> str:
         """The description ``xlm data check`` and the book print.
@@ -57,7 +60,8 @@ class DatasetSource:
         lines = [f"where to get {self.name} ({self.title}):",
                  f"  images: {self.images_from}",
                  f"  annotations: {self.annotations_from}",
-                 f"  layout under ROOT ({self.images_expected} annotated images in the full set):"]
+                 f"  layout under ROOT ({self.images_expected} annotated images in the full set"
+                 + ("" if self.usable_expected is None else f", {self.usable_expected} usable") + "):"]
         for item in self.layout:
             count = "1 file" if item.count is None else f"{item.count} files"
             lines.append(f"    {item.path:<34} {count:>10}  {item.what}")
@@ -115,6 +119,43 @@ SOURCES: dict[str, DatasetSource] = {
         ),
         images_expected=279,
     ),
+    "ceph": DatasetSource(
+        name="ceph",
+        title="Hamedan University lateral cephalograms, two readers (19 ISBI-order landmarks)",
+        images_from="the public repository vpouramin/Cephalometric-Landmarking-public, folder "
+                    "hamedan_university_dataset/pictures (150 TIFs, 1340x1671 px; spacing not published)",
+        annotations_from="the same folder: 'annotated by  Dr.mollabashi' (two spaces) and 'annotated by "
+                         "Dr.farhadifar', one LabelMe JSON per image (labels l1..l19); 9 images have a "
+                         "broken file (002 009 010 064 086 098 109 137 140) and are refused",
+        terms="none stated by the repository (public); cite the repository",
+        layout=(
+            Layout("hamedan_university_dataset/pictures/NNN.tif", 150, "the cephalograms (ROOT may "
+                   "also be hamedan_university_dataset/ itself)"),
+            Layout("hamedan_university_dataset/annotated by  Dr.mollabashi/NNN.json", 150, "reader 1"),
+            Layout("hamedan_university_dataset/annotated by Dr.farhadifar/NNN.json", 150,
+                   "reader 2 (ground truth: the mean)"),
+        ),
+        images_expected=150,
+        usable_expected=141,
+    ),
+    "spine": DatasetSource(
+        name="spine",
+        title="AASCE 2019 / SpineWeb dataset 16 spine x-rays, official training split; Wu et al. 2017",
+        images_from="SpineWeb dataset 16 (boostnet_labeldata), e.g. the copy in the public repository "
+                    "AryanRaj315/EfficientDet.Pytorch, folder boostnet_labeldata/data/training (481 JPGs)",
+        annotations_from="the same folder, labels/training/landmarks.csv (68 x ratios, then 68 y ratios "
+                         "a row) in the order of labels/training/filenames.csv; one image has a landmark "
+                         "below the image and is refused",
+        terms="SpineWeb's terms for dataset 16 (cite Wu et al. 2017); the MIT licence of the repository",
+        layout=(
+            Layout("boostnet_labeldata/data/training/*.jpg", 481, "the training x-rays (ROOT may also "
+                   "be boostnet_labeldata/ itself)"),
+            Layout("boostnet_labeldata/labels/training/landmarks.csv", None, "one row an image"),
+            Layout("boostnet_labeldata/labels/training/filenames.csv", None, "the image of each row"),
+        ),
+        images_expected=481,
+        usable_expected=480,
+    ),
 }
 
 
@@ -122,7 +163,8 @@ def where_to_get(name: str) -> str | None:
     """Where the built-in dataset ``name`` is published and how to lay it out.
 
     Args:
-        name: ``"head"``, ``"hand"`` or ``"chest"`` (anything else: ``None``).
+        name: ``"head"``, ``"hand"``, ``"chest"``, ``"ceph"`` or ``"spine"`` (anything else:
+            ``None``).
 
     Returns:
         The text of :meth:`DatasetSource.text`, or ``None``.
@@ -146,8 +188,10 @@ def incomplete_hint(name: str, images_found: int | None, usable: int, split_empt
     source = SOURCES.get(str(name))
     if source is None or images_found is None:
         return None
-    if usable >= source.images_expected and not split_empty:
+    expected = source.images_expected if source.usable_expected is None else source.usable_expected
+    if usable >= expected and not split_empty:
         return None
     head = (f"this root holds {images_found} image files, {usable} usable annotated, of the "
-            f"{source.images_expected} annotated images of the full {name} set")
+            f"{source.images_expected} annotated images of the full {name} set"
+            + ("" if source.usable_expected is None else f" ({expected} usable)"))
     return head + "\n" + source.text()

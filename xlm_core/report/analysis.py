@@ -563,20 +563,46 @@ def human_per_landmark(rows: Sequence[dict[str, Any]], comparison: str = "senior
 
 
 def human_limit_from_dataset(root: str | os.PathLike, ids: Sequence[str] | None = None,
-                             thresholds: Sequence[float] | None = None) -> list[dict[str, Any]]:
-    """Human-limit rows from a real head dataset root (its senior and junior annotation
-    folders, through the head loader), on ``ids`` (default: the loader's test split)."""
-    from xlm_core.datasets import load_dataset
+                             thresholds: Sequence[float] | None = None,
+                             dataset: str = "head") -> list[dict[str, Any]]:
+    """Human-limit rows from a real dataset with two readers, through its own loader.
+
+    Each reader is loaded alone (``annotator=<reader>``), so the rows compare exactly the points
+    the two files hold; the mean is the dataset's ground truth. Rows, in the dataset's unit and
+    at its SDR thresholds: ``"<a> vs mean"``, ``"<b> vs mean"``, ``"<a> vs <b>"`` (head: senior,
+    junior; ceph: mollabashi, farhadifar, errors in original pixels).
+
+    Args:
+        root: the dataset root (as for :func:`xlm_core.datasets.load_dataset`).
+        ids: the images to compare; None: the test split of the mean ground truth (the images
+            the models are scored on).
+        thresholds: SDR thresholds; None: the dataset's.
+        dataset: a built-in dataset with exactly two annotation sources (``head``, ``ceph``).
+
+    Returns:
+        The :func:`xlm_core.report.human_limit.human_limit_table` rows.
+
+    Raises:
+        XLMError: for a dataset without two readers, or an id that is not usable in both
+            readers' files.
+    """
+    from xlm_core.datasets import builtin_descriptor, load_dataset
     from xlm_core.report.human_limit import human_limit_table
 
-    sets = {a: load_dataset("head", str(root), annotator=a) for a in ("senior", "junior")}
-    by_id = {a: {s.id: np.asarray(s.landmarks, dtype=np.float64) for s in lset.samples}
-             for a, lset in sets.items()}
-    wanted = [str(i) for i in (ids if ids is not None else sets["senior"].test_ids)]
-    missing = [i for i in wanted if i not in by_id["senior"] or i not in by_id["junior"]]
+    readers = list(builtin_descriptor(dataset).sources)
+    if len(readers) != 2:
+        raise XLMError(f"dataset {dataset!r} has {len(readers)} annotation source(s); the human limit needs two")
+    a, b = readers
+    sets = {r: load_dataset(dataset, str(root), annotator=r) for r in readers}
+    by_id = {r: {s.id: np.asarray(s.landmarks, dtype=np.float64) for s in lset.samples}
+             for r, lset in sets.items()}
+    wanted = [str(i) for i in (ids if ids is not None else load_dataset(dataset, str(root)).test_ids)]
+    missing = [i for i in wanted if i not in by_id[a] or i not in by_id[b]]
     if missing:
-        raise XLMError(f"{root}: no senior and junior annotations for images {missing[:10]}")
-    senior = np.stack([by_id["senior"][i] for i in wanted])
-    junior = np.stack([by_id["junior"][i] for i in wanted])
-    th = tuple(thresholds) if thresholds is not None else tuple(sets["senior"].thresholds)
-    return human_limit_table(senior, junior, scale=sets["senior"].scale, thresholds=th)
+        raise XLMError(f"{root}: no {a} and {b} annotations for images {missing[:10]} (absent or unusable)")
+    if not wanted:
+        raise XLMError(f"{root}: no images to compare the {dataset} readers on")
+    first = np.stack([by_id[a][i] for i in wanted])
+    second = np.stack([by_id[b][i] for i in wanted])
+    th = tuple(thresholds) if thresholds is not None else tuple(sets[a].thresholds)
+    return human_limit_table(first, second, scale=sets[a].scale, thresholds=th, names=(a, b))

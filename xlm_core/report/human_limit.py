@@ -1,4 +1,4 @@
-"""How well do two human experts agree? The floor under any head MRE.
+"""How well do two human experts agree? The floor under any head (or ceph) MRE.
 
 The ISBI 2015 head ground truth is the mean of two annotators (senior, junior). Scoring each
 annotator against that mean, and one against the other, with the same metrics as the
@@ -71,11 +71,13 @@ def human_limit_table(
     junior_px: Any,
     scale: Scale | None = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS["head"],
+    names: tuple[str, str] = ("senior", "junior"),
 ) -> list[dict[str, Any]]:
     """Inter-observer agreement as SCORE rows, from two ``(N, L, 2)`` (x, y) pixel arrays.
 
     Rows (``"comparison"`` key): ``senior vs mean``, ``junior vs mean``, ``senior vs junior``
-    (the junior annotation scored against the senior one as ground truth). ``scale`` defaults
+    (the junior annotation scored against the senior one as ground truth), with the readers
+    called ``names`` (e.g. ``("mollabashi", "farhadifar")`` on ceph). ``scale`` defaults
     to the head's 0.1 mm per pixel. Each row is the ``clean`` SCORE dict plus ``comparison``.
     """
     senior = np.asarray(senior_px, dtype=np.float64)
@@ -88,10 +90,11 @@ def human_limit_table(
     scale = scale or default_scale("head")
     mean = (senior + junior) / 2.0
     table = []
+    a, b = names
     for name, pred, gt in (
-        ("senior vs mean", senior, mean),
-        ("junior vs mean", junior, mean),
-        ("senior vs junior", junior, senior),
+        (f"{a} vs mean", senior, mean),
+        (f"{b} vs mean", junior, mean),
+        (f"{a} vs {b}", junior, senior),
     ):
         row = {"comparison": name}
         row.update(evaluate_clean(pred, gt, scale, thresholds))
