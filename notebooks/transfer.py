@@ -90,7 +90,11 @@ for target, rows in questions.groupby("target", sort=False):
     unit = rows["unit"].iloc[0]
     shown = report.questions_display(rows)
     display(Markdown(f"**target: {target}** (unit {unit})"))
-    display(report.show_table(shown, notes=[f"MRE in {unit}; Holm over the {len(rows)} rows of {target}."]))
+    display(report.show_table(shown, notes=[
+        f"Δ MRE: chain minus vs, in {unit}; MRE: chain / vs; Holm over the {len(rows)} rows of {target}.",
+        "ImageNet: ImageNet against random weights (one stage; as many stages as the longest chain). "
+        "Other x-rays: each chain through the other datasets against the matched control of as many "
+        "stages. Longer training: the longest stages on the target against one stage."]))
 display(Markdown(report.questions_markdown(questions)))
 
 # %% [markdown]

@@ -468,7 +468,8 @@ def test_questions_compare_starts_lengths_and_other_xrays_on_paired_images(tmp_p
     assert "head: imagenet vs scratch changes MRE by -1.00 mm" in text
     assert "**What ImageNet buys**" in text
     shown = report.questions_display(q[q["target"] == "head"])
-    assert list(shown.columns)[:4] == ["question", "comparison", "chain", "reference"]
+    assert list(shown.columns)[:4] == ["question", "chain", "vs", "Δ MRE"]
+    assert shown.loc[0, "question"] == "ImageNet"
     assert "-1.00" in set(shown["Δ MRE"])
 
 

@@ -301,20 +301,21 @@ def dataset_examples(roots: dict[str, str], **options) -> tuple[list[dict], pd.D
 
 def questions_display(rows: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """The questions table (:func:`xlm_core.report.tables.questions_table`) as strings for the
-    page: question, comparison, chain, reference, their MREs, Δ, its 95 % CI, Holm p, images."""
+    page, narrow enough for the column: the question in a word (``ImageNet``, ``other x-rays``,
+    ``longer training``), chain, reference, Δ, its 95 % CI, Holm p, both MREs, images."""
     def num(value: object) -> str:
         return DASH if is_missing(value) else f"{float(value):.{digits}f}"
 
+    short = {"what ImageNet buys": "ImageNet", "what other x-rays buy after ImageNet": "other x-rays",
+             "what longer training buys": "longer training"}
     return pd.DataFrame({
-        "question": rows["question"],
-        "comparison": rows["comparison"],
+        "question": [short.get(q, q) for q in rows["question"]],
         "chain": rows["chain"],
-        "reference": rows["reference"],
-        "MRE": [num(v) for v in rows["mre"]],
-        "reference MRE": [num(v) for v in rows["reference_mre"]],
+        "vs": rows["reference"],
         "Δ MRE": [DASH if is_missing(v) else f"{float(v):+.{digits}f}" for v in rows["delta_mre"]],
         "95 % CI": [DASH if is_missing(a) else f"{float(a):.{digits}f} to {float(b):.{digits}f}"
                     for a, b in zip(rows["ci_low"], rows["ci_high"], strict=True)],
         "Holm p": [DASH if is_missing(v) else format_p(float(v)) for v in rows["p_holm"]],
+        "MRE": [f"{num(a)} / {num(b)}" for a, b in zip(rows["mre"], rows["reference_mre"], strict=True)],
         "images": [int(v) for v in rows["n_paired_images"]],
     }).reset_index(drop=True)
