@@ -217,6 +217,28 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None,
     return dst
 
 
+#: the real-x-ray chapter: its study and its notebook (``results/<REAL_STUDY>/notebooks/real.ipynb``)
+REAL_STUDY = "real"
+REAL_HOW = ("*No results of the real-x-ray study in this build.* Make them with "
+            "`xlm study run real --data-root DIR` (DIR holding `hamedan_university_dataset/` and "
+            "`boostnet_labeldata/`, see {doc}`/book/reproduce`; about half an hour on two cores), "
+            "then `xlm book build` again.")
+
+
+def _real_chapter(results_dir: Path, generated: Path, replacements: dict[str, str]) -> Path:
+    """``generated/real.ipynb`` from the real study's executed chapter beside ``results_dir``
+    (``results/real``), or ``generated/real.md``: one line saying how to make it."""
+    real_dir = results_dir if results_dir.name == REAL_STUDY else results_dir.parent / REAL_STUDY
+    src = real_dir / "notebooks" / "real.ipynb"
+    if src.is_file():
+        replacements = {**replacements, str(real_dir.resolve()): f"results/{REAL_STUDY}"}
+        return copy_notebook(src, generated / "real.ipynb", replacements=replacements,
+                             rerun={"source": "notebooks/real.py", "out_name": "real", "study": REAL_STUDY})
+    path = generated / "real.md"
+    atomic_write_text(path, f"# Results on real x-rays\n\n{REAL_HOW}\n")
+    return path
+
+
 def _placeholder(name: str, study: str, why: str) -> str:
     return f"# {name.capitalize()}\n\nNot produced by study `{study}`: {why}\n"
 
@@ -295,6 +317,7 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
             path = generated / f"{name}.md"
             atomic_write_text(path, _placeholder(name, study.name, f"{src} is absent."))
             written.append(path)
+    written.append(_real_chapter(results_dir, generated, replacements))
     n_runs = 0
     for run in study.runs:
         folder = run_dir(results_dir, run["run_id"])

@@ -26,7 +26,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.config import RunConfig
 from xlm_core.io import atomic_write_json, exclusive_lock
-from xlm_core.study.profile import SCRATCH_TOKEN, START_TOKENS, Profile
+from xlm_core.study.profile import DATASET_NAMES, REAL_SET_NAMES, SCRATCH_TOKEN, START_TOKENS, Profile
 
 FINGERPRINT_CACHE = ".fingerprints.json"
 
@@ -132,7 +132,7 @@ def used_datasets(profile: Profile) -> list[str]:
             used.update(chain[1:])
     if s.get("ablation") is not None:
         used.add(s["ablation"]["dataset"])
-    return [d for d in ("head", "hand", "chest", *s.get("custom_datasets", {})) if d in used]
+    return [d for d in (*DATASET_NAMES, *REAL_SET_NAMES, *s.get("custom_datasets", {})) if d in used]
 
 
 def custom_descriptor(profile: Profile, dataset: str) -> Path | None:
@@ -204,14 +204,14 @@ def prepare_data(
         return roots
     for name in names:
         if data_root is not None:
-            root = Path(data_root).expanduser() / name
+            root = Path(data_root).expanduser() / data_folder(name)
             where = f"--data-root {data_root}"
         else:
             given = profile.settings["datasets"][name].get("root")
             if given is None:
                 raise XLMError(
                     f"study {profile.name}: real data needed for {name}: pass --data-root DIR "
-                    f"(a folder holding {'/, '.join(names)}/) or set datasets.{name}.root in "
+                    f"(a folder holding {'/, '.join(data_folder(n) for n in names)}/) or set datasets.{name}.root in "
                     f"{profile.path or 'the profile'}"
                 )
             root = Path(given).expanduser()
@@ -222,6 +222,19 @@ def prepare_data(
             raise XLMError(f"dataset root for {name} not found: {root} (from {where})")
         roots[name] = root.resolve()
     return roots
+
+
+def data_folder(name: str) -> str:
+    """The folder of dataset ``name`` under ``--data-root``: a built-in real set's public folder
+    (``ceph`` -> ``hamedan_university_dataset``, ``spine`` -> ``boostnet_labeldata``, as their
+    repositories lay them out), else the name itself (``head/``, ``hand/``, ``chest/``)."""
+    if name in REAL_SET_NAMES:
+        from xlm_core.datasets import builtin_descriptor
+
+        folder = builtin_descriptor(name).source_folder
+        if folder:
+            return folder
+    return name
 
 
 def _write_phantoms_once(

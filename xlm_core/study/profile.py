@@ -71,7 +71,8 @@ from xlm_core import XLMError
 from xlm_core.config import SettingError, check_setting, profile_settings
 from xlm_core.registry import LOSS_NAMES as LOSSES
 
-DATASET_NAMES = ("head", "hand", "chest")
+DATASET_NAMES = ("head", "hand", "chest")  # the paper's three (phantoms, `chains: all`)
+REAL_SET_NAMES = ("ceph", "spine")  # built-in descriptors of public real sets (data: real only)
 INIT_TOKEN = "imagenet"  # the first element of a chain: the profile's encoder_weights
 SCRATCH_TOKEN = "scratch"  # or this one: random weights (encoder_weights none), whatever the profile says
 START_TOKENS = (INIT_TOKEN, SCRATCH_TOKEN)
@@ -97,6 +98,8 @@ _TOP_KEYS = {
     "backbones": "the backbone comparison (Table 1), or null",
     "transfer": "the transfer chains (Table 2), or null",
     "ablation": "losses x learning rates on one dataset (the method chapter), or null",
+    "notebooks": "the aggregation notebooks (notebooks/<name>.py) run after the runs, in order "
+    "(default: the paper's chapters: datasets, pipeline, ablation, backbones, transfer, sota, beyond)",
     "execution": "{workers, threads, keep_checkpoints}: parallel runs (or auto), torch threads "
     "per run, which finished checkpoints stay (all | needed)",
 }
@@ -210,7 +213,7 @@ class _Checker:
 
     def __init__(self, source: str):
         self.source = source
-        self.datasets: tuple[str, ...] = DATASET_NAMES  # + the profile's custom_datasets
+        self.datasets: tuple[str, ...] = DATASET_NAMES + REAL_SET_NAMES  # + custom_datasets
 
     def fail(self, key: str, problem: str) -> XLMError:
         return XLMError(f"study profile {self.source}: {key}: {problem}")
@@ -350,13 +353,14 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
     out["custom_datasets"] = {}
     for cname, cpath in custom.items():
         key = f"custom_datasets.{cname}"
-        if not isinstance(cname, str) or not NAME_RE.match(cname) or cname in DATASET_NAMES + (INIT_TOKEN,):
-            raise check.fail(key, f"a name of letters, digits, '_', '.', '-', not one of {DATASET_NAMES}")
+        taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
+        if not isinstance(cname, str) or not NAME_RE.match(cname) or cname in taken:
+            raise check.fail(key, f"a name of letters, digits, '_', '.', '-', not one of {taken}")
         path = check.string(cpath, key)
         if not path.endswith((".yaml", ".yml")):
             raise check.fail(key, f"expected the path of a dataset.yaml, got {path!r}")
         out["custom_datasets"][cname] = path
-    check.datasets = DATASET_NAMES + tuple(out["custom_datasets"])
+    check.datasets = DATASET_NAMES + REAL_SET_NAMES + tuple(out["custom_datasets"])
 
     datasets = check.mapping(top.get("datasets"), "datasets", check.datasets)
     out["datasets"] = {}
@@ -383,9 +387,27 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
     out["transfer"] = _validate_transfer(check, top.get("transfer"))
     out["ablation"] = _validate_ablation(check, top.get("ablation"))
     out["execution"] = _validate_execution(check, top.get("execution"))
+    notebooks = top.get("notebooks")
+    out["notebooks"] = None if notebooks is None else check.string_list(notebooks, "notebooks")
+    for name in out["notebooks"] or []:
+        if not NAME_RE.match(name):
+            raise check.fail("notebooks", f"{name!r} is not a notebook name (notebooks/<name>.py)")
     if out["backbones"] is None and out["transfer"] is None and out["ablation"] is None:
         raise check.fail("backbones", "backbones, transfer and ablation are all empty: nothing to run")
+    if out["data"] == "synthetic":
+        real = sorted(_used(out) & set(REAL_SET_NAMES))
+        if real:
+            raise check.fail("data", f"synthetic: there are phantoms of {DATASET_NAMES} only, and the "
+                             f"profile trains on {real} (real sets: use data: real and --data-root DIR)")
     return out
+
+
+def _used(settings: dict) -> set[str]:
+    """The datasets some run of the validated ``settings`` trains on."""
+    used = {settings[k]["dataset"] for k in ("backbones", "ablation") if settings.get(k)}
+    for chain in (settings["transfer"] or {}).get("chains", []):
+        used.update(chain[1:])
+    return used
 
 
 def _section_seeds(check: _Checker, value: Any, key: str) -> list[int] | None:

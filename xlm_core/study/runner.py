@@ -218,7 +218,8 @@ def run_study(
         log(f"  skipped {s['run_id']} {s['label']}: {s['because']}")
     result = StudyResult(profile, plan, report)
     if aggregate:
-        result.aggregation = run_aggregation(plan, nb_dir, log=log)
+        names = tuple(profile.settings.get("notebooks") or AGGREGATION_NOTEBOOKS)
+        result.aggregation = run_aggregation(plan, nb_dir, names=names, log=log)
     return result
 
 
