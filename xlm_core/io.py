@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -9,6 +10,15 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's content, read in 4 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _read_umask() -> int:

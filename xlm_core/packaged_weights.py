@@ -29,7 +29,6 @@ std 128/255 on [0, 1] inputs (:data:`LITE_NORMALISATION`, used by
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlm_core import XLMError
+from xlm_core.io import sha256_file
 
 if TYPE_CHECKING:  # no torch at import: the names and files only (floor 0)
     import torch
@@ -120,11 +120,7 @@ def weights_file(entry: PackagedWeights) -> Path:
 @cache
 def file_sha256(path: Path) -> str:
     """sha256 of a packaged weights file (read once per process)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 _BLOCK = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")

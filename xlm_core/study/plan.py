@@ -25,7 +25,7 @@ from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.config import RunConfig
-from xlm_core.io import atomic_write_json, exclusive_lock
+from xlm_core.io import atomic_write_json, exclusive_lock, sha256_file
 from xlm_core.study.profile import DATASET_NAMES, REAL_SET_NAMES, SCRATCH_TOKEN, START_TOKENS, Profile
 
 FINGERPRINT_CACHE = ".fingerprints.json"
@@ -273,14 +273,6 @@ def _data_files(root: Path) -> list[Path]:
     return files
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dataset_fingerprint(root: Path, cache_path: Path | None = None) -> str:
     """Content hash of a dataset root: sha256 over (relative path, sha256 of content) of every file.
 
@@ -303,7 +295,7 @@ def dataset_fingerprint(root: Path, cache_path: Path | None = None) -> str:
         key = str(path.resolve())
         entry = cache.get(key)
         if not (entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns):
-            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_file(path)}
+            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(path)}
             cache[key] = entry
             changed = True
         total.update(f"{path.relative_to(root).as_posix()}\0{entry['sha256']}\n".encode())
@@ -433,11 +425,7 @@ def weights_digest(path: str | Path) -> str:
                        "--encoder-weights ENCODER=PATH, or encoder_weights in the profile)") from None
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
+        _DIGESTS[key] = sha256_file(path)
     return _DIGESTS[key]
 
 
