@@ -202,8 +202,9 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
         lines += [
             "```{warning}",
             (f"These results come from synthetic phantoms (the `{study.profile}` profile). They show that the "
-            "pipeline runs end to end; they say nothing about real x-rays. Run the `paper` "
-            "profile on the real datasets for the study's answer."),
+            "pipeline runs end to end; they say nothing about real x-rays. The `real` profile "
+            "asks the question on two public real sets (the chapter *Real x-rays*), the `paper` "
+            "profile on the paper's datasets."),
             "```",
             "",
         ]
@@ -245,4 +246,25 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
             f"`{best['chain']}` {best['mre']:.2f} {unit} (mean over {int(best['n_seeds'])} "
             f"seed(s)): {verdict}."
         )
+    lines += _imagenet_lines(t2, results_dir, protocol)
     return "\n".join(lines) + "\n"
+
+
+def _imagenet_lines(t2: pd.DataFrame, results_dir: str | Path, protocol: str) -> list[str]:
+    """What ImageNet bought per target (its single stage against the same stage from random
+    weights, :func:`xlm_core.report.tables.questions_table`); nothing when no scratch run exists."""
+    from xlm_core.report.tables import questions_table
+
+    q = questions_table(t2, results_dir, protocol)
+    q = q[(q["chain"] == "imagenet") & (q["reference"] == "scratch")]
+    if not len(q):
+        return []
+    parts = []
+    for _, row in q.iterrows():
+        p_text = format_p(row["p_holm"])
+        parts.append(f"{row['target']} {float(row['delta_mre']):+.2f} {row['unit']} (95 % CI "
+                     f"{float(row['ci_low']):.2f} to {float(row['ci_high']):.2f}, Holm p "
+                     f"{p_text if p_text.startswith('<') else '= ' + p_text})")
+    return ["", "**What ImageNet bought** (one stage from ImageNet weights against the same stage "
+            "from random weights, on the same test images): " + "; ".join(parts)
+            + ". The transfer chapter sets it beside what the other x-rays and longer training bought."]
