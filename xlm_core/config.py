@@ -46,7 +46,16 @@ import typing
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError, PydanticUndefined
 
@@ -366,15 +375,81 @@ def profile_settings() -> tuple[str, ...]:
 # ---------------------------------------------------------------------- a profile's run settings
 
 
+def unknown_key_error(key: Any, allowed: tuple[str, ...] | list[str], value: Any) -> InitErrorDetails:
+    """The error of a key a mapping does not allow, listing those it does."""
+    return InitErrorDetails(type=PydanticCustomError("unknown_key", "unknown key; allowed: {allowed}",
+                                                     {"allowed": ", ".join(allowed)}), loc=(key,), input=value)
+
+
+def as_details(errors: list[dict]) -> list[InitErrorDetails]:
+    """Errors of a ValidationError (``exc.errors()``) again as details to raise, messages kept."""
+    return [InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"], _plain(e.get("ctx"))),
+                             loc=e["loc"], input=e.get("input")) for e in errors]
+
+
+def _plain(ctx: dict | None) -> dict | None:
+    """An error's context, its values as pydantic can carry them again (an exception as text)."""
+    return None if not ctx else {k: v if isinstance(v, (str, int, float)) else str(v) for k, v in ctx.items()}
+
+
+def validate_known_keys(value: Any, handler: Any, allowed: tuple[str, ...], title: str,
+                        problems: Any = None) -> Any:
+    """``handler(value)`` of a mapping whose keys must be in ``allowed``: every unknown key and
+    every error of the rest at once (one ValidationError). ``problems``: turns the rest's
+    ValidationError and the input into error details (default: kept as they are)."""
+    if not isinstance(value, dict):
+        return handler(value)
+    unknown = [k for k in value if k not in allowed]
+    errors = [unknown_key_error(k, allowed, value[k]) for k in unknown]
+    known = {k: v for k, v in value.items() if k not in unknown}
+    out = None
+    try:
+        out = handler(known)
+    except ValidationError as exc:
+        errors += problems(exc, known) if problems else as_details(exc.errors())
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+    return out
+
+
+def _setting_details(exc: ValidationError, given: dict) -> list[InitErrorDetails]:
+    named = setting_problems(exc, given)
+    out = [InitErrorDetails(type=PydanticCustomError("setting", problem),
+                            loc=(name,), input=given.get(name)) for name, problem in named]
+    return out + as_details([e for e in exc.errors() if not e["loc"] or e["loc"][0] not in dict(named)])
+
+
+class RunSettingsBase(BaseModel):
+    """A layer of run settings: every key one of :func:`profile_settings`, refused values named
+    as RunConfig names them (``expected ..., got ...``), every problem at once."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _messages(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        return validate_known_keys(value, handler, cls.allowed_keys(info), cls.__name__, _setting_details)
+
+    @classmethod
+    def allowed_keys(cls, info: ValidationInfo) -> tuple[str, ...]:
+        """The keys of this layer (a subclass may allow more: per-dataset layers)."""
+        return tuple(cls.model_fields)
+
+    def layer(self) -> dict:
+        """The settings given, JSON form (sizes as lists)."""
+        out = self.model_dump(exclude_unset=True)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
 def _run_settings_model() -> type[BaseModel]:
     """The run settings a profile layer may set (any subset of :func:`profile_settings`), with
-    RunConfig's types, ranges, defaults and help; a refused value is named as RunConfig names it."""
+    RunConfig's types, ranges, defaults and help."""
     from pydantic import create_model
 
     definitions = {name: (_field(name).annotation, _field(name)) for name in profile_settings()}
-    model = create_model("RunSettings", __config__=ConfigDict(strict=True, extra="forbid"),
-                         __doc__="Run settings (RunConfig fields): any subset; unset ones keep the "
-                                 "value of the layer below, or RunConfig's default.", **definitions)
+    model = create_model("RunSettings", __base__=RunSettingsBase, __module__=__name__, **definitions)
+    model.__doc__ = ("Run settings (RunConfig fields): any subset; an unset one keeps the value of the "
+                     "layer below, or RunConfig's default.")
     return model
 
 
@@ -382,26 +457,10 @@ RunSettings = _run_settings_model()
 
 
 def check_run_settings(value: dict) -> dict:
-    """A profile layer of run settings checked and converted (JSON form: sizes as lists); a
-    ValidationError with one error per refused key (``loc``: the key; ``unknown key``, or
-    RunConfig's ``expected ..., got ...``) otherwise."""
-    try:
-        layer = RunSettings.model_validate(value)
-    except ValidationError as exc:
-        errors = []
-        known = {n for n, _ in setting_problems(exc, value)}
-        for name, problem in setting_problems(exc, value):
-            errors.append(InitErrorDetails(type=PydanticCustomError("setting", problem), loc=(name,),
-                                           input=value.get(name)))
-        for err in exc.errors():
-            key = err["loc"][0] if err["loc"] else ""
-            if err["type"] == "extra_forbidden" and key not in known:
-                errors.append(InitErrorDetails(type=PydanticCustomError(
-                    "unknown_key", "unknown key; allowed: {allowed}", {"allowed": ", ".join(profile_settings())}),
-                    loc=(key,), input=err["input"]))
-        raise ValidationError.from_exception_data("RunSettings", errors) from None
-    out = layer.model_dump(exclude_unset=True)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    """A layer of run settings checked and converted (JSON form: sizes as lists); a
+    ValidationError with one error per refused key (``loc``: the key; ``unknown key; allowed:
+    ...``, or RunConfig's ``expected ..., got ...``) otherwise."""
+    return RunSettings.model_validate(value).layer()
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -413,5 +472,6 @@ def check_setting(name: str, value: Any) -> Any:
         raise SettingError(name, exc.errors()[0]["msg"]) from None
 
 
-__all__ = ["RunConfig", "RunSettings", "Setting", "SettingError", "check_run_settings", "check_setting",
-           "describe", "field_meta", "field_names", "profile_settings", "setting"]
+__all__ = ["RunConfig", "RunSettings", "RunSettingsBase", "Setting", "SettingError", "check_run_settings",
+           "check_setting", "describe", "field_meta", "field_names", "profile_settings", "setting",
+           "setting_problem", "unknown_key_error", "validate_known_keys"]
