@@ -291,7 +291,7 @@ def field_kind(name: str) -> str:
         typing.get_origin(base) or base, "text")
 
 
-def field_names_allowed(name: str) -> tuple[str, ...]:
+def field_choices(name: str) -> tuple[str, ...]:
     """The names a Literal field accepts (``()`` for the others)."""
     base, _ = _base(_field(name).annotation)
     return tuple(typing.get_args(base)) if typing.get_origin(base) is Literal else ()
@@ -321,7 +321,7 @@ def describe(name: str) -> str:
             text = noun
     else:
         text = {"size": "[H, W], two positive integers", "bool": "true or false", "dict": "a mapping",
-                "text": "text", "name": "one of " + ", ".join(field_names_allowed(name))}[kind]
+                "text": "text", "name": "one of " + ", ".join(field_choices(name))}[kind]
     return text + (", or null" if nullable else "")
 
 
@@ -360,7 +360,7 @@ def field_meta(name: str) -> dict:
     """Field ``name`` described: ``help``, ``hint``, ``flag``, ``choices`` (the flag's, or
     None), ``profile``, ``kind`` (:func:`field_kind`), ``default`` (None where required or a factory)."""
     info, meta = _field(name), _setting_of(name)
-    choices = field_names_allowed(name) if meta.choices is True else (meta.choices or None)
+    choices = field_choices(name) if meta.choices is True else (meta.choices or None)
     default = None if info.default is PydanticUndefined else info.default
     return {"help": info.description or "", "hint": meta.hint, "flag": meta.flag,
             "choices": list(choices) if choices else None, "profile": meta.profile,
@@ -463,15 +463,6 @@ def check_run_settings(value: dict) -> dict:
     return RunSettings.model_validate(value).layer()
 
 
-def check_setting(name: str, value: Any) -> Any:
-    """``value`` of field ``name`` checked and converted alone (a sweep, a profile layer);
-    JSON form (sizes as lists). SettingError naming the field otherwise."""
-    try:
-        return check_run_settings({name: value})[name]
-    except ValidationError as exc:
-        raise SettingError(name, exc.errors()[0]["msg"]) from None
-
-
 __all__ = ["RunConfig", "RunSettings", "RunSettingsBase", "Setting", "SettingError", "check_run_settings",
-           "check_setting", "describe", "field_meta", "field_names", "profile_settings", "setting",
+           "describe", "field_meta", "field_names", "profile_settings", "setting",
            "setting_problem", "unknown_key_error", "validate_known_keys"]

@@ -1,6 +1,11 @@
 """Study profiles (``studies/*.yaml``): loading and validation, before any training.
 
-A profile is the single source of truth for every setting of a study. Its schema::
+A profile is the single source of truth for every setting of a study. Its schema is the
+pydantic model :class:`StudyProfile` (its sections and :class:`RunLayer`, the run settings of
+:class:`xlm_core.config.RunConfig`); validation reports every problem of a profile at once,
+each with its path in the YAML (:class:`ProfileError`), and ``xlm study schema`` prints its
+JSON Schema (checked in as ``studies/profile.schema.json``, named on each profile's first line
+for editors). In short::
 
     name: demo                       # results/<name>/ (letters, digits, - _ .)
     note: "demo profile: ..."        # shown on every page the study feeds
@@ -64,7 +69,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -81,7 +86,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from xlm_core import XLMError
-from xlm_core.config import RunSettings, Text, profile_settings, setting_problem, validate_known_keys
+from xlm_core.config import (
+    RunSettings,
+    Text,
+    profile_settings,
+    validate_known_keys,
+)
 from xlm_core.registry import LOSS_NAMES as LOSSES
 
 DATASET_NAMES = ("head", "hand", "chest")  # the paper's three (phantoms, `chains: all`)
@@ -294,7 +304,7 @@ Seed = Annotated[int, Field(ge=0)]
 Seeds = Annotated[list[Seed], Field(min_length=1)]
 Names = Annotated[list[str], Field(min_length=1)]
 EncoderWeights = Annotated[
-    Union[Annotated[Text, Tag("~one")], Annotated[dict[str, Text], Field(min_length=1), Tag("~per-encoder")]],
+    Annotated[Text, Tag("~one")] | Annotated[dict[str, Text], Field(min_length=1), Tag("~per-encoder")],
     _choose(one=lambda v: not isinstance(v, dict), **{"per-encoder": lambda v: isinstance(v, dict)}),
 ]
 
@@ -354,8 +364,7 @@ class Synthetic(_Section):
     """The phantoms written for ``data: synthetic``."""
 
     n: Annotated[
-        Union[Annotated[int, Field(ge=2), Tag("~one")],
-              Annotated[dict[Literal[DATASET_NAMES], Annotated[int, Field(ge=2)]], Tag("~per-dataset")]],
+        Annotated[int, Field(ge=2), Tag("~one")] | Annotated[dict[Literal[DATASET_NAMES], Annotated[int, Field(ge=2)]], Tag("~per-dataset")],
         _choose(one=lambda v: not isinstance(v, dict), **{"per-dataset": lambda v: isinstance(v, dict)}),
     ] = Field(24, description="phantoms per anatomy: one number, or per anatomy ({head: 24, hand: 30, chest: 24})")
     seed: Seed = Field(0, description="seed of the phantoms")
@@ -437,7 +446,7 @@ class Transfer(_Model):
 
     targets: Names = Field(list(DATASET_NAMES), description="the target datasets")
     chains: Annotated[
-        Union[Annotated[Literal["all"], Tag("~all")], Annotated[list[Chain], Field(min_length=1), Tag("~list")]],
+        Annotated[Literal["all"], Tag("~all")] | Annotated[list[Chain], Field(min_length=1), Tag("~list")],
         _choose(all=lambda v: not isinstance(v, list), list=lambda v: isinstance(v, list)),
     ] = Field("all", description="all (the paper's five per target) or [[imagenet, A, B, T], ...], each "
               "starting with imagenet or scratch and ending with its target")
@@ -512,7 +521,7 @@ class Ablation(_Model):
     dataset: str = Field("hand", description="the dataset of the ablation")
     losses: Annotated[list[Literal[LOSSES]], Field(min_length=1)] = Field(list(LOSSES), description="the losses")
     lrs: Annotated[
-        Union[Annotated[LearningRates, Tag("~grid")], Annotated[dict[str, LearningRates], Tag("~per-loss")]],
+        Annotated[LearningRates, Tag("~grid")] | Annotated[dict[str, LearningRates], Tag("~per-loss")],
         _choose(grid=lambda v: not isinstance(v, dict), **{"per-loss": lambda v: isinstance(v, dict)}),
     ] = Field([1.0e-3, 1.0e-4], description="learning rates: every loss with every one, or per loss: "
               "{mse: [1.0e-4], ...} (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)")
@@ -556,7 +565,7 @@ class Execution(_Section):
     """How runs are executed (not part of any result)."""
 
     workers: Annotated[
-        Union[Annotated[Literal["auto"], Tag("~auto")], Annotated[int, Field(ge=1), Tag("~count")]],
+        Annotated[Literal["auto"], Tag("~auto")] | Annotated[int, Field(ge=1), Tag("~count")],
         _choose(auto=lambda v: isinstance(v, str), count=lambda v: not isinstance(v, str)),
     ] = Field(1, description="parallel runs when --workers is not given (auto: from the cores and the memory)")
     threads: int | None = Field(None, ge=1, description="torch/OpenMP threads per run (null: torch's default)")
@@ -704,7 +713,7 @@ def _path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not (part.startswith("~") or part == "[key]" or part.startswith("function-")):
+        elif not (part.startswith(("~", "function-")) or part == "[key]"):
             out += f".{part}" if out else str(part)
     return out
 
@@ -733,10 +742,12 @@ def _message(err: dict) -> str:
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         return f"{value!r} is not allowed; allowed: {', '.join(allowed)}"
+    if kind == "too_short" and ctx.get("min_length", 1) > 1:
+        return f"expected {ctx['min_length']} items, got {value!r}"
     if kind in ("list_type", "too_short"):
         return f"expected a non-empty list, got {_kind(value)}" + (f" {value!r}" if kind == "too_short" else "")
     if kind == "too_long":
-        return f"expected at most {ctx.get('max_length')} items, got {value!r}"
+        return f"expected {ctx.get('max_length')} items, got {value!r}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a mapping, got {_kind(value)}"
     return err["msg"]
