@@ -112,13 +112,6 @@ def _device(value: str) -> str:
     return value
 
 
-def _arch(value: str) -> str:
-    if normalise_arch(value) not in ARCHITECTURES:
-        raise PydanticCustomError("setting", "unknown architecture {arch}; allowed: {allowed}",
-                                  {"arch": repr(value), "allowed": ", ".join(ARCHITECTURES)})
-    return value
-
-
 Size = Annotated[tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]], BeforeValidator(_as_tuple)]
 """(H, W) in pixels; a list of two in YAML and JSON."""
 Text = Annotated[str, Field(pattern=r"^\S")]  # non-empty (no leading blank)
@@ -198,10 +191,8 @@ class RunConfig:
         except ValidationError as exc:
             problems = setting_problems(exc, given)
             raise SettingError(*problems[0], problems=problems) from None
-        try:
-            _arch(cfg.arch)
-        except PydanticCustomError as exc:
-            raise SettingError("arch", exc.message()) from None
+        if normalise_arch(cfg.arch) not in ARCHITECTURES:
+            raise SettingError("arch", f"unknown architecture {cfg.arch!r}; allowed: {', '.join(ARCHITECTURES)}")
         if (cfg.folds is None) != (cfg.fold is None):
             raise SettingError("fold", f"cross-validation needs both folds and fold, got folds={cfg.folds}, "
                                        f"fold={cfg.fold}")
