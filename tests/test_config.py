@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def test_every_field_is_a_profile_run_setting_or_set_by_the_plan():
 
 def test_every_field_has_a_flag_of_xlm_train_or_is_listed_without_one():
     dests = {a.dest: a for a in _train_parser()._actions}
-    assert {f.name for f in fields(RunConfig) if f.metadata["flag"] is None} == CLI_LESS
+    assert {name for name in field_names() if field_meta(name)["flag"] is None} == CLI_LESS
     for name in set(field_names()) - CLI_LESS:
         assert name in dests and dests[name].help, name
     argv = []

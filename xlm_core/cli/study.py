@@ -66,6 +66,13 @@ def register(subparsers) -> None:
     prune.add_argument("--yes", action="store_true", help="delete them (a folder whose run is held is kept)")
     prune.set_defaults(func=_prune)
 
+    schema = sub.add_parser("schema", help="print the JSON Schema of study profiles (studies/profile.schema.json)",
+                            description="Print the JSON Schema of a study profile: editors (VS Code's YAML "
+                            "extension and other yaml-language-server clients) complete and check "
+                            "studies/*.yaml with it. Regenerate the checked-in copy with "
+                            "`xlm study schema > studies/profile.schema.json`.")
+    schema.set_defaults(func=_schema)
+
 
 def _encoder_weights(text: str) -> tuple[str, str]:
     encoder, sep, value = text.partition("=")
@@ -101,6 +108,15 @@ def _status(args: argparse.Namespace) -> int:
 
     rows = study_status(args.study, args.results)
     print(json.dumps(rows, indent=2) if args.json else format_status(rows))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import sys
+
+    from xlm_core.study.profile import profile_schema_text
+
+    sys.stdout.write(profile_schema_text())
     return 0
 
 

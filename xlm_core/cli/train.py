@@ -1,7 +1,7 @@
 """``xlm train``, ``xlm evaluate`` and ``xlm predict``: thin wrappers over the training engine.
 
-``xlm train``'s run options are RunConfig's fields (:func:`add_config_arguments` reads their
-metadata: flag, help, type, choices, default): an option not given on the command line is not
+``xlm train``'s run options are RunConfig's fields (:func:`add_config_arguments` reads them:
+flag, help, type, choices, default): an option not given on the command line is not
 passed, so the run gets the RunConfig default.
 """
 
@@ -62,33 +62,32 @@ _REQUIRED = ("dataset", "out")  # --root: required for the named datasets only (
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per RunConfig field with a flag (its metadata: flag, help, rule, choices),
-    RunConfig's default appended to the help. An option not given is not passed: the run gets
-    that default. The values are checked by RunConfig (XLMError naming the field)."""
-    from dataclasses import MISSING, fields
+    """One option per RunConfig field with a flag (:func:`xlm_core.config.field_meta`: flag,
+    help, kind, choices, default), RunConfig's default appended to the help. An option not
+    given is not passed: the run gets that default. The values are checked by RunConfig
+    (XLMError naming the field)."""
+    from xlm_core.config import field_meta, field_names
 
-    from xlm_core.config import RunConfig
-
-    for f in fields(RunConfig):
-        meta = f.metadata
+    for name in field_names():
+        meta = field_meta(name)
         if meta["flag"] is None:
             continue
-        rule, help_text = meta["rule"], meta["help"]
-        if f.default is not MISSING and f.default is not None and "default" not in help_text:
-            shown = " ".join(str(v) for v in f.default) if isinstance(f.default, tuple) else f.default
+        help_text, default, kind = meta["help"], meta["default"], meta["kind"]
+        if default is not None and "default" not in help_text:
+            shown = " ".join(str(v) for v in default) if isinstance(default, tuple) else default
             help_text = f"{help_text} (default: {shown})"
-        kwargs: dict[str, Any] = {"dest": f.name, "help": help_text}
-        if rule.kind == "bool":
+        kwargs: dict[str, Any] = {"dest": name, "help": help_text}
+        if kind == "bool":
             kwargs.update(action="store_true", default=None)
         else:
-            kwargs["type"] = {"int": int, "float": float, "size": int}.get(rule.kind, str)
-        if rule.kind == "size":
+            kwargs["type"] = {"int": int, "float": float, "size": int}.get(kind, str)
+        if kind == "size":
             kwargs.update(nargs=2, metavar=("H", "W"))
         if meta["choices"]:
-            kwargs["choices"] = list(rule.names if meta["choices"] is True else meta["choices"])
-        if f.name in _REQUIRED:
+            kwargs["choices"] = meta["choices"]
+        if name in _REQUIRED:
             kwargs["required"] = True
-        parser.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), **kwargs)
+        parser.add_argument(meta["flag"] or "--" + name.replace("_", "-"), **kwargs)
 
 
 def config_from_args(args: argparse.Namespace):

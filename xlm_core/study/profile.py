@@ -1,6 +1,11 @@
 """Study profiles (``studies/*.yaml``): loading and validation, before any training.
 
-A profile is the single source of truth for every setting of a study. Its schema::
+A profile is the single source of truth for every setting of a study. Its schema is the
+pydantic model :class:`StudyProfile` (its sections and :class:`RunLayer`, the run settings of
+:class:`xlm_core.config.RunConfig`); validation reports every problem of a profile at once,
+each with its path in the YAML (:class:`ProfileError`), and ``xlm study schema`` prints its
+JSON Schema (checked in as ``studies/profile.schema.json``, named on each profile's first line
+for editors). In short::
 
     name: demo                       # results/<name>/ (letters, digits, - _ .)
     note: "demo profile: ..."        # shown on every page the study feeds
@@ -59,16 +64,34 @@ Run settings are merged in this order (later wins): ``run``, ``datasets.<d>``,
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from xlm_core import XLMError
-from xlm_core.config import SettingError, check_setting, profile_settings
+from xlm_core.config import (
+    RunSettings,
+    Text,
+    profile_settings,
+    validate_known_keys,
+)
 from xlm_core.registry import LOSS_NAMES as LOSSES
 
 DATASET_NAMES = ("head", "hand", "chest")  # the paper's three (phantoms, `chains: all`)
@@ -77,40 +100,14 @@ INIT_TOKEN = "imagenet"  # the first element of a chain: the profile's encoder_w
 SCRATCH_TOKEN = "scratch"  # or this one: random weights (encoder_weights none), whatever the profile says
 START_TOKENS = (INIT_TOKEN, SCRATCH_TOKEN)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+KEEP_CHECKPOINTS = ("all", "needed")
 
-# the run settings a profile may set: RunConfig's fields marked so in their metadata (their
-# rules, messages and defaults live there: xlm_core.config); encoder_weights may also be given
-# per encoder here ({vgg19: PATH, resnext101_32x8d: imagenet, ...}, resolved by the plan)
+# the run settings a profile may set: RunConfig's fields marked so (their types, ranges,
+# messages and defaults live there: xlm_core.config); encoder_weights may also be given per
+# encoder here ({vgg19: PATH, resnext101_32x8d: imagenet, ...}, resolved by the plan)
 RUN_SETTING_KEYS = profile_settings()
 _WEIGHTS_WHAT = ("'imagenet', 'none', a path to a weights file, or one of these per encoder: "
                  "{vgg19: PATH, resnext101_32x8d: imagenet, ...}")
-
-_TOP_KEYS = {
-    "name": "the study name (results/<name>/)",
-    "note": "a one-line label shown on every page this study feeds",
-    "data": "synthetic | real",
-    "synthetic": "{n, seed}: the phantoms written for data: synthetic",
-    "datasets": "per-dataset settings: root, options and run settings",
-    "custom_datasets": "{name: path of a dataset.yaml}: your own datasets, usable as backbone, "
-    "ablation or transfer datasets (relative paths: to the profile's folder)",
-    "run": "run settings of every run",
-    "seeds": "a list of integer seeds",
-    "backbones": "the backbone comparison (Table 1), or null",
-    "transfer": "the transfer chains (Table 2), or null",
-    "ablation": "losses x learning rates on one dataset (the method chapter), or null",
-    "notebooks": "the aggregation notebooks (notebooks/<name>.py) run after the runs, in order "
-    "(default: the paper's chapters: datasets, pipeline, ablation, backbones, transfer, sota, beyond)",
-    "execution": "{workers, threads, keep_checkpoints}: parallel runs (or auto), torch threads "
-    "per run, which finished checkpoints stay (all | needed)",
-}
-_SYNTH_KEYS = ("n", "seed")
-_DATASET_KEYS = ("root", "options") + RUN_SETTING_KEYS
-_BACKBONE_KEYS = ("dataset", "folds", "archs", "encoders", "pairs", "seeds", "run")
-_TRANSFER_KEYS = ("arch", "encoder", "targets", "chains", "matched_control", "scratch_control", "seeds",
-                  "run", "finetune")
-_ABLATION_KEYS = ("dataset", "arch", "encoder", "losses", "lrs", "seed", "run")
-_EXECUTION_KEYS = ("workers", "threads", "keep_checkpoints")
-KEEP_CHECKPOINTS = ("all", "needed")
 
 
 @dataclass(frozen=True)
@@ -205,81 +202,64 @@ def profile_from_dict(raw: dict, source: str = "<profile>") -> Profile:
     return Profile(name=settings["name"], path=None, settings=settings)
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- the schema
+#
+# The profile's schema is the pydantic model StudyProfile below (and its JSON Schema, `xlm
+# study schema`, studies/profile.schema.json). Validation reports every problem at once, each
+# with its path in the YAML; the dataset names a profile may use (head, hand, chest, ceph,
+# spine and its custom_datasets) reach the validators through the validation context.
 
 
-class _Checker:
-    """Collects the location of every value checked, for messages that name the key."""
+class ProfileError(XLMError):
+    """A profile refused: ``problems``, every ``(path, problem)`` found, in the YAML's order
+    of sections (``transfer.finetune.head.epochs``, ``expected an integer >= 1, got int 0``)."""
 
-    def __init__(self, source: str):
-        self.source = source
-        self.datasets: tuple[str, ...] = DATASET_NAMES + REAL_SET_NAMES  # + custom_datasets
-
-    def fail(self, key: str, problem: str) -> XLMError:
-        return XLMError(f"study profile {self.source}: {key}: {problem}")
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | dict) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
-        unknown = [k for k in value if k not in allowed]
-        if unknown:
-            raise self.fail(
-                f"{key}.{unknown[0]}" if key else str(unknown[0]),
-                f"unknown key; allowed: {', '.join(allowed)}",
-            )
-        return dict(value)
-
-    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {_kind(value)}")
-        if minimum is not None and value < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
-        return int(value)
-
-    def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected text, got {_kind(value)}")
-        if choices is not None and value not in choices:
-            raise self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(choices)}")
-        return value
-
-    def string_list(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> list[str]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(key, f"expected a non-empty list, got {_kind(value)}")
-        return [self.string(v, f"{key}[{i}]", choices) for i, v in enumerate(value)]
-
-    def run_setting(self, name: str, value: Any, key: str) -> Any:
-        """``value`` of RunConfig field ``name`` checked by the field's own rule
-        (:func:`xlm_core.config.check_setting`), JSON form; an error names ``key``."""
-        if name == "encoder_weights" and isinstance(value, dict):
-            if value and all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
-                return dict(value)
-            raise self.fail(key, f"expected {_WEIGHTS_WHAT}, got {_kind(value)} {value!r}")
-        try:
-            return check_setting(name, value)
-        except SettingError as exc:
-            problem = exc.problem
-            if name == "encoder_weights":
-                problem = f"expected {_WEIGHTS_WHAT}, got {_kind(value)} {value!r}"
-            raise self.fail(key, problem) from None
-
-    def run_settings(self, value: Any, key: str, extra_allowed: tuple[str, ...] = ()) -> dict:
-        allowed = extra_allowed + RUN_SETTING_KEYS
-        mapping = self.mapping(value, key, allowed)
-        return {
-            k: (v if k in extra_allowed else self.run_setting(k, v, f"{key}.{k}"))
-            for k, v in mapping.items()
-        }
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source, self.problems = source, problems
+        lines = [f"study profile {source}: {path + ': ' if path else ''}{problem}" for path, problem in problems]
+        if len(lines) > 1:
+            lines.insert(0, f"study profile {source}: {len(lines)} problems")
+        super().__init__("\n".join(lines))
 
 
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+def _problem(message: str, **context: Any) -> PydanticCustomError:
+    return PydanticCustomError("profile", message, context or None)
 
 
-def _check_arch_encoder(check: _Checker, arch: str, encoder: str, key: str) -> None:
-    """Unknown architecture / encoder / impossible pair -> XLMError naming ``key``."""
+def _at(loc: tuple, message: str, value: Any = None) -> InitErrorDetails:
+    """An error at ``loc`` (relative to the model being validated)."""
+    return InitErrorDetails(type=_problem(message), loc=loc, input=value)
+
+
+def _raise(title: str, errors: list[InitErrorDetails]) -> None:
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
+def _datasets(info: ValidationInfo) -> tuple[str, ...]:
+    """The dataset names this profile may use (the context's, else the built-in ones)."""
+    return (info.context or {}).get("datasets", DATASET_NAMES + REAL_SET_NAMES)
+
+
+def _one_of(value: Any, names: tuple[str, ...]) -> str | None:
+    """None when ``value`` is one of ``names``, else the problem (``'knee' is not allowed; ...``)."""
+    return None if value in names else f"{value!r} is not allowed; allowed: {', '.join(names)}"
+
+
+def _choose(**tags: Any) -> Any:
+    """A union validated by one branch only (chosen by the value's Python type), so that an
+    error is that branch's, not one per branch; the branch's tag (``~name``) leaves the path."""
+    def pick(value: Any) -> str:
+        for tag, test in tags.items():
+            if test(value):
+                return f"~{tag}"
+        return f"~{next(iter(tags))}"
+
+    return Discriminator(pick)
+
+
+def _combination_problem(arch: str, encoder: str) -> str | None:
+    """None for a possible pair, else why not (unknown architecture / encoder / impossible pair)."""
     try:
         from xlm_core.models import check_combination
     except ImportError:  # models not built: fall back to smp's registry
@@ -287,7 +267,8 @@ def _check_arch_encoder(check: _Checker, arch: str, encoder: str, key: str) -> N
     try:
         check_combination(arch, encoder)
     except XLMError as exc:
-        raise check.fail(key, str(exc)) from None
+        return str(exc)
+    return None
 
 
 def _smp_check(arch: str, encoder: str) -> None:
@@ -303,302 +284,511 @@ def _smp_check(arch: str, encoder: str) -> None:
         raise XLMError(f"{arch} cannot use the encoder {encoder!r} (no dilated mode)")
 
 
-def _pair_allowed(arch: str, encoder: str) -> bool:
-    try:
-        from xlm_core.models import check_combination
-    except ImportError:
-        check_combination = _smp_check
-    try:
-        check_combination(arch, encoder)
-    except XLMError:
-        return False
-    return True
+class _Section(BaseModel):
+    """A mapping of the profile: its keys are the fields, an unknown one is named with those
+    allowed, values are not converted (1 is not true, "1e-4" is not a number)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _known_keys(cls, value: Any, handler: Any) -> Any:
+        return validate_known_keys(value, handler, tuple(cls.model_fields), cls.__name__)
+
+
+def _null_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+Seed = Annotated[int, Field(ge=0)]
+Seeds = Annotated[list[Seed], Field(min_length=1)]
+Names = Annotated[list[str], Field(min_length=1)]
+EncoderWeights = Annotated[
+    Annotated[Text, Tag("~one")] | Annotated[dict[str, Text], Field(min_length=1), Tag("~per-encoder")],
+    _choose(one=lambda v: not isinstance(v, dict), **{"per-encoder": lambda v: isinstance(v, dict)}),
+]
+
+
+def _seeds_once(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise _problem("a seed is listed twice: {seeds}", seeds=str(seeds))
+    return seeds
+
+
+class RunLayer(RunSettings):
+    """Run settings of a layer of the profile (``run``, ``datasets.<d>``, ``<section>.run``):
+    any of RunConfig's run settings; ``encoder_weights`` also per encoder."""
+
+    encoder_weights: EncoderWeights = Field(
+        "none", description="imagenet, none or a weights file PATH, or one of these per encoder: "
+        "{vgg19: PATH, resnext101_32x8d: imagenet, ...}")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _messages(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        value = _null_is_empty(value)
+        try:
+            return super()._messages.__func__(cls, value, handler, info)
+        except ValidationError as exc:
+            weights = isinstance(value, dict) and value.get("encoder_weights")
+            errors: list[tuple[tuple, str, Any]] = []
+            for e in exc.errors():
+                loc, msg = e["loc"], e["msg"]
+                if loc[:1] == ("encoder_weights",):
+                    loc, msg = ("encoder_weights",), f"expected {_WEIGHTS_WHAT}, got {_kind(weights)} {weights!r}"
+                if (loc, msg) not in [(a, b) for a, b, _ in errors]:
+                    errors.append((loc, msg, e.get("input")))
+            _raise(cls.__name__, [_at(loc, msg, v) for loc, msg, v in errors])
+            raise
+
+
+class Finetune(RunLayer):
+    """``transfer.finetune``: run settings of every stage after the first, and per target
+    dataset of such a stage (``{epochs: 6, head: {epochs: 8}}``: the dataset's entry wins)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, RunLayer] = Field(init=False)
+
+    @classmethod
+    def allowed_keys(cls, info: ValidationInfo) -> tuple[str, ...]:
+        return _datasets(info) + RUN_SETTING_KEYS
+
+    def layer(self) -> dict:
+        out = super().layer()
+        for name, layer in (self.__pydantic_extra__ or {}).items():
+            out[name] = layer.layer()
+        return out
+
+
+class Synthetic(_Section):
+    """The phantoms written for ``data: synthetic``."""
+
+    n: Annotated[
+        Annotated[int, Field(ge=2), Tag("~one")] | Annotated[dict[Literal[DATASET_NAMES], Annotated[int, Field(ge=2)]], Tag("~per-dataset")],
+        _choose(one=lambda v: not isinstance(v, dict), **{"per-dataset": lambda v: isinstance(v, dict)}),
+    ] = Field(24, description="phantoms per anatomy: one number, or per anatomy ({head: 24, hand: 30, chest: 24})")
+    seed: Seed = Field(0, description="seed of the phantoms")
+
+
+class DatasetEntry(RunLayer):
+    """``datasets.<d>``: where the data are, the loader's options, and run settings of the runs on ``d``."""
+
+    root: str | None = Field(None, description="the dataset's folder (relative to the profile's folder); "
+                             "null: --data-root DIR/<folder>")
+    options: dict[str, Any] | None = Field(None, description="load_dataset options (annotator, wrist pair, ...) "
+                                           "-> RunConfig.extra")
+
+
+class Backbones(_Section):
+    """Table 1: every architecture x encoder pair, k-fold cross-validation on one dataset."""
+
+    dataset: str = Field("hand", description="the dataset of the comparison")
+    folds: int = Field(5, ge=2, description="k of the k-fold cross-validation")
+    archs: Names = Field(["unet", "unetplusplus", "deeplabv3"], description="architectures (every one with every encoder)")
+    encoders: Names = Field(["efficientnet-b7", "resnext101_32x8d", "vgg19"], description="encoders")
+    pairs: Annotated[list[Annotated[list[str], Field(min_length=2, max_length=2)]], Field(min_length=1)] | None = Field(
+        None, description="an explicit [[arch, encoder], ...] instead of archs x encoders")
+    seeds: Seeds | None = Field(None, description="default: the profile's seeds")
+    run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs only")
+
+    _seeds = field_validator("seeds")(_seeds_once)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str, info: ValidationInfo) -> str:
+        if (problem := _one_of(value, _datasets(info))) is not None:
+            raise _problem(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Backbones:
+        errors = []
+        if self.pairs is not None:
+            for i, (arch, enc) in enumerate(self.pairs):
+                if (problem := _combination_problem(arch, enc)) is not None:
+                    errors.append(_at(("pairs", i), problem, [arch, enc]))
+            if {"archs", "encoders"} & self.model_fields_set:
+                errors.append(_at(("pairs",), "give either pairs or archs/encoders, not both"))
+        else:
+            for i, arch in enumerate(self.archs):
+                if (problem := _combination_problem(arch, self.encoders[0])) is not None:
+                    errors.append(_at(("archs", i), problem, arch))
+            for i, enc in enumerate(self.encoders):
+                if (problem := _combination_problem(self.archs[0], enc)) is not None:
+                    errors.append(_at(("encoders", i), problem, enc))
+        if not errors and len({tuple(p) for p in self.all_pairs()}) != len(self.all_pairs()):
+            errors.append(_at(("pairs",), "a pair is listed twice"))
+        _raise("backbones", errors)
+        return self
+
+    def all_pairs(self) -> list[list[str]]:
+        """The pairs trained: ``pairs``, or every arch x encoder but the impossible ones
+        (DeepLabV3 + VGG: no dilated mode), left out as in the paper."""
+        if self.pairs is not None:
+            return [list(p) for p in self.pairs]
+        return [[a, e] for a in self.archs for e in self.encoders if _combination_problem(a, e) is None]
+
+
+class _Model(_Section):
+    arch: str = Field("unetplusplus", description="the architecture of every run of this section")
+    encoder: str = Field("vgg19", description="the encoder of every run of this section")
+
+    def _model_errors(self) -> list[InitErrorDetails]:
+        problem = _combination_problem(self.arch, self.encoder)
+        return [] if problem is None else [_at(("arch/encoder",), problem, [self.arch, self.encoder])]
+
+
+Chain = Annotated[list[str], Field(min_length=1)]
+
+
+class Transfer(_Model):
+    """Table 2: ImageNet -> [A -> [B ->]] target, one run per stage."""
+
+    targets: Names = Field(list(DATASET_NAMES), description="the target datasets")
+    chains: Annotated[
+        Annotated[Literal["all"], Tag("~all")] | Annotated[list[Chain], Field(min_length=1), Tag("~list")],
+        _choose(all=lambda v: not isinstance(v, list), list=lambda v: isinstance(v, list)),
+    ] = Field("all", description="all (the paper's five per target) or [[imagenet, A, B, T], ...], each "
+              "starting with imagenet or scratch and ending with its target")
+    matched_control: bool = Field(True, description="per target, [imagenet, T, T, T]: as many stages as its "
+                                  "longest chain, on its own data only")
+    scratch_control: bool = Field(False, description="per target, [scratch, T] and [scratch, T, T, T]: the same "
+                                  "stages from random weights (what ImageNet buys)")
+    seeds: Seeds | None = Field(None, description="default: the profile's seeds")
+    run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs only")
+    finetune: Finetune = Field(default_factory=Finetune, description="run settings of the stages after the first "
+                               "(they start from a trained checkpoint), and per target dataset: {epochs: 6, head: {epochs: 8}}")
+
+    _seeds = field_validator("seeds")(_seeds_once)
+
+    @model_validator(mode="after")
+    def _chains(self, info: ValidationInfo) -> Transfer:
+        names = _datasets(info)
+        errors = self._model_errors()
+        for i, target in enumerate(self.targets):
+            if (problem := _one_of(target, names)) is not None:
+                errors.append(_at(("targets", i), problem, target))
+        if self.chains == "all":
+            own = [t for t in self.targets if t not in DATASET_NAMES]
+            if own:
+                errors.append(_at(("chains",), f"'all' is defined for {DATASET_NAMES}; list the chains "
+                                  f"of {own[0]!r} explicitly, e.g. [[imagenet, hand, {own[0]}]]"))
+        else:
+            for i, chain in enumerate(self.chains):
+                errors += _chain_errors(chain, ("chains", i), names, self.targets)
+        if not errors and len({tuple(c) for c in self.all_chains()}) != len(self.all_chains()):
+            errors.append(_at(("chains",), "a chain is listed twice"))
+        _raise("transfer", errors)
+        return self
+
+    def all_chains(self) -> list[list[str]]:
+        """The chains trained: the listed ones (or the paper's), then the controls asked for."""
+        chains = [c for t in self.targets for c in all_chains(t)] if self.chains == "all" else \
+            [list(c) for c in self.chains]
+        if self.matched_control:
+            chains = chains + [c for c in matched_controls(chains) if c not in chains]
+        if self.scratch_control:
+            chains = chains + [c for c in scratch_controls(chains) if c not in chains]
+        return chains
+
+
+def _chain_errors(chain: list[str], loc: tuple, names: tuple[str, ...], targets: list[str]) -> list:
+    bad = [_at((*loc, j), p, t) for j, t in enumerate(chain) if (p := _one_of(t, START_TOKENS + names))]
+    if bad:
+        return bad
+    if chain[0] not in START_TOKENS or any(t in START_TOKENS for t in chain[1:]):
+        return [_at(loc, f"a chain starts with {INIT_TOKEN!r} or {SCRATCH_TOKEN!r} (and names a start once): "
+                    f"{chain}", chain)]
+    if len(chain) < 2:
+        return [_at(loc, f"a chain ends with its target dataset: {chain}", chain)]
+    seen = chain[1:]
+    twice = sorted({d for d in seen if seen.count(d) > 1})
+    if twice and not is_control_chain(chain):
+        return [_at(loc, f"names the dataset {twice[0]!r} twice (only a matched control repeats its target "
+                    f"alone, e.g. [imagenet, head, head, head]): {chain}", chain)]
+    if chain[-1] not in targets:
+        return [_at(loc, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}", chain)]
+    return []
+
+
+LearningRates = Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)]
+
+
+class Ablation(_Model):
+    """Losses x learning rates on one dataset, one seed (kind "ablation" runs; full training
+    split, scored on test)."""
+
+    dataset: str = Field("hand", description="the dataset of the ablation")
+    losses: Annotated[list[Literal[LOSSES]], Field(min_length=1)] = Field(list(LOSSES), description="the losses")
+    lrs: Annotated[
+        Annotated[LearningRates, Tag("~grid")] | Annotated[dict[str, LearningRates], Tag("~per-loss")],
+        _choose(grid=lambda v: not isinstance(v, dict), **{"per-loss": lambda v: isinstance(v, dict)}),
+    ] = Field([1.0e-3, 1.0e-4], description="learning rates: every loss with every one, or per loss: "
+              "{mse: [1.0e-4], ...} (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)")
+    seed: Seed = Field(0, description="the seed of every ablation run")
+    run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs (not loss, lr)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str, info: ValidationInfo) -> str:
+        if (problem := _one_of(value, _datasets(info))) is not None:
+            raise _problem(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _grid(self) -> Ablation:
+        errors = self._model_errors()
+        if len(set(self.losses)) != len(self.losses):
+            errors.append(_at(("losses",), f"a loss is listed twice: {self.losses}", self.losses))
+        if isinstance(self.lrs, dict):
+            errors += [_at(("lrs", k), f"unknown key; allowed: {', '.join(self.losses)}")
+                       for k in self.lrs if k not in self.losses]
+            errors += [_at(("lrs", loss), "missing: give the learning rates of every loss")
+                       for loss in self.losses if loss not in self.lrs]
+            lists = {("lrs", k): v for k, v in self.lrs.items()}
+        else:
+            lists = {("lrs",): self.lrs}
+        errors += [_at(loc, f"a learning rate is listed twice: {v}", v) for loc, v in lists.items()
+                   if len(set(v)) != len(v)]
+        errors += [_at(("run", key), "set by ablation.losses / ablation.lrs")
+                   for key in ("loss", "lr") if key in self.run.model_fields_set]
+        _raise("ablation", errors)
+        return self
+
+    def lrs_per_loss(self) -> dict[str, list[float]]:
+        if isinstance(self.lrs, dict):
+            return {loss: list(self.lrs[loss]) for loss in self.losses}
+        return {loss: list(self.lrs) for loss in self.losses}
+
+
+class Execution(_Section):
+    """How runs are executed (not part of any result)."""
+
+    workers: Annotated[
+        Annotated[Literal["auto"], Tag("~auto")] | Annotated[int, Field(ge=1), Tag("~count")],
+        _choose(auto=lambda v: isinstance(v, str), count=lambda v: not isinstance(v, str)),
+    ] = Field(1, description="parallel runs when --workers is not given (auto: from the cores and the memory)")
+    threads: int | None = Field(None, ge=1, description="torch/OpenMP threads per run (null: torch's default)")
+    keep_checkpoints: Literal[KEEP_CHECKPOINTS] = Field(
+        "all", description="all, or needed: delete a finished run's checkpoint.pt once no later run starts "
+        "from it and no book page loads it")
+
+
+class StudyProfile(_Section):
+    """A study profile (studies/*.yaml): every setting of a study, the single source of truth."""
+
+    model_config = ConfigDict(title="xlm study profile")
+
+    name: str | None = Field(None, description="the study name (results/<name>/; letters, digits, - _ .); "
+                             "default: the file's name", json_schema_extra={"pattern": NAME_RE.pattern})
+    note: str | None = Field(None, description="a one-line label shown on every page this study feeds")
+    data: Literal["synthetic", "real"] = Field("real", description="synthetic: phantoms; real: x-rays under "
+                                               "--data-root or datasets.<d>.root")
+    synthetic: Synthetic = Field(default_factory=Synthetic, description="the phantoms written for data: synthetic")
+    custom_datasets: dict[str, str] = Field(
+        default_factory=dict, description="{name: path of a dataset.yaml}: your own datasets, usable as backbone, "
+        "ablation or transfer datasets (relative paths: to the profile's folder)")
+    datasets: dict[str, DatasetEntry] = Field(
+        default_factory=dict, description="per-dataset settings (head, hand, chest, ceph, spine or a custom "
+        "dataset): root, options and run settings")
+    run: RunLayer = Field(default_factory=RunLayer, description="run settings of every run")
+    seeds: Seeds = Field([0], description="a list of integer seeds")
+    backbones: Backbones | None = Field(None, description="the backbone comparison (Table 1), or null")
+    transfer: Transfer | None = Field(None, description="the transfer chains (Table 2), or null")
+    ablation: Ablation | None = Field(None, description="losses x learning rates on one dataset (the method "
+                                      "chapter), or null")
+    notebooks: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="the aggregation notebooks (notebooks/<name>.py) run after the runs, in order (default: "
+        "the paper's chapters: datasets, pipeline, ablation, backbones, transfer, sota, beyond)")
+    execution: Execution = Field(default_factory=Execution, description="{workers, threads, keep_checkpoints}: "
+                                 "parallel runs (or auto), torch threads per run, which finished checkpoints stay")
+
+    _seeds = field_validator("seeds")(_seeds_once)
+
+    @field_validator("synthetic", "custom_datasets", "datasets", "execution", mode="before")
+    @classmethod
+    def _null(cls, value: Any) -> Any:
+        return _null_is_empty(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str | None) -> str | None:
+        if name is None:
+            raise _problem("missing (the study's folder name under results/)")
+        if not NAME_RE.match(name):
+            raise _problem("{name}: use letters, digits, '-', '_' and '.' only", name=repr(name))
+        return name
+
+    @field_validator("custom_datasets")
+    @classmethod
+    def _custom(cls, custom: dict[str, str]) -> dict[str, str]:
+        taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
+        errors = []
+        for cname, path in custom.items():
+            if not NAME_RE.match(cname) or cname in taken:
+                errors.append(_at((cname,), f"a name of letters, digits, '_', '.', '-', not one of {taken}", path))
+            elif not path.endswith((".yaml", ".yml")):
+                errors.append(_at((cname,), f"expected the path of a dataset.yaml, got {path!r}", path))
+        _raise("custom_datasets", errors)
+        return custom
+
+    @field_validator("datasets", mode="wrap")
+    @classmethod
+    def _dataset_names(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        return validate_known_keys(value, handler, _datasets(info), "datasets")
+
+    @field_validator("notebooks")
+    @classmethod
+    def _notebooks(cls, names: list[str] | None) -> list[str] | None:
+        _raise("notebooks", [_at((i,), f"{name!r} is not a notebook name (notebooks/<name>.py)", name)
+                             for i, name in enumerate(names or []) if not NAME_RE.match(name)])
+        return names
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> StudyProfile:
+        errors = []
+        if self.backbones is None and self.transfer is None and self.ablation is None:
+            errors.append(_at(("backbones",), "backbones, transfer and ablation are all empty: nothing to run"))
+        if self.data == "synthetic":
+            real = sorted(self.used_datasets() & set(REAL_SET_NAMES))
+            if real:
+                errors.append(_at(("data",), f"synthetic: there are phantoms of {DATASET_NAMES} only, and the "
+                                  f"profile trains on {real} (real sets: use data: real and --data-root DIR)"))
+        _raise("profile", errors)
+        return self
+
+    def used_datasets(self) -> set[str]:
+        """The datasets some run trains on."""
+        used = {s.dataset for s in (self.backbones, self.ablation) if s is not None}
+        for chain in self.transfer.all_chains() if self.transfer is not None else []:
+            used.update(chain[1:])
+        return used
+
+    def settings(self) -> dict:
+        """The normalised form :class:`Profile` holds (the module docstring's, every default
+        filled in, chains and pairs expanded)."""
+        names = _all_names(self.custom_datasets)
+        datasets = {}
+        for d in names:
+            entry = self.datasets[d].layer() if d in self.datasets else {}
+            entry["options"] = dict(entry.get("options") or {})
+            datasets[d] = entry
+        bb, tr, ab = self.backbones, self.transfer, self.ablation
+        return {
+            "name": self.name,
+            "note": f"study profile {self.name}" if self.note is None else self.note,
+            "data": self.data,
+            "synthetic": {"n": self.synthetic.n, "seed": self.synthetic.seed},
+            "custom_datasets": dict(self.custom_datasets),
+            "datasets": datasets,
+            "run": self.run.layer(),
+            "seeds": list(self.seeds),
+            "backbones": None if bb is None else {
+                "dataset": bb.dataset, "folds": bb.folds, "seeds": bb.seeds, "run": bb.run.layer(),
+                "pairs": bb.all_pairs()},
+            "transfer": None if tr is None else {
+                "arch": tr.arch, "encoder": tr.encoder, "targets": list(tr.targets), "chains": tr.all_chains(),
+                "matched_control": tr.matched_control, "scratch_control": tr.scratch_control, "seeds": tr.seeds,
+                "run": tr.run.layer(), "finetune": tr.finetune.layer()},
+            "ablation": None if ab is None else {
+                "dataset": ab.dataset, "arch": ab.arch, "encoder": ab.encoder, "losses": list(ab.losses),
+                "lrs": ab.lrs_per_loss(),  # {loss: [lr, ...]}
+                "points": [[loss, lr] for loss, lrs in ab.lrs_per_loss().items() for lr in lrs],
+                "seed": ab.seed, "run": ab.run.layer()},
+            "execution": self.execution.model_dump(),
+            "notebooks": None if self.notebooks is None else list(self.notebooks),
+        }
+
+
+def _all_names(custom: dict) -> tuple[str, ...]:
+    """Every dataset name of a profile: the built-in ones, then its custom_datasets."""
+    taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
+    return DATASET_NAMES + REAL_SET_NAMES + tuple(
+        k for k in custom if isinstance(k, str) and NAME_RE.match(k) and k not in taken)
+
+
+def _path(loc: tuple) -> str:
+    """``('transfer', 'chains', 0, 1)`` -> ``transfer.chains[0][1]`` (union branches and dict-key markers left out)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (part.startswith(("~", "function-")) or part == "[key]"):
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _message(err: dict) -> str:
+    """A pydantic error in the words of this project's messages (``expected ..., got ...``)."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind in ("profile", "setting", "unknown_key"):
+        return err["msg"]
+    if kind in ("greater_than_equal", "greater_than", "less_than"):
+        noun = "an integer" if isinstance(value, int) and not isinstance(value, bool) else "a number"
+        op, bound = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than": ("<", "lt")}[kind]
+        return f"expected {noun} {op} {ctx.get(bound)}, got {value!r}"
+    if kind.startswith("int_"):
+        return f"expected an integer, got {_kind(value)}"
+    if kind.startswith("float_") or kind == "finite_number":
+        return f"expected a number, got {_kind(value)} {value!r}"
+    if kind == "string_type":
+        return f"expected text, got {_kind(value)}"
+    if kind == "bool_type":
+        return f"expected true or false, got {value!r}"
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{value!r} is not allowed; allowed: {', '.join(allowed)}"
+    if kind == "too_short" and ctx.get("min_length", 1) > 1:
+        return f"expected {ctx['min_length']} items, got {value!r}"
+    if kind in ("list_type", "too_short"):
+        return f"expected a non-empty list, got {_kind(value)}" + (f" {value!r}" if kind == "too_short" else "")
+    if kind == "too_long":
+        return f"expected {ctx.get('max_length')} items, got {value!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_kind(value)}"
+    return err["msg"]
 
 
 def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
     """Check every key and value of a profile; return its normalised form.
 
-    Raises XLMError naming ``source``, the key and the allowed values on the first problem:
-    an unknown key, a wrong type, an unknown dataset / architecture / encoder, an impossible
-    arch-encoder pair, or a transfer chain naming a dataset twice.
+    Raises :class:`ProfileError` (an XLMError) naming ``source`` and every problem at once,
+    each with its path in the YAML and the allowed values: an unknown key, a wrong type, an
+    unknown dataset / architecture / encoder, an impossible arch-encoder pair, a transfer
+    chain naming a dataset twice, ...
     """
-    check = _Checker(source)
     if not isinstance(raw, dict):
         raise XLMError(f"study profile {source}: expected a mapping at the top, got {_kind(raw)}")
-    top = check.mapping(raw, "", tuple(_TOP_KEYS))
-    out: dict[str, Any] = {}
-
-    name = top.get("name", default_name)
-    if name is None:
-        raise check.fail("name", "missing (the study's folder name under results/)")
-    name = check.string(name, "name")
-    if not NAME_RE.match(name):
-        raise check.fail("name", f"{name!r}: use letters, digits, '-', '_' and '.' only")
-    out["name"] = name
-    out["note"] = check.string(top.get("note", f"study profile {name}"), "note")
-    out["data"] = check.string(top.get("data", "real"), "data", ("synthetic", "real"))
-
-    synth = check.mapping(top.get("synthetic"), "synthetic", _SYNTH_KEYS)
-    n = synth.get("n", 24)
-    if isinstance(n, dict):
-        n = check.mapping(n, "synthetic.n", DATASET_NAMES)
-        n = {d: check.integer(v, f"synthetic.n.{d}", 2) for d, v in n.items()}
-    else:
-        n = check.integer(n, "synthetic.n", 2)
-    out["synthetic"] = {"n": n, "seed": check.integer(synth.get("seed", 0), "synthetic.seed", 0)}
-
-    custom = top.get("custom_datasets") or {}
-    if not isinstance(custom, dict):
-        raise check.fail("custom_datasets", f"expected a mapping name: dataset.yaml, got {_kind(custom)}")
-    out["custom_datasets"] = {}
-    for cname, cpath in custom.items():
-        key = f"custom_datasets.{cname}"
-        taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
-        if not isinstance(cname, str) or not NAME_RE.match(cname) or cname in taken:
-            raise check.fail(key, f"a name of letters, digits, '_', '.', '-', not one of {taken}")
-        path = check.string(cpath, key)
-        if not path.endswith((".yaml", ".yml")):
-            raise check.fail(key, f"expected the path of a dataset.yaml, got {path!r}")
-        out["custom_datasets"][cname] = path
-    check.datasets = DATASET_NAMES + REAL_SET_NAMES + tuple(out["custom_datasets"])
-
-    datasets = check.mapping(top.get("datasets"), "datasets", check.datasets)
-    out["datasets"] = {}
-    for d in check.datasets:
-        entry = check.run_settings(datasets.get(d), f"datasets.{d}", ("root", "options"))
-        root = entry.get("root")
-        if root is not None:
-            entry["root"] = check.string(root, f"datasets.{d}.root")
-        options = entry.get("options")
-        if options is not None and not isinstance(options, dict):
-            raise check.fail(f"datasets.{d}.options", f"expected a mapping, got {_kind(options)}")
-        entry["options"] = dict(options or {})
-        out["datasets"][d] = entry
-
-    out["run"] = check.run_settings(top.get("run"), "run")
-    seeds = top.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds:
-        raise check.fail("seeds", f"expected a non-empty list of integers, got {_kind(seeds)}")
-    out["seeds"] = [check.integer(s, f"seeds[{i}]", 0) for i, s in enumerate(seeds)]
-    if len(set(out["seeds"])) != len(out["seeds"]):
-        raise check.fail("seeds", f"a seed is listed twice: {out['seeds']}")
-
-    out["backbones"] = _validate_backbones(check, top.get("backbones"))
-    out["transfer"] = _validate_transfer(check, top.get("transfer"))
-    out["ablation"] = _validate_ablation(check, top.get("ablation"))
-    out["execution"] = _validate_execution(check, top.get("execution"))
-    notebooks = top.get("notebooks")
-    out["notebooks"] = None if notebooks is None else check.string_list(notebooks, "notebooks")
-    for name in out["notebooks"] or []:
-        if not NAME_RE.match(name):
-            raise check.fail("notebooks", f"{name!r} is not a notebook name (notebooks/<name>.py)")
-    if out["backbones"] is None and out["transfer"] is None and out["ablation"] is None:
-        raise check.fail("backbones", "backbones, transfer and ablation are all empty: nothing to run")
-    if out["data"] == "synthetic":
-        real = sorted(_used(out) & set(REAL_SET_NAMES))
-        if real:
-            raise check.fail("data", f"synthetic: there are phantoms of {DATASET_NAMES} only, and the "
-                             f"profile trains on {real} (real sets: use data: real and --data-root DIR)")
-    return out
+    if "name" not in raw and default_name is not None:
+        raw = {"name": default_name, **raw}
+    elif "name" not in raw:
+        raw = {"name": None, **raw}
+    custom = raw.get("custom_datasets")
+    context = {"datasets": _all_names(custom if isinstance(custom, dict) else {})}
+    try:
+        model = StudyProfile.model_validate(raw, context=context)
+    except ValidationError as exc:
+        problems: list[tuple[str, str]] = []
+        for err in exc.errors():
+            problem = (_path(err["loc"]), _message(err))
+            if problem not in problems:
+                problems.append(problem)
+        raise ProfileError(source, problems) from None
+    return model.settings()
 
 
-def _used(settings: dict) -> set[str]:
-    """The datasets some run of the validated ``settings`` trains on."""
-    used = {settings[k]["dataset"] for k in ("backbones", "ablation") if settings.get(k)}
-    for chain in (settings["transfer"] or {}).get("chains", []):
-        used.update(chain[1:])
-    return used
+def profile_schema() -> dict:
+    """The JSON Schema of a study profile (``xlm study schema``; studies/profile.schema.json)."""
+    schema = StudyProfile.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
-def _section_seeds(check: _Checker, value: Any, key: str) -> list[int] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise check.fail(key, f"expected a non-empty list of integers, got {_kind(value)}")
-    return [check.integer(s, f"{key}[{i}]", 0) for i, s in enumerate(value)]
-
-
-def _validate_backbones(check: _Checker, value: Any) -> dict | None:
-    if value is None:
-        return None
-    sec = check.mapping(value, "backbones", _BACKBONE_KEYS)
-    out: dict[str, Any] = {
-        "dataset": check.string(sec.get("dataset", "hand"), "backbones.dataset", check.datasets),
-        "folds": check.integer(sec.get("folds", 5), "backbones.folds", 2),
-        "seeds": _section_seeds(check, sec.get("seeds"), "backbones.seeds"),
-        "run": check.run_settings(sec.get("run"), "backbones.run"),
-    }
-    pairs = sec.get("pairs")
-    if pairs is not None:
-        if not isinstance(pairs, list) or not pairs:
-            raise check.fail("backbones.pairs", f"expected a list of [arch, encoder], got {_kind(pairs)}")
-        out_pairs = []
-        for i, pair in enumerate(pairs):
-            key = f"backbones.pairs[{i}]"
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise check.fail(key, f"expected [arch, encoder], got {pair!r}")
-            arch, enc = (check.string(v, key) for v in pair)
-            _check_arch_encoder(check, arch, enc, key)
-            out_pairs.append([arch, enc])
-        if "archs" in sec or "encoders" in sec:
-            raise check.fail("backbones.pairs", "give either pairs or archs/encoders, not both")
-    else:
-        archs = check.string_list(sec.get("archs", ["unet", "unetplusplus", "deeplabv3"]), "backbones.archs")
-        encs = check.string_list(
-            sec.get("encoders", ["efficientnet-b7", "resnext101_32x8d", "vgg19"]), "backbones.encoders"
-        )
-        for i, a in enumerate(archs):
-            _check_arch_encoder(check, a, encs[0], f"backbones.archs[{i}]")
-        for i, e in enumerate(encs):
-            _check_arch_encoder(check, archs[0], e, f"backbones.encoders[{i}]")
-        # impossible pairs (DeepLabV3 + VGG: no dilated mode) are left out, as in the paper
-        out_pairs = [[a, e] for a in archs for e in encs if _pair_allowed(a, e)]
-    if len({tuple(p) for p in out_pairs}) != len(out_pairs):
-        raise check.fail("backbones.pairs", "a pair is listed twice")
-    out["pairs"] = out_pairs
-    return out
-
-
-def _section_model(check: _Checker, sec: dict, section: str) -> tuple[str, str]:
-    """``<section>.arch`` / ``<section>.encoder`` (default the paper's U-Net++ / VGG19), checked as a pair."""
-    arch = check.string(sec.get("arch", "unetplusplus"), f"{section}.arch")
-    enc = check.string(sec.get("encoder", "vgg19"), f"{section}.encoder")
-    _check_arch_encoder(check, arch, enc, f"{section}.arch/encoder")
-    return arch, enc
-
-
-def _validate_transfer(check: _Checker, value: Any) -> dict | None:
-    if value is None:
-        return None
-    sec = check.mapping(value, "transfer", _TRANSFER_KEYS)
-    arch, enc = _section_model(check, sec, "transfer")
-    targets = check.string_list(sec.get("targets", list(DATASET_NAMES)), "transfer.targets", check.datasets)
-    chains_raw = sec.get("chains", "all")
-    if chains_raw == "all":
-        own = [t for t in targets if t not in DATASET_NAMES]
-        if own:
-            raise check.fail("transfer.chains", f"'all' is defined for {DATASET_NAMES}; list the chains "
-                             f"of {own[0]!r} explicitly, e.g. [[imagenet, hand, {own[0]}]]")
-        chains = [c for t in targets for c in all_chains(t)]
-    else:
-        if not isinstance(chains_raw, list) or not chains_raw:
-            raise check.fail("transfer.chains", f"expected 'all' or a list of chains, got {chains_raw!r}")
-        chains = []
-        for i, chain in enumerate(chains_raw):
-            key = f"transfer.chains[{i}]"
-            chain = check.string_list(chain, key, START_TOKENS + check.datasets)
-            if chain[0] not in START_TOKENS or any(t in START_TOKENS for t in chain[1:]):
-                raise check.fail(key, f"a chain starts with {INIT_TOKEN!r} or {SCRATCH_TOKEN!r} (and names "
-                                 f"a start once): {chain}")
-            if len(chain) < 2:
-                raise check.fail(key, f"a chain ends with its target dataset: {chain}")
-            seen = [d for d in chain[1:]]
-            twice = sorted({d for d in seen if seen.count(d) > 1})
-            if twice and not is_control_chain(chain):
-                raise check.fail(key, f"names the dataset {twice[0]!r} twice (only a matched control "
-                                 f"repeats its target alone, e.g. [imagenet, head, head, head]): {chain}")
-            if chain[-1] not in targets:
-                raise check.fail(key, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}")
-            chains.append(chain)
-    matched = sec.get("matched_control", True)
-    if not isinstance(matched, bool):
-        raise check.fail("transfer.matched_control", f"expected true or false, got {matched!r}")
-    if matched:
-        chains = chains + [c for c in matched_controls(chains) if c not in chains]
-    scratch = sec.get("scratch_control", False)
-    if not isinstance(scratch, bool):
-        raise check.fail("transfer.scratch_control", f"expected true or false, got {scratch!r}")
-    if scratch:
-        chains = chains + [c for c in scratch_controls(chains) if c not in chains]
-    if len({tuple(c) for c in chains}) != len(chains):
-        raise check.fail("transfer.chains", "a chain is listed twice")
-    return {
-        "arch": arch,
-        "encoder": enc,
-        "targets": targets,
-        "chains": chains,
-        "matched_control": matched,
-        "scratch_control": scratch,
-        "seeds": _section_seeds(check, sec.get("seeds"), "transfer.seeds"),
-        "run": check.run_settings(sec.get("run"), "transfer.run"),
-        "finetune": _validate_finetune(check, sec.get("finetune"), tuple(check.datasets)),
-    }
-
-
-def _validate_finetune(check: _Checker, value: Any, dataset_names: tuple[str, ...]) -> dict:
-    """``transfer.finetune``: run settings of every stage after the first, and per target
-    dataset of such a stage (``{epochs: 6, head: {epochs: 8}}``: the dataset's entry wins)."""
-    settings = check.run_settings(value, "transfer.finetune", extra_allowed=dataset_names)
-    for name in dataset_names:
-        if name in settings:
-            settings[name] = check.run_settings(settings[name], f"transfer.finetune.{name}")
-    return settings
-
-
-def _validate_ablation(check: _Checker, value: Any) -> dict | None:
-    """``ablation``: losses x learning rates on one dataset, one seed (kind "ablation" runs).
-
-    ``lrs``: a list (every loss with every lr) or a mapping loss -> list. Normalised with
-    ``lrs`` as that mapping and ``points``: ``[[loss, lr], ...]`` in order.
-    """
-    if value is None:
-        return None
-    sec = check.mapping(value, "ablation", _ABLATION_KEYS)
-    arch, enc = _section_model(check, sec, "ablation")
-    losses = check.string_list(sec.get("losses", list(LOSSES)), "ablation.losses", LOSSES)
-    if len(set(losses)) != len(losses):
-        raise check.fail("ablation.losses", f"a loss is listed twice: {losses}")
-    lrs_raw = sec.get("lrs", [1.0e-3, 1.0e-4])
-
-    def lr_list(value: Any, key: str) -> list[float]:
-        if not isinstance(value, list) or not value:
-            raise check.fail(key, f"expected a non-empty list of positive numbers, got {_kind(value)}")
-        out = [check.run_setting("lr", v, f"{key}[{i}]") for i, v in enumerate(value)]
-        if len(set(out)) != len(out):
-            raise check.fail(key, f"a learning rate is listed twice: {out}")
-        return out
-
-    if isinstance(lrs_raw, dict):  # per loss: {spatial_ce: [1.0e-3, 1.0e-4], mse: [1.0e-3]}
-        lrs_map = check.mapping(lrs_raw, "ablation.lrs", tuple(losses))
-        missing = [loss for loss in losses if loss not in lrs_map]
-        if missing:
-            raise check.fail(f"ablation.lrs.{missing[0]}", "missing: give the learning rates of every loss")
-        lrs = {loss: lr_list(lrs_map[loss], f"ablation.lrs.{loss}") for loss in losses}
-    else:
-        grid = lr_list(lrs_raw, "ablation.lrs")
-        lrs = {loss: list(grid) for loss in losses}
-    run = check.run_settings(sec.get("run"), "ablation.run")
-    for key in ("loss", "lr"):
-        if key in run:
-            raise check.fail(f"ablation.run.{key}", "set by ablation.losses / ablation.lrs")
-    return {
-        "dataset": check.string(sec.get("dataset", "hand"), "ablation.dataset", check.datasets),
-        "arch": arch,
-        "encoder": enc,
-        "losses": losses,
-        "lrs": lrs,  # {loss: [lr, ...]}
-        "points": [[loss, lr] for loss in losses for lr in lrs[loss]],
-        "seed": check.integer(sec.get("seed", 0), "ablation.seed", 0),
-        "run": run,
-    }
-
-
-def _validate_execution(check: _Checker, value: Any) -> dict:
-    """``execution``: ``workers`` (parallel runs, default 1; ``auto``: from the cores and the
-    memory, :func:`xlm_core.study.execute.auto_workers`), ``threads`` (per run, or null) and
-    ``keep_checkpoints`` (``all``, the default, or ``needed``: a finished run's checkpoint is
-    deleted once no run of the plan still needs it and no book page loads it)."""
-    sec = check.mapping(value, "execution", _EXECUTION_KEYS)
-    threads = sec.get("threads")
-    workers = sec.get("workers", 1)
-    keep = sec.get("keep_checkpoints", "all")
-    if keep not in KEEP_CHECKPOINTS:
-        raise XLMError(f"execution.keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {keep!r}")
-    return {
-        "workers": "auto" if workers == "auto" else check.integer(workers, "execution.workers", 1),
-        "threads": None if threads is None else check.integer(threads, "execution.threads", 1),
-        "keep_checkpoints": keep,
-    }
+def profile_schema_text() -> str:
+    return json.dumps(profile_schema(), indent=2) + "\n"
 
 
 def is_control_chain(chain: list[str] | tuple[str, ...]) -> bool:
