@@ -57,6 +57,9 @@ display(Markdown(f"*{caption}*"))
 # early-stopping set out of the training part. Images with a broken annotation in either reader's
 # file are refused, each with its reason. The spine set trains the source stage on its own
 # training part (its series 240 and later are its test part, scored but used for nothing here).
+# The recipe (sizes, sigma, length) was chosen on a held-out fold of ceph's *training* ids, with
+# the test ids out of reach (`benchmarks/real_recipe.py`; `docs/decisions.md`, "The real
+# profile"); the test images below were scored only by this study's runs.
 
 # %% tags=["hide-input"]
 test_ids = list(lset.test_ids)
@@ -67,6 +70,18 @@ counts = pd.DataFrame([
 display(report.show_table(counts))
 display(Markdown("**Test ids**: " + ", ".join(test_ids) + "."))
 display(Markdown("**Refused**: " + "; ".join(f"`{i}`: {why}" for i, why in lset.dropped) + "."))
+source = runs[(runs["dataset"] == "spine") & (runs["status"] == "done")].sort_values("seed")
+if len(source):
+    m = [json.loads((report.run_dir(results_dir, rid) / "metrics.json").read_text()) for rid in source["run_id"]]
+    ratio = np.mean([x["test"]["clean"]["mre"] / x["mean_shape_mre"] for x in m])
+    display(Markdown(
+        f"**The spine stage** (the source model of the in-domain chain), on its own "
+        f"{m[0]['test']['clean']['n_images']} test x-rays after {m[0]['epochs_run']} epochs: MRE "
+        + ", ".join(f"{x['test']['clean']['mre']:.1f}" for x in m)
+        + f" px (seeds {', '.join(str(v) for v in source['seed'])}), {ratio:.2f} x the mean shape's "
+        f"{m[0]['mean_shape_mre']:.1f} px"
+        + (": far from converged in this budget, so the chain asks what a short in-domain stage buys."
+           if ratio > 0.35 else ".")))
 
 # %% [markdown]
 # ## The human limit

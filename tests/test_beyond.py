@@ -228,6 +228,17 @@ def test_zhu_paired_stats_from_grid_file(study_with_grids: Path) -> None:
     np.testing.assert_allclose(series.to_numpy(), grid["errors_zhu"].mean(axis=1))
 
 
+
+def test_per_image_errors_keep_zero_padded_ids(tmp_path: Path) -> None:
+    # Hamedan ids are "071".."100": read as numbers they would become "71" and miss the split.
+    (tmp_path / "predictions.csv").write_text(
+        "image_id,landmark,x,y,error,split\n"
+        "071,1,0,0,2.0,test\n071,2,0,0,4.0,test\n088,1,0,0,1.0,test\n088,2,0,0,1.0,test\n"
+        "004,1,0,0,9.0,heldout\n")
+    series = report.per_image_errors(tmp_path, "clean")
+    assert series.to_dict() == {"071": 3.0, "088": 1.0}
+
+
 # --------------------------------------------------------------------------- the human limit
 
 

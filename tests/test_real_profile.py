@@ -40,8 +40,10 @@ def test_the_plan_has_the_four_chains_for_two_seeds_and_each_stage_starts_where_
         assert chain.depends_on == [spine.run_id] and control.depends_on == [alone.run_id]
         assert chain.config["init"].endswith(f"{spine.run_id}/checkpoint.pt")
         # each dataset at its own aspect; the control's second stage trains as long as the chain's
-        assert tuple(alone.config["train_size"]) == (160, 128)
-        assert tuple(spine.config["train_size"]) == (256, 96)
+        ceph_hw, spine_hw = tuple(alone.config["train_size"]), tuple(spine.config["train_size"])
+        assert ceph_hw == tuple(s["datasets"]["ceph"]["train_size"]) == tuple(chain.config["train_size"])
+        assert spine_hw == tuple(s["datasets"]["spine"]["train_size"])
+        assert 1.1 < ceph_hw[0] / ceph_hw[1] < 1.4 and spine_hw[0] / spine_hw[1] > 2  # 1671x1340; median 2.7
         assert control.config["epochs"] == chain.config["epochs"]
         # scratch trains exactly as its ImageNet twin but for the start
         assert {k for k in alone.config if alone.config[k] != scratch.config[k]} <= {"encoder_weights", "out"}

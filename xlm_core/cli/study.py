@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
-    study = subparsers.add_parser("study", help="run a study profile (demo, paper, ci, PATH.yaml)")
+    study = subparsers.add_parser("study", help="run a study profile (demo, demo-paper-encoders, real, paper, ci, PATH.yaml)")
     sub = study.add_subparsers(dest="study_command", required=True)
 
     run = sub.add_parser(
@@ -20,9 +20,9 @@ def register(subparsers) -> None:
         "the same command started again resumes: finished runs are kept, a killed run continues from "
         "its last checkpoint.",
     )
-    run.add_argument("profile", help="demo, paper, ci, or a path to a profile .yaml")
+    run.add_argument("profile", help="demo, demo-paper-encoders, real, paper, ci (studies/NAME.yaml), or a path to a profile .yaml")
     run.add_argument("--data-root", metavar="DIR",
-                     help="real data: a folder holding head/, hand/ and chest/ (overrides the profile's roots)")
+                     help="real data: a folder holding each dataset the profile uses in its published layout (paper: head/, hand/, chest/; real: hamedan_university_dataset/, boostnet_labeldata/); overrides the profile's roots")
     run.add_argument("--executor", choices=("local", "dask"), default="local",
                      help="local: in this process (default); dask: a dask.distributed cluster")
     run.add_argument("--scheduler", metavar="ADDR",

@@ -138,7 +138,10 @@ def plot_per_landmark(per_landmark: dict[str, list[float]], unit: str,
     ax.set_xticks(np.arange(1, n + 1))
     ax.set_xlabel("landmark (1-based)")
     ax.set_ylabel(f"mean radial error ({unit})")
-    ax.legend(fontsize=8)
+    if len(per_landmark) > 2:  # beside the axes: inside, it would hide the first landmarks' bars
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     _caption(fig, caption)
     return fig
 

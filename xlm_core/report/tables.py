@@ -207,7 +207,7 @@ def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"image_id": str})  # "088" stays "088"
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise XLMError(f"{path}: not a readable CSV ({exc})") from None
     if "split" in df:
