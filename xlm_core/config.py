@@ -447,13 +447,6 @@ def _run_settings_model() -> type[BaseModel]:
 RunSettings = _run_settings_model()
 
 
-def check_run_settings(value: dict) -> dict:
-    """A layer of run settings checked and converted (JSON form: sizes as lists); a
-    ValidationError with one error per refused key (``loc``: the key; ``unknown key; allowed:
-    ...``, or RunConfig's ``expected ..., got ...``) otherwise."""
-    return RunSettings.model_validate(value).layer()
-
-
-__all__ = ["RunConfig", "RunSettings", "RunSettingsBase", "Setting", "SettingError", "check_run_settings",
+__all__ = ["RunConfig", "RunSettings", "RunSettingsBase", "Setting", "SettingError",
            "describe", "field_meta", "field_names", "profile_settings", "setting",
            "setting_problem", "unknown_key_error", "validate_known_keys"]

@@ -309,6 +309,13 @@ EncoderWeights = Annotated[
 ]
 
 
+def _known_dataset(value: str, info: ValidationInfo) -> str:
+    """A section's ``dataset``: one of the profile's datasets (:func:`_datasets`)."""
+    if (problem := _one_of(value, _datasets(info))) is not None:
+        raise _problem(problem)
+    return value
+
+
 def _seeds_once(seeds: list[int] | None) -> list[int] | None:
     if seeds is not None and len(set(seeds)) != len(seeds):
         raise _problem("a seed is listed twice: {seeds}", seeds=str(seeds))
@@ -393,12 +400,7 @@ class Backbones(_Section):
 
     _seeds = field_validator("seeds")(_seeds_once)
 
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str, info: ValidationInfo) -> str:
-        if (problem := _one_of(value, _datasets(info))) is not None:
-            raise _problem(problem)
-        return value
+    _dataset = field_validator("dataset")(_known_dataset)
 
     @model_validator(mode="after")
     def _combinations(self) -> Backbones:
@@ -528,12 +530,7 @@ class Ablation(_Model):
     seed: Seed = Field(0, description="the seed of every ablation run")
     run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs (not loss, lr)")
 
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str, info: ValidationInfo) -> str:
-        if (problem := _one_of(value, _datasets(info))) is not None:
-            raise _problem(problem)
-        return value
+    _dataset = field_validator("dataset")(_known_dataset)
 
     @model_validator(mode="after")
     def _grid(self) -> Ablation:
