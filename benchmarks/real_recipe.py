@@ -10,7 +10,8 @@
    early stopping, and 22 held out), seed 0 unless the candidate says otherwise, two side by
    side, one thread each. Finished runs are kept and not trained again.
 3. A table of the held-out MRE of every candidate and, paired over the held-out images, its
-   difference from the reference candidate with a 95 % bootstrap interval (5,000 resamples).
+   difference from the reference candidate with a 95 % bootstrap interval
+   (`xlm_core.report.stats.paired_bootstrap_ci`, as the book's tables).
 
 The base recipe is the profile's first setting (160x128, sigma 2, lr 2e-3, 36 epochs on the
 fold, about the 672 steps of 24 epochs on the profile's 56 fit images); each candidate changes
@@ -30,9 +31,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
+
+from xlm_core.report.stats import paired_bootstrap_ci
+from xlm_core.report.tables import per_image_errors
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = "hamedan_university_dataset"
@@ -107,8 +110,7 @@ def held_out(run_dir: Path) -> tuple[dict, pd.Series]:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if metrics["test"] is not None:
         sys.exit(f"{run_dir}: scored test images; the tuning folder must not hold any")
-    df = pd.read_csv(run_dir / "predictions.csv", dtype={"image_id": str})
-    return metrics, df[df["split"] == "heldout"].groupby("image_id")["error"].mean()
+    return metrics, per_image_errors(run_dir, "clean", split="heldout")
 
 
 def main() -> None:
@@ -129,16 +131,15 @@ def main() -> None:
     scored = {n: held_out(args.out / "runs" / n) for n in names}
     ref_name = REFERENCE if REFERENCE in scored else names[0]
     reference = scored[ref_name]
-    rng = np.random.default_rng(0)
     rows = []
     for name, (m, per_image) in scored.items():
         clean = m["heldout"]["clean"]
         diff = (per_image - reference[1]).dropna().to_numpy()
-        boots = rng.choice(diff, (5000, len(diff))).mean(axis=1)
+        low, high = paired_bootstrap_ci(diff)
         rows.append({"candidate": name, "held-out MRE (px)": round(clean["mre"], 2),
                      "SDR 14 px (%)": round(clean["sdr"]["14"], 1),
                      f"Δ vs {ref_name} (px)": round(diff.mean(), 2),
-                     "95 % CI": f"[{np.quantile(boots, 0.025):+.2f}, {np.quantile(boots, 0.975):+.2f}]",
+                     "95 % CI": f"[{low:+.2f}, {high:+.2f}]",
                      "best epoch": f"{m['best_epoch']}/{m['epochs_run']}",
                      "train min": round(m["train_seconds"] / 60, 1), "images": clean["n_images"]})
     table = pd.DataFrame(rows).sort_values("held-out MRE (px)")

@@ -29,7 +29,6 @@ results_dir = "results/real"
 study = "real"
 
 # %% tags=["hide-input"]
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +71,7 @@ display(Markdown("**Test ids**: " + ", ".join(test_ids) + "."))
 display(Markdown("**Refused**: " + "; ".join(f"`{i}`: {why}" for i, why in lset.dropped) + "."))
 source = runs[(runs["dataset"] == "spine") & (runs["status"] == "done")].sort_values("seed")
 if len(source):
-    m = [json.loads((report.run_dir(results_dir, rid) / "metrics.json").read_text()) for rid in source["run_id"]]
+    m = [report.load_metrics(report.run_dir(results_dir, rid) / "metrics.json") for rid in source["run_id"]]
     ratio = np.mean([x["test"]["clean"]["mre"] / x["mean_shape_mre"] for x in m])
     display(Markdown(
         f"**The spine stage** (the source model of the in-domain chain), on its own "
@@ -138,7 +137,7 @@ display(Markdown(report.questions_markdown(questions)))
 done = runs[(runs["dataset"] == "ceph") & (runs["status"] == "done")]
 per_landmark = {}
 for chain, group in done.groupby("chain", sort=False):
-    values = [json.loads((report.run_dir(results_dir, rid) / "metrics.json").read_text())["test"]["clean"]["per_landmark_mre"]
+    values = [report.load_metrics(report.run_dir(results_dir, rid) / "metrics.json")["test"]["clean"]["per_landmark_mre"]
               for rid in group["run_id"]]
     per_landmark[chain] = list(np.mean(np.asarray(values, dtype=float), axis=0))
 per_landmark[f"human ({reader_vs_mean['comparison']})"] = list(reader_vs_mean["per_landmark_mre"])

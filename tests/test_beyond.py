@@ -229,7 +229,7 @@ def test_zhu_paired_stats_from_grid_file(study_with_grids: Path) -> None:
 
 
 
-def test_per_image_errors_keep_zero_padded_ids(tmp_path: Path) -> None:
+def test_per_image_errors_keep_zero_padded_ids_per_split(tmp_path: Path) -> None:
     # Hamedan ids are "071".."100": read as numbers they would become "71" and miss the split.
     (tmp_path / "predictions.csv").write_text(
         "image_id,landmark,x,y,error,split\n"
@@ -237,6 +237,7 @@ def test_per_image_errors_keep_zero_padded_ids(tmp_path: Path) -> None:
         "004,1,0,0,9.0,heldout\n")
     series = report.per_image_errors(tmp_path, "clean")
     assert series.to_dict() == {"071": 3.0, "088": 1.0}
+    assert report.per_image_errors(tmp_path, "clean", split="heldout").to_dict() == {"004": 9.0}
 
 
 # --------------------------------------------------------------------------- the human limit

@@ -196,8 +196,9 @@ def transfer_table(
     return table
 
 
-def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series | None:
-    """Per-image mean radial error of one run on its test split, indexed by image id.
+def per_image_errors(run_path: str | Path, protocol: str = "clean", split: str = "test") -> pd.Series | None:
+    """Per-image mean radial error of one run on its test split (or ``split``: ``heldout``, the
+    held-out fold), indexed by image id.
 
     Read from ``predictions.csv``; the file must carry an error column for the protocol
     (``error_<protocol>`` or ``error`` with a ``protocol`` column). Returns None when the file
@@ -211,7 +212,7 @@ def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise XLMError(f"{path}: not a readable CSV ({exc})") from None
     if "split" in df:
-        df = df[df["split"] == "test"]
+        df = df[df["split"] == split]
     if f"error_{protocol}" in df:
         column = f"error_{protocol}"
     elif "error" in df and "protocol" in df:
@@ -219,8 +220,8 @@ def per_image_errors(run_path: str | Path, protocol: str = "clean") -> pd.Series
         column = "error"
     elif "error" in df and protocol == "clean":
         column = "error"
-    else:
-        return _per_image_from_grid(Path(run_path), protocol)
+    else:  # the grid file holds the test split only
+        return _per_image_from_grid(Path(run_path), protocol) if split == "test" else None
     if "image_id" not in df:
         raise XLMError(f"{path}: no 'image_id' column")
     return df.groupby(df["image_id"].astype(str))[column].mean()
