@@ -161,21 +161,35 @@ def _spine_table(root: Path) -> tuple[list[str], np.ndarray]:
     return names, ratios
 
 
-def test_spine_reads_every_image_and_refuses_the_one_outside(real_sets_root):
+def _out_of_order(names: list[str], ratios: np.ndarray) -> set[str]:
+    """Ids whose vertebra centres (mean y ratio of each vertebra's four corners) do not increase
+    strictly from T1 to L5, computed from the raw table (y ratios x height keep the order)."""
+    centres = ratios[:, 68:].reshape(len(names), 17, 4).mean(axis=2)
+    return {Path(n).stem for n, c in zip(names, centres, strict=True) if (np.diff(c) <= 0).any()}
+
+
+def test_spine_reads_every_image_and_refuses_the_broken(real_sets_root):
     lset = load_dataset("spine", real_sets_root)
     names, ratios = _spine_table(real_sets_root)
     assert len(names) == 481 and ratios.shape == (481, 136)
     assert lset.root == real_sets_root / SPINE
-    assert lset.images_found == 481 and len(lset.samples) == 480 and lset.n_landmarks == 68
+    broken = _out_of_order(names, ratios)
+    assert len(broken) == 24 and OUTSIDE_ID in broken  # the public correction lists as many
+    assert lset.images_found == 481 and len(lset.samples) == 457 and lset.n_landmarks == 68
     assert lset.scale.unit == "px" and lset.thresholds == (10.0, 20.0, 40.0)
-    assert [i for i, _ in lset.dropped] == [OUTSIDE_ID]
+    dropped = dict(lset.dropped)
+    assert set(dropped) == broken
+    assert all("out of anatomical order" in why for why in dropped.values())
+    # the 22 rows with L5 given above L4 name vertebrae 16 and 17; one names 1 and 2
+    assert sum("group 17 (landmarks 65-68" in why for why in dropped.values()) == 23
     row = names.index(OUTSIDE_ID + ".jpg")
     assert ratios[row, 68 + 63] > 1  # landmark 64's y ratio, from the raw CSV
-    assert "row 395" in lset.dropped[0][1] and "outside" in lset.dropped[0][1] and "64 at" in lset.dropped[0][1]
+    why = dropped[OUTSIDE_ID]
+    assert "row 395" in why and "outside" in why and "64 at" in why  # both of its problems named
 
     # one image by hand: ratio x width, ratio y height (x ratios first, then y ratios)
     by_id = lset.by_id()
-    for k in (0, 200, 480):
+    for k in (0, 200, 479):
         image_id = Path(names[k]).stem
         width, height = Image.open(real_sets_root / SPINE / "data" / "training" / names[k]).size
         expected = np.stack([ratios[k, :68] * width, ratios[k, 68:] * height], axis=1)
@@ -190,8 +204,8 @@ def test_spine_split_keeps_each_series_on_one_side(real_sets_root):
     lset = load_dataset("spine", real_sets_root / SPINE)
     series = {s.id: re.search(r"-20\d\d-(\d+) ", s.id + " ") for s in lset.samples}
     expected = {i for i, m in series.items() if m and int(m.group(1)) >= 240}
-    assert set(lset.test_ids) == expected and len(expected) == 97
-    assert len(lset.train_ids) == 383 and not set(lset.train_ids) & set(lset.test_ids)
+    assert set(lset.test_ids) == expected and len(expected) == 87  # 97 listed, 10 refused
+    assert len(lset.train_ids) == 370 and not set(lset.train_ids) & set(lset.test_ids)
     number = {i: m.group(1) for i, m in series.items() if m}
     assert not {number[i] for i in lset.train_ids if i in number} & {number[i] for i in lset.test_ids}
 
@@ -240,8 +254,8 @@ def test_data_check_ceph_and_spine(real_sets_root, capsys):
 
     assert main(["data", "check", "spine", str(real_sets_root), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert (report["images_found"], report["images"], report["unusable_images"]) == (481, 480, 1)
-    assert report["dropped"][0]["image_id"] == OUTSIDE_ID and "where" not in report  # the full split
+    assert (report["images_found"], report["images"], report["unusable_images"]) == (481, 457, 24)
+    assert OUTSIDE_ID in [d["image_id"] for d in report["dropped"]] and "where" not in report  # the full split
     assert main(["data", "check", "ceph", str(real_sets_root), "--annotator", "farhadifar", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 102 and [d["image_id"] for d in report["dropped"]] == ["002"]

@@ -154,6 +154,13 @@ class RunConfig:
                                 profile=f"{_PLAN}: backbones.folds")
     fold: int | None = setting(None, ge=0, help="held-out fold, 0-based (with --folds)",
                                profile=f"{_PLAN}: one run per fold of backbones.folds")
+    folds_over: Literal["train", "all"] = setting(
+        "train", choices=True, profile=f"{_PLAN}: transfer.folds",
+        help="what --folds cuts: train (the training split; the test split scored too) or all (every usable "
+             "image, a patient's images in one fold (the dataset's group_by); the held-out fold is the test part)")
+    steps: int | None = setting(None, ge=1, hint="null: epochs decide",
+                                help="train exactly this many optimiser steps (epochs: as many as they take, the "
+                                     "last one cut short; the cosine schedule spans them); default: epochs decide")
     seed: int = setting(0, ge=0, help="seed of initialisation, augmentation and shuffling",
                         profile=f"{_PLAN}: seeds, <section>.seeds, ablation.seed")
     device: Annotated[str, AfterValidator(_device)] = setting("auto", what="'auto', 'cpu', 'cuda' or 'cuda:K'", choices=("auto", "cpu", "cuda"),
@@ -233,7 +240,8 @@ class RunConfig:
         d.pop("trace_mre")  # a record of the training, which it leaves unchanged (tested)
         # settings added later enter the id only when they differ from the behaviour before
         # them, so the runs of earlier studies keep their ids
-        for key, before in (("lr_schedule", "plateau"), ("precise_bn", False)):
+        for key, before in (("lr_schedule", "plateau"), ("precise_bn", False), ("folds_over", "train"),
+                            ("steps", None)):
             if d[key] == before:
                 d.pop(key)
         return d

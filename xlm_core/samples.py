@@ -70,29 +70,38 @@ def run_samples(cfg: RunConfig, lset: LandmarkSet | None = None) -> RunSamples:
         XLMError: for only one of ``folds``/``fold``, no training images, or no test images
             without a held-out fold (and as :func:`xlm_core.datasets.load_dataset`).
     """
-    from xlm_core.datasets import carve_validation, kfold_split, load_dataset
+    from xlm_core.datasets import carve_validation, grouped_kfold_split, kfold_split, load_dataset
 
     if lset is None:
         lset = load_dataset(cfg.dataset, cfg.root, **dict(cfg.extra or {}))
-    train_ids = list(lset.train_ids)
-    if cfg.train_limit is not None:
-        train_ids = train_ids[: int(cfg.train_limit)]
+    if (cfg.folds is None) != (cfg.fold is None):
+        raise XLMError("cross-validation needs both --folds N and --fold K")
+    test_ids = list(lset.test_ids)
     heldout_ids = None
-    if cfg.folds is not None or cfg.fold is not None:
-        if cfg.folds is None or cfg.fold is None:
-            raise XLMError("cross-validation needs both --folds N and --fold K")
-        train_ids, heldout_ids = kfold_split(train_ids, int(cfg.folds), int(cfg.fold), seed=SPLIT_SEED)
+    if cfg.folds is not None and cfg.folds_over == "all":
+        # every usable image is a test image once over the folds; a patient's images stay together
+        every = [s.id for s in lset.samples]
+        train_ids, test_ids = grouped_kfold_split(every, lset.groups(every), int(cfg.folds), int(cfg.fold),
+                                                  seed=SPLIT_SEED)
+        if cfg.train_limit is not None:
+            train_ids = train_ids[: int(cfg.train_limit)]
+    else:
+        train_ids = list(lset.train_ids)
+        if cfg.train_limit is not None:
+            train_ids = train_ids[: int(cfg.train_limit)]
+        if cfg.folds is not None:
+            train_ids, heldout_ids = kfold_split(train_ids, int(cfg.folds), int(cfg.fold), seed=SPLIT_SEED)
     if not train_ids:
         raise XLMError(f"{lset.root}: no training images for dataset {lset.name!r}")
     fit_ids, val_ids = carve_validation(train_ids, float(cfg.val_fraction), seed=SPLIT_SEED)
-    if not lset.test_ids and heldout_ids is None:
+    if not test_ids and heldout_ids is None:
         raise XLMError(f"{lset.root}: no test images for dataset {lset.name!r} (override the split: train=N)")
     return RunSamples(
         lset=lset,
         fit=lset.subset(fit_ids),
         val=lset.subset(val_ids),
         heldout=None if heldout_ids is None else lset.subset(heldout_ids),
-        test=lset.subset(list(lset.test_ids)),
+        test=lset.subset(test_ids),
     )
 
 

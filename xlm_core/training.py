@@ -192,14 +192,17 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def train_one_epoch(model, loader, loss_fn, optimiser, device: torch.device, bar=None,
-                    step_scheduler=None) -> float:
+                    step_scheduler=None, max_steps: int | None = None) -> float:
     """One pass over ``loader`` in train mode; returns the mean loss per batch.
-    ``step_scheduler``: a learning-rate schedule stepped after every optimiser step."""
+    ``step_scheduler``: a learning-rate schedule stepped after every optimiser step;
+    ``max_steps``: stop after this many optimiser steps (the last epoch of a ``steps`` run)."""
     from xlm_core.evaluation import model_logits
 
     model.train()
     total, count = 0.0, 0
     for batch in loader:
+        if max_steps is not None and count >= max_steps:
+            break
         target = batch["heatmaps"].to(device, non_blocking=True)
         try:
             logits = model_logits(model, batch["image"], device)
@@ -349,20 +352,26 @@ def make_optimiser(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
+def run_epochs(cfg: RunConfig, steps_per_epoch: int) -> int:
+    """Epochs a run trains at most: ``cfg.epochs``, or with ``cfg.steps`` as many as those
+    steps take (the last one cut short)."""
+    return cfg.epochs if cfg.steps is None else math.ceil(cfg.steps / steps_per_epoch)
+
+
 def make_scheduler(optimiser: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int):
     """The learning-rate schedule of ``cfg.lr_schedule``.
 
     ``plateau`` (the paper): x0.1 after ``patience // 2`` epochs without a better validation
     loss, stepped once an epoch. ``cosine``: linear warm-up over the first epoch (at most a
-    tenth of the run), then cosine decay to 0 at the last step of ``cfg.epochs``, stepped after
-    every optimiser step (:func:`train_one_epoch`).
+    tenth of the run), then cosine decay to 0 at the last step of ``cfg.epochs`` (or of
+    ``cfg.steps``), stepped after every optimiser step (:func:`train_one_epoch`).
     """
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimiser, mode="min", factor=PLATEAU_FACTOR, patience=max(1, cfg.patience // 2))
     if cfg.lr_schedule != "cosine":
         raise XLMError(f"unknown lr_schedule {cfg.lr_schedule!r}: plateau or cosine")
-    total = max(1, cfg.epochs * steps_per_epoch)
+    total = max(1, cfg.steps or cfg.epochs * steps_per_epoch)
     warmup = max(1, min(steps_per_epoch, total // 10))
 
     def factor(step: int) -> float:
@@ -435,6 +444,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     optimiser = make_optimiser(model, cfg.lr)
     steps_per_epoch = fit_steps_per_epoch(len(samples.fit), cfg.batch_size)
     scheduler = make_scheduler(optimiser, cfg, steps_per_epoch)
+    epochs = run_epochs(cfg, steps_per_epoch)
     stopper = EarlyStopping(patience=cfg.patience)
     history: list[dict] = []
     start_epoch, training_done = 0, False
@@ -478,14 +488,16 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
         last_state_s = time.monotonic()
         trace_shape = _train_mean_shape(samples) if cfg.trace_mre else None
         best_unsaved: dict | None = None  # the best weights since the last resume state
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             loader = make_loader(fit_set, cfg.batch_size, shuffle=True, epoch=epoch, seed=cfg.seed,
                                  num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-            bar = _bar(show, len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
+            budget = None if cfg.steps is None else cfg.steps - epoch * steps_per_epoch
+            bar = _bar(show, min(len(loader), budget or len(loader)), f"epoch {epoch + 1}/{epochs}")
             try:
                 train_loss = train_one_epoch(model, loader, loss_fn, optimiser, device, bar,
-                                             step_scheduler=scheduler if cfg.lr_schedule != "plateau" else None)
+                                             step_scheduler=scheduler if cfg.lr_schedule != "plateau" else None,
+                                             max_steps=budget)
             finally:
                 if bar is not None:
                     bar.close()
@@ -505,7 +517,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                 best_unsaved = {**description, "model": _cpu_state(model), "epoch": epoch + 1,
                                 "val_loss": val_loss}
             write_history(out / HISTORY_NAME, history)
-            training_done = stopper.should_stop or epoch + 1 >= cfg.epochs
+            training_done = stopper.should_stop or epoch + 1 >= epochs
             # the resume state is large (weights + Adam moments): at most every
             # checkpoint_every_s seconds, and always at the end of training. A resume from an
             # older state replays the epochs since then, to the same numbers on CPU. The best
@@ -518,13 +530,13 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                 _save_state(state_path, cfg, model, optimiser, scheduler, stopper, history,
                             epoch + 1, training_done, transfer, device)
                 last_state_s = time.monotonic()
-            log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.5g}, val loss {val_loss:.5g}, "
+            log(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.5g}, val loss {val_loss:.5g}, "
                 f"lr {lr:.2g}, {history[-1]['seconds']:.1f} s" + (" (best)" if improved else ""))
             if stopper.should_stop:
                 log(f"early stopping: no better validation loss for {stopper.patience} epochs")
                 break
         if not history:
-            raise XLMError(f"{out}: no epoch was trained (epochs={cfg.epochs})")
+            raise XLMError(f"{out}: no epoch was trained (epochs={epochs})")
 
     metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper,
                         start_weights=start_weights)
@@ -664,6 +676,8 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
         "transfer": transfer,
         "encoder_weights_loaded": start_weights,
         "epochs_run": len(history),
+        "steps_run": _steps_run(cfg, samples, history),
+        "split": _split_record(cfg, samples),
         "best_epoch": int(ckpt.get("epoch", stopper.best_epoch)),
         "best_val_loss": float(ckpt.get("val_loss", stopper.best)),
         "train_seconds": float(sum(row["seconds"] for row in history)),
@@ -684,6 +698,21 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     log(f"{metrics['headline_split']}: MRE {clean['mre']:.4g} {clean['unit']} (mean shape "
         f"{clean['mean_shape_mre']:.4g}), SDR " + ", ".join(f"{k}: {v:.1f} %" for k, v in clean["sdr"].items()))
     return metrics
+
+
+def _steps_run(cfg: RunConfig, samples: RunSamples, history: list[dict]) -> int:
+    """Optimiser steps the recorded epochs took (the last one cut short by ``cfg.steps``)."""
+    per_epoch = fit_steps_per_epoch(len(samples.fit), cfg.batch_size)
+    steps = len(history) * per_epoch
+    return steps if cfg.steps is None else min(steps, cfg.steps)
+
+
+def _split_record(cfg: RunConfig, samples: RunSamples) -> dict:
+    """Which images the run fitted, watched and scored: the fold and its ids (paired analyses and
+    a reader can check that every image was scored once over the folds)."""
+    return {"folds": cfg.folds, "fold": cfg.fold, "folds_over": cfg.folds_over if cfg.folds else None,
+            "test_ids": [s.id for s in samples.test],
+            "heldout_ids": None if samples.heldout is None else [s.id for s in samples.heldout]}
 
 
 def _augmentation_description() -> dict:

@@ -58,7 +58,7 @@ from xlm_core.datasets.generic import load_labelme, load_landmark_csv
 from xlm_core.datasets.hand import load_hand
 from xlm_core.datasets.head import load_head
 from xlm_core.datasets.spine import load_spine
-from xlm_core.datasets.splits import carve_validation, kfold_split, ordered_split, sorted_ids
+from xlm_core.datasets.splits import carve_validation, grouped_kfold_split, kfold_split, ordered_split, sorted_ids
 
 DATASET_NAMES = ("head", "hand", "chest")  # the paper's three
 REAL_SET_NAMES = ("ceph", "spine")  # public sets large enough to train on (built-in descriptors)
@@ -89,6 +89,7 @@ __all__ = [
     "carve_validation",
     "check_dataset",
     "dataset_fingerprint",
+    "grouped_kfold_split",
     "kfold_split",
     "load_dataset",
     "loader_options",
@@ -216,6 +217,7 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None, **opti
         annotator_disagreement=settings.get("annotator_disagreement"),
         dropped=dropped,
         images_found=settings.get("images_found"),
+        group_by=settings.get("group_by"),
     )
 
 

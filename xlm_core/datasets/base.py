@@ -149,6 +149,20 @@ class LandmarkSet:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     #: image files the loader found (usable or not, annotated or not; ``None``: not counted)
     images_found: int | None = None
+    #: the descriptor's ``group_by`` regex (its first group names an id's patient), or None
+    group_by: str | None = None
+
+    def groups(self, ids: list[str]) -> dict[str, str]:
+        """``{id: patient group}``: the ``group_by`` regex's first group, or the id itself
+        where it does not match (or without a rule): images of one group share a fold."""
+        import re
+
+        pattern = re.compile(self.group_by) if self.group_by else None
+        out = {}
+        for image_id in ids:
+            match = pattern.search(image_id) if pattern else None
+            out[image_id] = f"group {match.group(1)}" if match else image_id
+        return out
 
     @property
     def fatal_problems(self) -> list[Problem]:

@@ -235,6 +235,36 @@ def parse_xy_values(values: list[str], n_landmarks: int) -> tuple[np.ndarray | N
     return np.asarray(numbers, dtype=np.float64).reshape(n_landmarks, 2), []
 
 
+def order_problem(xy: np.ndarray, group: int, axis: int) -> str | None:
+    """Why ``xy`` breaks the anatomy's order, or None.
+
+    The rule (a descriptor's ``order``): landmarks ``group*k+1 .. group*k+group`` are one
+    structure (e.g. a vertebra's four corners); the structures' centres (the mean of their
+    landmarks) must increase strictly along ``axis`` (0: x, 1: y, which grows downwards), i.e.
+    appear in the annotation's order from top to bottom. A row that breaks it has its
+    structures swapped or misplaced, not a corner a few pixels off.
+
+    Args:
+        xy: ``(L, 2)`` landmarks.
+        group: landmarks per structure (divides L).
+        axis: 0 or 1.
+
+    Returns:
+        A message naming every pair of neighbouring structures out of order, or None.
+    """
+    centres = np.asarray(xy, dtype=np.float64).reshape(-1, group, 2).mean(axis=1)[:, axis]
+    wrong = np.flatnonzero(np.diff(centres) <= 0)
+    if not wrong.size:
+        return None
+    name, after = "xy"[axis], ("right of", "below")[axis]
+
+    def span(k: int) -> str:
+        return f"group {k + 1} (landmarks {group * k + 1}-{group * k + group}, centre {name}={centres[k]:.1f})"
+
+    pairs = "; ".join(f"{span(k + 1)} is not {after} {span(k)}" for k in wrong)
+    return f"landmark groups out of anatomical order (each group's centre must lie {after} the previous one's): {pairs}"
+
+
 def landmark_problems(xy: np.ndarray, size_wh: tuple[int, int]) -> list[tuple[str, bool]]:
     """Problems of landmarks against their image's size.
 

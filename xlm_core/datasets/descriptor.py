@@ -29,6 +29,12 @@ descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset``
     root: .                           # optional: the dataset root, relative to this file
     source_folder: my_ceph_dataset    # optional: the folder name the public source gives the set;
                                       #   a root holding that folder means the folder inside it
+    order: {group: 4, axis: y}        # optional anatomy rule: landmarks in consecutive groups of
+                                      #   `group` (one structure each, e.g. a vertebra's corners)
+                                      #   whose centres must increase strictly along `axis`
+                                      #   (y grows downwards); an image breaking it is refused
+    group_by: '-(\\d+) [A-Z]+ AP$'    # optional: ids whose first regex group is equal share a
+                                      #   patient and never straddle cross-validation folds
     description: "..."                # optional free text
 
 Formats: ``labelme`` (``shapes`` of ``shape_type: point``; labels are landmark names or
@@ -66,11 +72,13 @@ RATIO_FORMATS = ("ratio_txt", "aasce_csv")  # formats that hold fractions of (W,
 INDEXED_FORMATS = ("aasce_csv",)  # tables whose rows an index file names (annotations.index)
 UNITS = ("px", "ratio")
 KEYS = ("name", "images", "annotations", "landmarks", "spacing_mm", "split", "exclude",
-        "thresholds", "train_size", "test_size", "root", "source_folder", "description")
+        "thresholds", "train_size", "test_size", "root", "source_folder", "description", "order",
+        "group_by")
 REQUIRED_KEYS = ("images", "annotations", "landmarks")
 ANNOTATION_KEYS = ("format", "sources", "units", "require_all", "index")
 SPLIT_KEYS = ("train", "test", "paper")
 SPACING_KEYS = ("pair", "width_mm", "named_pairs")
+ORDER_KEYS = ("group", "axis")
 DEFAULT_ALTERNATIVE = "default"
 DESCRIPTOR_FILE = "dataset.yaml"
 
@@ -120,6 +128,10 @@ class Descriptor:
         builtin: a packaged descriptor.
         source_folder: the folder name the public source gives the dataset (a root holding it
             means that folder), or None.
+        order: ``(group, axis)``: landmarks in consecutive groups of ``group`` whose centres
+            must increase strictly along ``axis`` (0 x, 1 y), or None.
+        group_by: a regex whose first group names an id's patient (cross-validation keeps a
+            patient's images in one fold), or None.
         digest: hash of the normalised description (part of a user dataset's fingerprint).
     """
 
@@ -147,6 +159,8 @@ class Descriptor:
     builtin: bool
     source_folder: str | None  # the public source's folder name (a root holding it means it)
     digest: str  # hash of the normalised description (part of a user dataset's fingerprint)
+    order: tuple[int, int] | None = None  # (group, axis 0 x / 1 y): group centres must increase
+    group_by: str | None = None  # regex: its first group names an id's patient
 
     @property
     def n_landmarks(self) -> int:
@@ -530,6 +544,8 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
     description = spec.get("description")
     if description is not None and not isinstance(description, str):
         raise _fail(where, "description", f"expected a text, got {description!r}")
+    order = _order(where, spec.get("order"), len(names))
+    group_by = _group_by(where, spec.get("group_by"))
 
     normalised = {k: v for k, v in spec.items() if k not in ("root", "source_folder", "description")}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -539,5 +555,39 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
         spacing=spacing, split_train=split_train, split_train_ids=train_ids, split_test_ids=test_ids,
         split_paper=paper, exclude=exclude, named_exclusions=named_exclusions, thresholds=thresholds,
         train_size=train_size, test_size=test_size, builtin=builtin,
-        source_folder=source_folder, digest=digest,
+        source_folder=source_folder, digest=digest, order=order, group_by=group_by,
     )
+
+
+def _order(where: str, value: Any, n_landmarks: int) -> tuple[int, int] | None:
+    """``order: {group: G, axis: x|y}`` -> ``(G, 0|1)``; G must divide the landmark count."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(where, "order", f"expected a mapping {{group: N, axis: x|y}}, got {value!r}")
+    _check_keys(where, "order.", value, ORDER_KEYS)
+    group = _int(where, "order.group", value.get("group"), minimum=1)
+    if n_landmarks % group or n_landmarks // group < 2:
+        raise _fail(where, "order.group", f"{group} does not cut the {n_landmarks} landmarks into two or "
+                    "more equal groups")
+    axis = value.get("axis")
+    if axis not in ("x", "y"):
+        raise _fail(where, "order.axis", f"expected x or y, got {axis!r}")
+    return group, "xy".index(axis)
+
+
+def _group_by(where: str, value: Any) -> str | None:
+    """``group_by``: a regex with at least one group."""
+    import re
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(where, "group_by", f"expected a regular expression, got {value!r}")
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise _fail(where, "group_by", f"{value!r} is not a regular expression: {exc}") from None
+    if pattern.groups < 1:
+        raise _fail(where, "group_by", f"{value!r} has no group '(...)' naming the patient")
+    return value

@@ -37,6 +37,7 @@ from xlm_core.datasets.base import Sample, Scale
 from xlm_core.datasets.check import (
     ProblemLog,
     find_duplicates,
+    order_problem,
     probe_image,
     read_synthetic_marker,
     record_landmark_problems,
@@ -493,6 +494,9 @@ def load_described(
             if np.linalg.norm(xy[a] - xy[b]) <= 0:
                 log.add(where, f"{context}wrist landmarks {a + 1} and {b + 1} coincide; no mm scale")
                 continue
+        broken = order_problem(xy, *desc.order) if desc.order is not None else None
+        if broken is not None:
+            log.add(where, f"{context}{broken}")
         if size_wh is not None:
             if not record_landmark_problems(log, where, xy, size_wh, context):
                 continue
@@ -500,6 +504,8 @@ def load_described(
             size_wh = validate_sample(log, image_path, xy, verify_images, annotation=where, context=context)
             if size_wh is None:
                 continue
+        if broken is not None:
+            continue
         samples.append(Sample(id=image_id, image=image_path, landmarks=xy, size_wh=size_wh))
         if m > 1 and len(points) == m:
             agreement.append((np.stack(points), xy))
@@ -527,6 +533,7 @@ def load_described(
         "synthetic": marker is not None,
         "root": root,
         "images_found": len(images) + len(duplicates),
+        "group_by": desc.group_by,
         "options": choices.options,
         "annotator_disagreement": (annotator_disagreement(agreement, scale, list(choices.sources))
                                    if len(choices.sources) > 1 else None),

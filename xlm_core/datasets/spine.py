@@ -11,9 +11,12 @@ split)::
 ``ROOT`` may also be the ``boostnet_labeldata`` folder itself. Landmark ``4k+1..4k+4`` are the
 top-left, top-right, bottom-left and bottom-right corners of vertebra ``k`` (T1 first). Ratios
 are fractions of the image's width and height (``x_px = x_ratio * W``); errors are in
-original-image pixels (no spacing is published, and the images differ in resolution). One image
-(``sunhl-1th-25-Jul-2016-49 A AP``) has landmark 64 at y = 1.0245 H, below the image: it is
-refused like any landmark outside its image.
+original-image pixels (no spacing is published, and the images differ in resolution). A row
+whose vertebra centres do not descend strictly from T1 to L5 is refused with the vertebrae it
+swaps (the descriptor's ``order``): 24 of the 481 rows, 23 of them with L5 given above L4, known
+label errors of the AASCE training set. One of them (``sunhl-1th-25-Jul-2016-49 A AP``) also has
+landmark 64 at y = 1.0245 H, below the image. Cross-validation keeps the images of one series
+(likely one patient) in one fold (``group_by``).
 
 These rules live in the built-in descriptor ``descriptors/spine.yaml``; the table reader is
 :func:`xlm_core.datasets.formats.read_aasce_csv`.

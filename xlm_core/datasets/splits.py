@@ -162,6 +162,54 @@ def kfold_split(
     return sorted_ids(train), sorted_ids(heldout)
 
 
+def grouped_kfold_split(
+    ids: Sequence[str], groups: dict[str, str], folds: int, fold: int, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """One fold of a k-fold split that keeps each group (a patient's images) in one fold.
+
+    The groups are shuffled once with ``seed`` (from natural order) and dealt, largest share
+    first, to the fold holding the fewest images so far (ties: the lowest fold), so the folds
+    differ by at most one group's size. With one id a group the fold sizes equal
+    :func:`kfold_split`'s (the assignment differs).
+
+    Args:
+        ids: every id to split, unique.
+        groups: ``{id: group}`` for every id.
+        folds: number of folds (>= 2).
+        fold: the fold, 0-based.
+        seed: the shuffle's seed.
+
+    Returns:
+        ``(train_ids, heldout_ids)``, both in natural id order.
+
+    Raises:
+        XLMError: as :func:`kfold_split`, for an id without a group, or fewer groups than folds.
+    """
+    if folds < 2:
+        raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
+    if not 0 <= fold < folds:
+        raise XLMError(f"fold must lie in 0..{folds - 1}, got {fold}")
+    missing = [i for i in ids if i not in groups]
+    if missing:
+        raise XLMError(f"no group for id(s) {missing[:3]}")
+    members: dict[str, list[str]] = {}
+    for image_id in sorted_ids(ids):
+        members.setdefault(groups[image_id], []).append(image_id)
+    if len(members) < folds:
+        raise XLMError(f"{folds}-fold split needs at least {folds} groups (patients), got {len(members)}")
+    order = _permuted(list(members), seed)
+    order.sort(key=lambda g: -len(members[g]))  # stable: the shuffle orders groups of one size
+    sizes = [0] * folds
+    heldout: list[str] = []
+    for group in order:
+        k = sizes.index(min(sizes))
+        sizes[k] += len(members[group])
+        if k == fold:
+            heldout.extend(members[group])
+    held = set(heldout)
+    return sorted_ids(i for i in ids if i not in held), sorted_ids(heldout)
+
+
 def carve_validation(
     ids: Sequence[str], fraction: float, seed: int = 0
 ) -> tuple[list[str], list[str]]:

@@ -29,12 +29,10 @@ from xlm_core.io import atomic_write_text
 from xlm_core.report.display import DASH, format_cell
 from xlm_core.report.prose import summary_markdown
 from xlm_core.report.results import (
-    chain_before,
-    chain_label,
     chain_start,
     collect_runs,
-    honest_chain,
     load_study,
+    run_chain,
     run_dir,
 )
 from xlm_core.study.notebooks import execute_notebook
@@ -78,9 +76,9 @@ def run_title(run: dict, start: str | None = None) -> str:
     if run.get("kind") == "backbone":
         what = f"backbone {arch} on {dataset}, fold {run.get('fold')}"
     else:
-        chain = chain_before(run)
-        label = honest_chain(chain, start) if start else chain_label(chain)
-        what = f"transfer {label} -> {dataset}"
+        what = f"transfer {run_chain(run, start)} -> {dataset}"
+        if run.get("fold") is not None:
+            what += f", fold {run['fold']}/{run.get('folds')}"
     return f"Run {run['run_id']}: {what}, seed {run.get('seed', 0)}"
 
 

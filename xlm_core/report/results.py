@@ -188,8 +188,35 @@ def chain_before(run: dict) -> list[str]:
 
 def chain_names(results_dir: str | Path, run: dict, runs: list[dict]) -> set[str]:
     """A run's chain as the profile names it and with its real start (both match a query)."""
-    profile = chain_before(run)
-    return {chain_label(profile), honest_chain(profile, chain_start(results_dir, run, runs))}
+    return {run_chain(run), run_chain(run, chain_start(results_dir, run, runs))}
+
+
+#: how a compute control's label names the chain whose steps it matches
+STEPS_OF = " (steps of "
+
+
+def run_chain(run: dict, start: str | None = None) -> str:
+    """A run's chain label (the stages before its dataset), its first token the real ``start``
+    when given (:func:`honest_chain`); a compute control (``study.json``'s ``matches``: the target
+    alone for as many optimiser steps as a chain, in one schedule) adds that chain's stages before
+    the target: ``imagenet (steps of imagenet>spine)``."""
+    stages = chain_before(run)
+    label = honest_chain(stages, start) if start else chain_label(stages)
+    if run.get("matches"):
+        matched = str(run["matches"]).split(">")[:-1]
+        label += STEPS_OF + (honest_chain(matched, start) if start else chain_label(matched)) + ")"
+    return label
+
+
+def is_compute_control(chain: str) -> bool:
+    """True for a compute control's label (:func:`run_chain`)."""
+    return STEPS_OF in str(chain)
+
+
+def compute_control_for(chain: str, labels: Iterable[str]) -> str | None:
+    """The compute control among ``labels`` that matches ``chain``'s steps, or None."""
+    wanted = f"{str(chain).split('>')[0]}{STEPS_OF}{chain})"
+    return wanted if wanted in set(labels) else None
 
 
 def chain_label(chain: Iterable[str]) -> str:
@@ -309,14 +336,14 @@ def is_control(chain: str, target: str) -> bool:
     """
     from xlm_core.study.profile import is_control_chain
 
-    return is_control_chain([*str(chain).split(">"), target])
+    return not is_compute_control(chain) and is_control_chain([*str(chain).split(">"), target])
 
 
 def control_for(chain: str, target: str) -> str | None:
     """The matched control with as many stages as ``chain`` (``scratch>hand>chest`` for target
     head -> ``scratch>head>head``); None for a single-stage chain, a control or the mean shape."""
     tokens = str(chain).split(">")
-    if len(tokens) < 2 or chain == MEAN_SHAPE or is_control(chain, target):
+    if len(tokens) < 2 or chain == MEAN_SHAPE or is_compute_control(chain) or is_control(chain, target):
         return None
     return ">".join([tokens[0]] + [target] * (len(tokens) - 1))
 
@@ -400,10 +427,11 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
             "encoder": run.get("encoder") or cfg.get("encoder"),
             "loss": run.get("loss") or cfg.get("loss"),
             "fold": run.get("fold", cfg.get("fold")),
+            "folds": run.get("folds", cfg.get("folds")),
             "seed": run.get("seed", cfg.get("seed", 0)),
             "start": start,
-            "chain": honest_chain(chain_before(run), start),
-            "profile_chain": chain_label(chain_before(run)),
+            "chain": run_chain(run, start),
+            "profile_chain": run_chain(run),
             "protocol": protocol,
         }
         path = run_dir(results_dir, run["run_id"]) / "metrics.json"

@@ -32,7 +32,9 @@ from xlm_core.report.results import (
     aggregate_scores,
     chain_names,
     collect_runs,
+    compute_control_for,
     control_for,
+    is_compute_control,
     is_control,
     is_single_stage,
     load_study,
@@ -146,6 +148,7 @@ def transfer_table(
             group = tgroup[(tgroup["chain"] == chain) & (tgroup["status"] == "done")]
             if "test_mre" not in group:
                 group = group.assign(test_mre=np.nan)
+            group = pooled_over_folds(group)
             row = {"target": target, "chain": chain}
             row["n_seeds"] = int(group.loc[group["test_mre"].notna(), "seed"].nunique())
             row["n_missing"] = int((tgroup["chain"] == chain).sum() - group["test_mre"].notna().sum())
@@ -194,6 +197,32 @@ def transfer_table(
     table["evaluated_on"] = "test split"
     table["profile"] = study.profile
     return table
+
+
+def pooled_over_folds(group: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one chain and target with ``fold`` set (target cross-validation: each fold's test
+    part is its held-out images) pooled into one row per seed: the test scores averaged with
+    each fold's image count as weight (the MRE over all the seed's test images; every image
+    weighs the same), ``test_n_images`` summed. A seed with a fold missing is left out (its score
+    would cover some images only). Runs without folds are returned unchanged."""
+    if "fold" not in group or group["fold"].isna().all() or "test_n_images" not in group:
+        return group
+    folds = group["fold"].nunique()
+    expected = max(int(v) for v in group["folds"].dropna()) if "folds" in group and group["folds"].notna().any() \
+        else folds
+    rows = []
+    for _, seed_runs in group.groupby("seed", sort=True):
+        if seed_runs["fold"].nunique() < expected or seed_runs["test_mre"].isna().any():
+            continue
+        weights = seed_runs["test_n_images"].astype(float)
+        row = seed_runs.iloc[0].copy()
+        for col in [c for c in seed_runs.columns if c.startswith("test_") and c != "test_n_images"]:
+            if pd.api.types.is_numeric_dtype(seed_runs[col]):
+                row[col] = float(np.average(seed_runs[col].astype(float), weights=weights))
+        row["test_n_images"] = int(weights.sum())
+        row["fold"] = None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=group.columns)
 
 
 def per_image_errors(run_path: str | Path, protocol: str = "clean", split: str = "test") -> pd.Series | None:
@@ -290,7 +319,7 @@ def _single_stage_for(per_chain: dict, target: str, chain: str) -> str:
     """The single-stage chain a longer ``chain`` is compared with: the one with its own start
     (``imagenet>hand`` -> ``imagenet``, ``scratch>head`` -> ``scratch``), else the target's only
     single-stage chain; "" when there is none."""
-    start = str(chain).split(">")[0]
+    start = str(chain).split(">")[0].split(" ")[0]
     if (target, start) in per_chain:
         return start
     alone = [c for (t, c) in per_chain if t == target and is_single_stage(c)]
@@ -305,6 +334,10 @@ QUESTIONS = (
     ("what other x-rays buy after ImageNet", "each chain through others, vs k stages on T", "{via}", "imagenet>{T*}"),
     ("what longer training buys", "from ImageNet: k stages vs one", "imagenet>{T*}", "imagenet"),
     ("what longer training buys", "from scratch: k stages vs one", "scratch>{T*}", "scratch"),
+    ("what the other x-rays buy at equal compute", "each chain vs T alone as many steps, one schedule",
+     "{via}", "{compute}"),
+    ("what the other x-rays buy at equal target steps", "each chain vs T alone (its target steps)",
+     "{via}", "{start}"),
 )
 
 
@@ -339,10 +372,17 @@ def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str
         mre = dict(zip(t2["chain"], t2["mre"], strict=True))
         longest = max((c.count(">") + 1 for c in chains if c.startswith("imagenet")), default=1)
         repeat = ">".join([target] * (longest - 1))
-        via = [c for c in chains if c.startswith("imagenet>") and not is_control(c, target)]
+        via = [c for c in chains if c.startswith("imagenet>") and not is_control(c, target)
+               and not is_compute_control(c)]
         for question, comparison, chain, reference in QUESTIONS:
-            pairs = [(c, control_for(c, target)) for c in via] if chain == "{via}" else \
-                [(chain.replace("{T*}", repeat), reference.replace("{T*}", repeat))]
+            if chain != "{via}":
+                pairs = [(chain.replace("{T*}", repeat), reference.replace("{T*}", repeat))]
+            elif reference == "{compute}":
+                pairs = [(c, compute_control_for(c, chains)) for c in via]
+            elif reference == "{start}":  # asked where the compute is controlled too
+                pairs = [(c, c.split(">")[0]) for c in via if compute_control_for(c, chains)]
+            else:
+                pairs = [(c, control_for(c, target)) for c in via]
             for a, b in pairs:
                 if a not in mre or b not in mre or a == b:
                     continue

@@ -54,6 +54,8 @@ class PlannedRun:
     chain: list[str] | None
     depends_on: list[str]
     config: dict  # RunConfig fields, JSON form, real paths
+    #: a compute control: the chain label (target included) whose optimiser steps it matches
+    matches: str | None = None
 
     @property
     def label(self) -> str:
@@ -62,7 +64,9 @@ class PlannedRun:
                     f"lr {self.config.get('lr'):g} seed {self.seed}")
         if self.kind == "backbone":
             return f"backbone {self.arch}/{self.encoder} {self.dataset} fold {self.fold}/{self.folds} seed {self.seed}"
-        return f"transfer {'>'.join(self.chain or [])}>{self.dataset} seed {self.seed}"
+        fold = "" if self.fold is None else f" fold {self.fold}/{self.folds}"
+        same = "" if self.matches is None else f" (steps of {self.matches})"
+        return f"transfer {'>'.join(self.chain or [])}>{self.dataset}{same} seed {self.seed}{fold}"
 
     def as_dict(self) -> dict:
         """The study.json entry of this run."""
@@ -79,6 +83,7 @@ class PlannedRun:
             "chain_label": ">".join(self.chain) if self.chain else None,
             "stages": (self.chain or []) + [self.dataset] if self.chain else None,
             "depends_on": list(self.depends_on),
+            "matches": self.matches,
             "loss": self.config.get("loss"),
             "lr": self.config.get("lr"),
             "config": self.config,
@@ -305,11 +310,21 @@ def dataset_fingerprint(root: Path, cache_path: Path | None = None) -> str:
 
 
 def fingerprints(roots: dict[str, Path], results_dir: Path) -> dict[str, str]:
-    """``{dataset: fingerprint}``; per-file hashes cached in ``results_dir/.fingerprints.json``."""
+    """``{dataset: fingerprint}``; per-file hashes cached in ``results_dir/.fingerprints.json``.
+
+    A built-in real set's (ceph, spine) fingerprint also covers its descriptor, whose rules
+    decide which images are usable (e.g. spine's anatomical ``order``): a rule that changes
+    reruns its runs, as a changed file does."""
     results_dir.mkdir(parents=True, exist_ok=True)
     cache_path = results_dir / FINGERPRINT_CACHE
     with exclusive_lock(results_dir / ".fingerprints.lock"):
-        return {name: dataset_fingerprint(root, cache_path) for name, root in roots.items()}
+        prints = {name: dataset_fingerprint(root, cache_path) for name, root in roots.items()}
+    for name in prints.keys() & set(REAL_SET_NAMES):
+        from xlm_core.datasets import builtin_descriptor
+
+        digest = builtin_descriptor(name).digest
+        prints[name] = hashlib.sha256(f"{prints[name]}|{digest}".encode()).hexdigest()[:16]
+    return prints
 
 
 # --------------------------------------------------------------------------- expansion
@@ -429,6 +444,79 @@ def weights_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
+def _expand_transfer(profile: Profile, roots: dict[str, Path], prints: dict[str, str], plan: Plan,
+                     add: Callable[[PlannedRun], None]) -> None:
+    """The transfer runs (see :func:`expand`): per seed, chain and stage one run (per fold for
+    stages on the chain's target when ``transfer.folds`` is set), then the compute controls."""
+    tr = profile.settings["transfer"]
+    folds = tr.get("folds")
+    arch_fields = {"arch": tr["arch"], "encoder": tr["encoder"]}
+
+    def stage(chain: tuple[str, ...], seed: int, fold: int | None, parent: str | None,
+              matches: str | None = None, steps: int | None = None) -> str:
+        ds = chain[-1]
+        fields = {**arch_fields, "seed": seed, "folds": None, "fold": None, "init": None}
+        if fold is not None:
+            fields.update(folds=folds, fold=fold, folds_over="all")
+        if parent is not None:
+            fields["init"] = str(plan.run_dir(parent) / "checkpoint.pt")
+            fields["encoder_weights"] = "none"  # the weights come from the checkpoint: nothing to fetch
+        elif chain[0] == SCRATCH_TOKEN:
+            fields["encoder_weights"] = "none"
+        if steps is not None:
+            fields["steps"] = steps
+        cfg = _config(profile, ds, "transfer", roots[ds], plan.results_dir, finetune=parent is not None, **fields)
+        rid = _run_id(cfg, ds, prints[ds], parent)
+        cfg.out = str(plan.run_dir(rid))
+        add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], fold, folds if fold is not None else None,
+                       seed, list(chain[:-1]), [parent] if parent else [], cfg.to_dict(), matches))
+        return rid
+
+    for seed in tr["seeds"] or profile.settings["seeds"]:
+        stage_ids: dict[tuple[tuple[str, ...], int | None], str] = {}  # (path, fold) -> run id
+        for chain in tr["chains"]:
+            target = chain[-1]
+            for fold in range(folds) if folds else [None]:
+                for k in range(1, len(chain)):
+                    path = tuple(chain[: k + 1])
+                    # a stage on the target trains on the fold's training part; another dataset's
+                    # stage on its own split, once for every fold
+                    key = (path, fold if path[-1] == target else None)
+                    if key in stage_ids:
+                        continue
+                    parent = None
+                    if k > 1:
+                        parent = stage_ids[(path[:-1], fold if path[-2] == target else None)]
+                    stage_ids[key] = stage(path, seed, key[1], parent)
+        if tr.get("compute_control"):
+            for chain in compute_controlled(tr["chains"]):
+                steps = chain_steps_setting(profile, chain)
+                for fold in range(folds) if folds else [None]:
+                    stage((chain[0], chain[-1]), seed, fold, None, matches=">".join(chain), steps=steps)
+
+
+def compute_controlled(chains: list[list[str]]) -> list[list[str]]:
+    """The chains a compute control matches: those through another dataset before the target."""
+    from xlm_core.study.profile import is_control_chain
+
+    return [list(c) for c in chains if len(c) > 2 and not is_control_chain(c)]
+
+
+def chain_steps_setting(profile: Profile, chain: list[str]) -> int:
+    """Optimiser steps of all of ``chain``'s stages as the profile sets them (``steps`` of each
+    stage's merged settings: the first stage's, then ``transfer.finetune``'s for later ones)."""
+    total = 0
+    for k, dataset in enumerate(chain[1:]):
+        steps = run_settings_for(profile, dataset, "transfer", finetune=k > 0).get("steps")
+        if steps is None:
+            raise XLMError(f"study {profile.name}: transfer.compute_control matches the optimiser steps of "
+                           f"{'>'.join(chain)}, but its stage on {dataset!r} sets no steps: set "
+                           f"datasets.{dataset}.steps (or transfer.finetune.{dataset}.steps) in "
+                           f"{profile.path or 'the profile'}")
+        total += int(steps)
+    return total
+
+
 def expand(
     profile: Profile, roots: dict[str, Path], prints: dict[str, str], results_dir: Path
 ) -> Plan:
@@ -438,7 +526,11 @@ def expand(
     ``[imagenet, A, ..., T]`` and seed, one run per stage; stage k starts from stage k-1's
     checkpoint (stage 1 from the profile's ``encoder_weights``; later stages take the
     ``transfer.finetune`` settings on top). Stages shared by several chains (same sources,
-    dataset and seed) are one run. Ablation: every loss x lr of ``ablation`` on its dataset
+    dataset and seed) are one run. With ``transfer.folds`` the stages on the target run once
+    per fold (``folds_over: all``), and a source stage is still one run per seed, shared by
+    every fold. ``transfer.compute_control``: per chain through another dataset, the target
+    alone from the chain's start for the chain's summed ``steps`` (``matches``: that chain).
+    Ablation: every loss x lr of ``ablation`` on its dataset
     (``plan.ablation_ids``; a point identical to an earlier run is that run).
     """
     s = profile.settings
@@ -465,31 +557,7 @@ def expand(
                                    cfg.to_dict()))
 
     if s["transfer"] is not None:
-        tr = s["transfer"]
-        for seed in tr["seeds"] or s["seeds"]:
-            stage_ids: dict[tuple[str, ...], str] = {}  # (imagenet, ..., dataset) -> run id
-            for chain in tr["chains"]:
-                for k in range(1, len(chain)):
-                    path = tuple(chain[: k + 1])
-                    if path in stage_ids:
-                        continue
-                    ds = chain[k]
-                    parent = stage_ids.get(path[:-1]) if k > 1 else None
-                    fields = {"arch": tr["arch"], "encoder": tr["encoder"], "seed": seed,
-                              "folds": None, "fold": None, "init": None}
-                    if parent is not None:
-                        fields["init"] = str(plan.run_dir(parent) / "checkpoint.pt")
-                        # the weights come from the checkpoint: nothing to fetch first
-                        fields["encoder_weights"] = "none"
-                    elif chain[0] == SCRATCH_TOKEN:
-                        fields["encoder_weights"] = "none"
-                    cfg = _config(profile, ds, "transfer", roots[ds], results_dir,
-                                  finetune=parent is not None, **fields)
-                    rid = _run_id(cfg, ds, prints[ds], parent)
-                    cfg.out = str(plan.run_dir(rid))
-                    stage_ids[path] = rid
-                    add(PlannedRun(rid, "transfer", ds, tr["arch"], tr["encoder"], None, None, seed,
-                                   list(path[:-1]), [parent] if parent else [], cfg.to_dict()))
+        _expand_transfer(profile, roots, prints, plan, add)
     if s.get("ablation") is not None:
         ab = s["ablation"]
         ds = ab["dataset"]

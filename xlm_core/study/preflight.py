@@ -10,7 +10,7 @@
 - a CUDA device when the work is GPU-sized (projected above :data:`GPU_SIZED_HOURS` hours here);
 - a writable results folder and free disk for the projected footprint.
 
-It also projects the cost: optimiser steps (epochs x steps per epoch; early stopping only
+It also projects the cost: optimiser steps (a run's ``steps``, else epochs x steps per epoch; early stopping only
 shortens it), time from the FLOPs of one training step of each architecture/encoder at the
 run's size (counted by torch on the meta device, nothing computed) at a stated throughput per
 device kind (:data:`ASSUMED_FLOPS`), and disk from the parameter counts.
@@ -123,7 +123,7 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
             continue
         n_fit, n_landmarks = samples[run.run_id]
         cfg = run.config
-        steps = int(cfg["epochs"]) * fit_steps_per_epoch(n_fit, int(cfg["batch_size"]))
+        steps = int(cfg.get("steps") or int(cfg["epochs"]) * fit_steps_per_epoch(n_fit, int(cfg["batch_size"])))
         report.steps += steps
         flops, n_params = _flops_and_params(run.arch, run.encoder, n_landmarks,
                                             tuple(int(v) for v in cfg["train_size"]))

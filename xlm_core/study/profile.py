@@ -38,6 +38,10 @@ for editors). In short::
                                      # as many steps) as its longest chain, on its own data only
       scratch_control: false         # per target, [scratch, T] and [scratch, T, T, T]: the same
                                      # stages from random weights (what ImageNet buys)
+      compute_control: false         # per chain through others: T alone, as many steps as the
+                                     # whole chain in one schedule (needs steps per dataset)
+      folds: null                    # k: every target image a test image once (k-fold of all its
+                                     # images, grouped by patient); null: the fixed test split
       seeds: null
       run: {}
       finetune: {}                   # run settings of the stages after the first (they start
@@ -456,6 +460,13 @@ class Transfer(_Model):
                                   "longest chain, on its own data only")
     scratch_control: bool = Field(False, description="per target, [scratch, T] and [scratch, T, T, T]: the same "
                                   "stages from random weights (what ImageNet buys)")
+    compute_control: bool = Field(False, description="per chain through other datasets ([imagenet, A, T]): "
+                                  "T alone from the same start for as many optimiser steps as the whole chain, in "
+                                  "one schedule (what the compute buys); needs steps set for every stage's dataset")
+    folds: int | None = Field(None, ge=2, description="target cross-validation: every usable image of a target is "
+                              "a test image once over this many folds of all its images (a patient's images in "
+                              "one fold); the stages on a target run per fold, the other datasets' stages once "
+                              "per seed on their own split. null: the target's fixed test split")
     seeds: Seeds | None = Field(None, description="default: the profile's seeds")
     run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs only")
     finetune: Finetune = Field(default_factory=Finetune, description="run settings of the stages after the first "
@@ -686,6 +697,7 @@ class StudyProfile(_Section):
             "transfer": None if tr is None else {
                 "arch": tr.arch, "encoder": tr.encoder, "targets": list(tr.targets), "chains": tr.all_chains(),
                 "matched_control": tr.matched_control, "scratch_control": tr.scratch_control, "seeds": tr.seeds,
+                "compute_control": tr.compute_control, "folds": tr.folds,
                 "run": tr.run.layer(), "finetune": tr.finetune.layer()},
             "ablation": None if ab is None else {
                 "dataset": ab.dataset, "arch": ab.arch, "encoder": ab.encoder, "losses": list(ab.losses),
