@@ -216,19 +216,6 @@ def test_a_compute_control_needs_the_steps_of_every_stage(real_roots, tmp_path):
         expand(profile_from_dict(raw), real_roots, {"ceph": "fc", "spine": "fs"}, tmp_path / "r")
 
 
-def test_the_real_profile_is_valid_and_cross_validates_both_targets(real_roots, tmp_path):
-    from xlm_core.study.profile import load_profile
-
-    profile = load_profile("real")
-    tr = profile.settings["transfer"]
-    if not tr.get("folds"):
-        pytest.skip("the real profile does not cross-validate its targets yet")
-    plan = expand(profile, real_roots, {"ceph": "fc", "spine": "fs"}, tmp_path / "real")
-    targets = {r.dataset for r in plan.runs if r.fold is not None}
-    assert targets == {"ceph", "spine"} and tr["folds"] >= 3 and len(profile.settings["seeds"]) >= 2
-    assert any(r.matches for r in plan.runs)
-
-
 # --------------------------------------------------------------------------- the tables
 
 

@@ -19,34 +19,47 @@ def _plan(tmp_path: Path):
     return profile, expand(profile, roots, {"ceph": "fc", "spine": "fs"}, tmp_path / "results" / "real")
 
 
-def test_the_plan_has_the_four_chains_for_two_seeds_and_each_stage_starts_where_it_should(tmp_path):
+def test_the_plan_cross_validates_both_targets_with_their_controls_and_shares_each_source(tmp_path):
     profile, plan = _plan(tmp_path)
     s = profile.settings
+    tr = s["transfer"]
     assert s["data"] == "real" and s["notebooks"] == ["real"]
-    assert s["transfer"]["chains"] == [["imagenet", "ceph"], ["imagenet", "spine", "ceph"],
-                                       ["scratch", "ceph"], ["imagenet", "ceph", "ceph"]]
-    assert len(s["seeds"]) >= 2
-    runs = {(tuple(r.chain), r.dataset, r.seed): r for r in plan.runs}
-    assert len(plan.runs) == 5 * len(s["seeds"])  # ceph, spine, spine>ceph, scratch ceph, ceph>ceph
-    for seed in s["seeds"]:
-        alone = runs[(("imagenet",), "ceph", seed)]
-        spine = runs[(("imagenet",), "spine", seed)]
-        chain = runs[(("imagenet", "spine"), "ceph", seed)]
-        control = runs[(("imagenet", "ceph"), "ceph", seed)]
-        scratch = runs[(("scratch",), "ceph", seed)]
-        assert alone.depends_on == spine.depends_on == scratch.depends_on == []
-        assert (alone.config["encoder_weights"], spine.config["encoder_weights"],
-                scratch.config["encoder_weights"]) == ("imagenet", "imagenet", "none")
-        assert chain.depends_on == [spine.run_id] and control.depends_on == [alone.run_id]
-        assert chain.config["init"].endswith(f"{spine.run_id}/checkpoint.pt")
-        # each dataset at its own aspect; the control's second stage trains as long as the chain's
-        ceph_hw, spine_hw = tuple(alone.config["train_size"]), tuple(spine.config["train_size"])
-        assert ceph_hw == tuple(s["datasets"]["ceph"]["train_size"]) == tuple(chain.config["train_size"])
-        assert spine_hw == tuple(s["datasets"]["spine"]["train_size"])
+    assert tr["targets"] == ["ceph", "spine"] and tr["folds"] >= 3 and tr["compute_control"]
+    assert not tr["matched_control"]  # a restarted second stage measured the restart
+    assert tr["chains"] == [["imagenet", "ceph"], ["imagenet", "spine", "ceph"], ["scratch", "ceph"],
+                            ["imagenet", "spine"], ["imagenet", "ceph", "spine"], ["scratch", "spine"]]
+    seeds, folds = s["seeds"], tr["folds"]
+    assert len(seeds) >= 2
+    # per seed: two sources, and per target and fold: alone, scratch, the chain's last stage, the compute control
+    assert len(plan.runs) == len(seeds) * (2 + 2 * folds * 4)
+    steps = {d: s["datasets"][d]["steps"] for d in ("ceph", "spine")}
+    for seed in seeds:
+        mine = [r for r in plan.runs if r.seed == seed]
+        sources = {r.dataset: r for r in mine if r.fold is None}
+        assert set(sources) == {"ceph", "spine"}
+        for target, source in (("ceph", "spine"), ("spine", "ceph")):
+            src = sources[source]
+            assert src.chain == ["imagenet"] and src.config["encoder_weights"] == "imagenet"
+            assert src.config["steps"] == steps[source] and src.config["folds"] is None
+            for fold in range(folds):
+                here = {(tuple(r.chain), r.matches): r for r in mine if r.dataset == target and r.fold == fold}
+                alone = here[(("imagenet",), None)]
+                scratch = here[(("scratch",), None)]
+                chain = here[(("imagenet", source), None)]
+                control = here[(("imagenet",), f"imagenet>{source}>{target}")]
+                assert chain.depends_on == [src.run_id] and chain.config["init"].endswith(f"{src.run_id}/checkpoint.pt")
+                assert alone.depends_on == scratch.depends_on == control.depends_on == []
+                assert (alone.config["encoder_weights"], scratch.config["encoder_weights"],
+                        control.config["encoder_weights"]) == ("imagenet", "none", "imagenet")
+                # equal target steps, and equal compute in one schedule
+                assert alone.config["steps"] == chain.config["steps"] == scratch.config["steps"] == steps[target]
+                assert control.config["steps"] == steps[source] + steps[target]
+                assert all(r.config["folds_over"] == "all" and r.config["fold"] == fold for r in here.values())
+                # scratch trains exactly as its ImageNet twin but for the start
+                assert {k for k in alone.config if alone.config[k] != scratch.config[k]} <= {"encoder_weights", "out"}
+        ceph_hw = tuple(sources["ceph"].config["train_size"])
+        spine_hw = tuple(sources["spine"].config["train_size"])
         assert 1.1 < ceph_hw[0] / ceph_hw[1] < 1.4 and spine_hw[0] / spine_hw[1] > 2  # 1671x1340; median 2.7
-        assert control.config["epochs"] == chain.config["epochs"]
-        # scratch trains exactly as its ImageNet twin but for the start
-        assert {k for k in alone.config if alone.config[k] != scratch.config[k]} <= {"encoder_weights", "out"}
 
 
 def test_data_root_holds_the_public_repositories_folders(real_sets_root, tmp_path):

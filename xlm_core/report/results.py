@@ -397,7 +397,10 @@ def steps_per_epoch(metrics: dict) -> int:
 
 
 def run_steps(metrics: dict) -> int:
-    """Optimiser steps a finished run took: ``epochs_run`` x :func:`steps_per_epoch`."""
+    """Optimiser steps a finished run took: its recorded ``steps_run`` (a ``steps`` run's last
+    epoch is cut short), else ``epochs_run`` x :func:`steps_per_epoch` (runs before it)."""
+    if metrics.get("steps_run") is not None:
+        return int(metrics["steps_run"])
     return int(metrics.get("epochs_run") or 0) * steps_per_epoch(metrics)
 
 

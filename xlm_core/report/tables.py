@@ -137,8 +137,8 @@ def transfer_table(
     chain's stages, mean over seeds: what a matched control matches).
     """
     study = load_study(results_dir)
-    runs = collect_runs(results_dir, protocol)
-    runs = runs[runs["kind"] == "transfer"] if len(runs) else runs
+    every_run = collect_runs(results_dir, protocol)
+    runs = target_runs(every_run)
     if len(runs) == 0:
         raise XLMError(f"{Path(results_dir) / 'study.json'}: no transfer runs in this study")
     rows = []
@@ -186,7 +186,7 @@ def transfer_table(
     table = pd.DataFrame(rows).drop(columns=["_mean_shape"])
     table["control"] = [control_for(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
     table["is_control"] = [is_control(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
-    table["steps"] = chain_steps(results_dir, table, runs)
+    table["steps"] = chain_steps(results_dir, table, runs, every_run)
     for col in STATS_COLUMNS + CONTROL_STATS_COLUMNS + RUNNER_UP_COLUMNS:
         table[col] = math.nan
     table["runner_up"] = None
@@ -197,6 +197,18 @@ def transfer_table(
     table["evaluated_on"] = "test split"
     table["profile"] = study.profile
     return table
+
+
+def target_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The transfer runs of :func:`collect_runs` that score a target: all of them, except, for a
+    cross-validated dataset (one with runs per fold), its runs without a fold: those are source
+    stages on the dataset's fixed split (their test images are another set, scored in the
+    chapter's source table), not target rows of Table 2."""
+    if not len(runs):
+        return runs
+    runs = runs[runs["kind"] == "transfer"]
+    crossed = set(runs.loc[runs["fold"].notna(), "dataset"])
+    return runs[~(runs["dataset"].isin(crossed) & runs["fold"].isna())]
 
 
 def pooled_over_folds(group: pd.DataFrame) -> pd.DataFrame:
@@ -275,14 +287,18 @@ def _per_image_from_grid(run_path: Path, protocol: str) -> pd.Series | None:
     return pd.Series(errors.mean(axis=1), index=pd.Index(ids, name="image_id"))
 
 
-def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame) -> list[float]:
+def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame,
+                every_run: pd.DataFrame | None = None) -> list[float]:
     """Per Table 2 row: optimiser steps of every stage of the chain (the row's run and the runs
     it starts from, through ``depends_on``), mean over the seeds' finished runs; NaN when a
-    stage has not finished. ``runs``: :func:`collect_runs` (its ``steps`` column)."""
+    stage has not finished. ``runs``: the rows' runs (:func:`collect_runs`, its ``steps``
+    column); ``every_run``: where the earlier stages are found (default: ``runs``)."""
     study = load_study(results_dir)
     parent = {r["run_id"]: (r.get("depends_on") or [None])[0] for r in study.runs}
     done = runs[runs["status"] == "done"] if len(runs) else runs
-    own = dict(zip(done["run_id"], done["steps"], strict=True)) if "steps" in done else {}
+    every = every_run if every_run is not None else runs
+    every = every[every["status"] == "done"] if len(every) else every
+    own = dict(zip(every["run_id"], every["steps"], strict=True)) if "steps" in every else {}
 
     def total(rid: str | None) -> float:
         steps, seen = 0.0, set()
@@ -362,8 +378,7 @@ def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str
         Columns: target, question, comparison, chain, reference, mre, reference_mre, delta_mre,
         ci_low, ci_high, p_value, p_holm, n_paired_images, unit, protocol, profile, data_source.
     """
-    runs = collect_runs(results_dir, protocol)
-    runs = runs[runs["kind"] == "transfer"] if len(runs) else runs
+    runs = target_runs(collect_runs(results_dir, protocol))
     per_chain = _per_chain_errors(runs, results_dir, protocol) if len(runs) else {}
     rows = []
     for target in dict.fromkeys(table2["target"]):
