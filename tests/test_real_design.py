@@ -264,3 +264,41 @@ def test_a_real_sets_rules_enter_its_fingerprint(real_roots, tmp_path, monkeypat
                         lambda name: replace(original(name), digest="another rule") if name == "spine" else original(name))
     after = plan.fingerprints(real_roots, tmp_path / "r")
     assert after["spine"] != before["spine"] and after["ceph"] == before["ceph"]  # a changed rule reruns its runs
+
+
+def _fold_study(tmp_path: Path, folds: dict[str, list[str]], targets=("ceph",)) -> Path:
+    """A results folder whose ceph fold runs scored ``folds`` ({run id: test ids}, run ids
+    ``f<fold>-<anything>``), plus one source run without a fold."""
+    runs = [{"run_id": rid, "kind": "transfer", "dataset": "ceph", "fold": int(rid[1]), "seed": 0}
+            for rid in folds] + [{"run_id": "source", "kind": "transfer", "dataset": "ceph", "fold": None, "seed": 0}]
+    tmp_path.mkdir(parents=True)
+    (tmp_path / "study.json").write_text(json.dumps({"study": "real", "runs": runs,
+                                                     "settings": {"transfer": {"targets": list(targets)}}}))
+    for rid, ids in {**folds, "source": ["071"]}.items():
+        (tmp_path / "runs" / rid).mkdir(parents=True)
+        (tmp_path / "runs" / rid / "metrics.json").write_text(json.dumps({"split": {"test_ids": ids}}))
+    return tmp_path
+
+
+def test_tested_images_are_read_from_the_runs_and_checked(tmp_path):
+    from xlm_core.report import real
+
+    ok = _fold_study(tmp_path / "a", {"f0-x": ["001", "002"], "f0-y": ["001", "002"], "f1-x": ["003"]})
+    assert real.targets_of(ok) == ["ceph"]
+    assert real.tested_images(ok, "ceph") == {"001": 0, "002": 0, "003": 1}  # the source's 071 is not a target image
+    assert list(real.fold_table(ok)["test images"]) == [2, 1]
+    twice = _fold_study(tmp_path / "b", {"f0-x": ["001"], "f1-x": ["001"]})
+    with pytest.raises(ValueError, match="image 001 is in folds 0 and 1"):
+        real.tested_images(twice, "ceph")
+    differ = _fold_study(tmp_path / "c", {"f0-x": ["001"], "f0-y": ["002"]})
+    with pytest.raises(ValueError, match="fold 0 of ceph scored other images"):
+        real.tested_images(differ, "ceph")
+
+
+def test_full_chain_names_every_stage_and_the_target():
+    from xlm_core.report.real import full_chain
+    from xlm_core.report.results import MEAN_SHAPE
+
+    assert full_chain("imagenet>spine", "ceph") == "imagenet>spine>ceph"
+    assert full_chain("imagenet (steps of imagenet>spine)", "ceph") == "imagenet>ceph (steps of imagenet>spine>ceph)"
+    assert full_chain(MEAN_SHAPE, "ceph") == MEAN_SHAPE

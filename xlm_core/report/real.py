@@ -24,6 +24,7 @@ from xlm_core.report.results import (
     load_metrics,
     load_study,
     run_dir,
+    study_settings,
 )
 
 #: a source stage that learned its own task scores at most this fraction of its mean shape
@@ -44,10 +45,7 @@ def full_chain(chain: str, target: str) -> str:
 
 def targets_of(results_dir: str | Path) -> list[str]:
     """The study's transfer targets, in the profile's order (``study.json`` settings)."""
-    import json
-
-    settings = json.loads((Path(results_dir) / "study.json").read_text()).get("settings") or {}
-    return list((settings.get("transfer") or {}).get("targets") or [])
+    return list((study_settings(results_dir).get("transfer") or {}).get("targets") or [])
 
 
 def tested_images(results_dir: str | Path, target: str) -> dict[str, int]:
