@@ -276,7 +276,8 @@ def _fold_study(tmp_path: Path, folds: dict[str, list[str]], targets=("ceph",)) 
                                                      "settings": {"transfer": {"targets": list(targets)}}}))
     for rid, ids in {**folds, "source": ["071"]}.items():
         (tmp_path / "runs" / rid).mkdir(parents=True)
-        (tmp_path / "runs" / rid / "metrics.json").write_text(json.dumps({"split": {"test_ids": ids}}))
+        (tmp_path / "runs" / rid / "metrics.json").write_text(json.dumps({"split": {"test_ids": ids}, "test": None,
+                                                                         "unit": "px"}))
     return tmp_path
 
 
