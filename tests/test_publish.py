@@ -1,16 +1,26 @@
 """Publishing: the re-run snippet the book build writes into each notebook page, the launch
-buttons' configuration, and the citation and licence files agreeing with it."""
+buttons' configuration, the citation and licence files agreeing with it, the front page's
+answer (real x-rays first when the build has them) and the book workflow."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
 
+import sys
+
 import nbformat
+import pytest
 import yaml
+from conftest import SHARED_DATA
 
 from xlm_core.report import book
+from xlm_core.report.analysis import human_limit_from_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report import _write_run, write_fake_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,15 +146,95 @@ def test_citation_and_readme_name_the_repository_of_config_and_the_paper() -> No
     (paper,) = cff["references"]
     assert "2403.01470" in paper["url"] and paper["year"] == 2024
     assert paper["authors"][0]["family-names"] == "Di Via"
-    owner, name = url.rstrip("/").split("/")[-2:]
-    pages = f"https://{owner.lower()}.github.io/{name}/"
-    head = "\n".join((REPO / "README.md").read_text().splitlines()[:15])
-    assert pages in head, f"README.md: its first screen should link the book at {pages}"
     intro = (REPO / "book" / "intro.md").read_text()
     assert url in intro and "2403.01470" in intro, "book/intro.md: the citation block"
+
+
+def test_no_page_presents_a_pages_address_as_live() -> None:
+    """The Pages address serves a book only once a repository has enabled Pages and run the
+    workflow: the README and the book name it only as where the workflow publishes the book of
+    the repository it runs in (OWNER, REPO), never as one repository's live site."""
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    texts.update({f"book/{p.name}": p.read_text() for p in (REPO / "book").glob("*.md")})
+    for name, text in texts.items():
+        for address in re.findall(r"https?://[\w.-]*github\.io[^\s)>`]*", text):
+            assert address == "https://OWNER.github.io/REPO/", f"{name}: {address} presented as live"
+    head = "\n".join(texts["README.md"].splitlines()[:15])
+    assert "https://OWNER.github.io/REPO/" in head and ".github/workflows/book.yml" in head
 
 
 def test_the_licence_is_the_one_pyproject_declares() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.startswith("MIT License") and "WITHOUT WARRANTY OF ANY KIND" in text
     assert 'license = {text = "MIT"}' in (REPO / "pyproject.toml").read_text()
+
+
+# --------------------------------------------------------------------------- the front page
+
+#: the real profile's chains for ceph (the stages before it) and a known test MRE for each
+REAL_CHAINS = {("imagenet",): 8.7, ("imagenet", "spine"): 9.1, ("imagenet", "ceph"): 9.3, ("scratch",): 10.8}
+
+
+def write_fake_real_study(results: Path, ceph_root: Path) -> Path:
+    """A hand-made ``results/real``, as the real profile lays it out: per seed a spine stage,
+    ``imagenet>ceph``, ``imagenet>spine>ceph``, the matched control ``imagenet>ceph>ceph``
+    and ``scratch>ceph``; known MREs (+0.2 for seed 1), runs reading ``ceph_root``."""
+    runs = []
+    for seed in (0, 1):
+        spine = {"run_id": f"spine-s{seed}", "kind": "transfer", "dataset": "spine", "chain": ["imagenet"],
+                 "arch": "unetplusplus", "encoder": "efficientnet-lite0", "fold": None, "seed": seed,
+                 "depends_on": [], "config": {"dataset": "spine", "root": str(ceph_root.parent / "spine"),
+                                              "encoder_weights": "imagenet", "seed": seed}}
+        _write_run(results, dict(spine), 30.0, heldout=False)
+        runs.append(spine)
+        for chain, mre in REAL_CHAINS.items():
+            parent = {("imagenet", "spine"): f"spine-s{seed}", ("imagenet", "ceph"): f"ceph-imagenet-s{seed}"}.get(chain)
+            run = {"run_id": f"ceph-{'-'.join(chain)}-s{seed}", "kind": "transfer", "dataset": "ceph",
+                   "chain": list(chain), "arch": "unetplusplus", "encoder": "efficientnet-lite0", "fold": None,
+                   "seed": seed, "depends_on": [parent] if parent else [],
+                   "config": {"dataset": "ceph", "root": str(ceph_root), "seed": seed,
+                              "encoder_weights": "none" if chain[0] == "scratch" else "imagenet"},
+                   **({"stages": [*chain, "ceph"]} if chain == ("imagenet", "ceph") else {})}
+            _write_run(results, {**run, "_transfer": None}, mre + 0.2 * seed, heldout=False, n_images=6)
+            runs.append(run)
+    study = {"study": "real", "profile": "real", "profile_note": "hand-made real-study stand-in",
+             "data_source": "real", "settings": {"transfer": {"targets": ["ceph"]}}, "runs": runs}
+    (results / "study.json").write_text(json.dumps(study))
+    return results
+
+
+def test_the_front_page_leads_with_real_x_rays_then_the_labelled_phantoms(tmp_path: Path) -> None:
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    real = write_fake_real_study(tmp_path / "results" / "real", tmp_path / "gone" / "hamedan_university_dataset")
+    page = book.front_page_markdown(demo)
+    assert page.index("### On real x-rays") < page.index("### On synthetic phantoms (the `ci` study)")
+    first, phantoms = page.split("### On synthetic phantoms")
+    assert "profile: real; data: real" in first and "SYNTHETIC" not in first
+    # every number from the result files: the means over both seeds, sorted, then the questions
+    means = [f"`{'>'.join(c)}` {m + 0.1:.2f}" for c, m in sorted(REAL_CHAINS.items(), key=lambda kv: kv[1])]
+    assert "- **ceph**, test MRE in px (mean over 2 seeds each): " + "; ".join(means) + "; mean shape 10.00" in first
+    assert "**spine**" not in first  # a source stage, not a target
+    assert "imagenet vs scratch changes MRE by -2.10 px (95 % CI" in first  # what ImageNet buys, with its CI
+    assert "no human limit in this build: the ceph data the runs read are not on this machine" in first
+    assert "synthetic phantoms" in phantoms and "profile **ci**" in phantoms
+    assert book.front_page_markdown(real).count("### ") == 1  # the real study's own book: its answer only
+
+
+def test_the_front_page_gives_the_human_limit_from_the_readers(tmp_path: Path) -> None:
+    ceph_root = SHARED_DATA / "hamedan_university_dataset"
+    if not ceph_root.is_dir():
+        pytest.skip(f"real samples not found at {ceph_root} (set XLM_SHARED_DATA)")
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    write_fake_real_study(tmp_path / "results" / "real", ceph_root)
+    human = human_limit_from_dataset(ceph_root, dataset="ceph")
+    assert (f"human limit on the same test images: one reader against the mean of both {human[0]['mre']:.2f}, "
+            f"reader against reader {human[-1]['mre']:.2f}") in book.front_page_markdown(demo)
+
+
+def test_without_real_results_the_front_page_says_where_the_answer_is_in_one_line(tmp_path: Path) -> None:
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    first, rest = book.front_page_markdown(demo).split("\n", 1)
+    assert first == book.REAL_ABSENT and "{doc}`/book/real`" in first
+    for command in ("xlm data fetch real DIR", "xlm study run real --data-root DIR", "xlm book build"):
+        assert command in first
+    assert rest.lstrip().startswith("*Generated from `fake` (profile **ci**")

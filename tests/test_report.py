@@ -17,8 +17,9 @@ import pytest
 from xlm_core import XLMError, report
 
 DATASETS = ("head", "hand", "chest")
-UNITS = {"head": "mm", "hand": "mm", "chest": "px"}
-THRESHOLDS = {"head": [2.0, 2.5, 3.0, 4.0], "hand": [2.0, 4.0, 10.0], "chest": [3.0, 6.0, 9.0]}
+UNITS = {"head": "mm", "hand": "mm", "chest": "px", "ceph": "px", "spine": "px"}
+THRESHOLDS = {"head": [2.0, 2.5, 3.0, 4.0], "hand": [2.0, 4.0, 10.0], "chest": [3.0, 6.0, 9.0],
+              "ceph": [14.0, 17.5, 21.0, 28.0], "spine": [10.0, 20.0, 40.0]}
 
 
 def _score(mre: float, dataset: str, protocol: str, n_images: int = 4) -> dict:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,8 +25,6 @@ from xlm_core.report.results import (
 from xlm_core.report.tables import transfer_table
 
 # --------------------------------------------------------------------------- verdicts
-
-
 
 
 def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
@@ -268,3 +267,46 @@ def _imagenet_lines(t2: pd.DataFrame, results_dir: str | Path, protocol: str) ->
     return ["", "**What ImageNet bought** (one stage from ImageNet weights against the same stage "
             "from random weights, on the same test images): " + "; ".join(parts)
             + ". The transfer chapter sets it beside what the other x-rays and longer training bought."]
+
+
+def real_answer_markdown(real_dir: str | Path, protocol: str = "clean") -> str:
+    """The front page's answer on real x-rays, from the real study's result files, read as its
+    chapter (``notebooks/real.py``) reads them: per target, each chain's test MRE beside the
+    mean shape and the human limit (:func:`human_limit_from_dataset` on the same test images,
+    when the target has two readers), then the paired questions with their CIs
+    (:func:`questions_markdown`).
+
+    Args:
+        real_dir: ``results/real``.
+        protocol: ``clean`` or ``zhu``.
+
+    Returns:
+        Markdown: a caption line, one line of scores per target, the questions.
+    """
+    from xlm_core.report.analysis import human_limit_from_dataset
+    from xlm_core.report.tables import questions_table
+
+    study = load_study(real_dir)
+    t2 = transfer_table(real_dir, protocol)
+    settings = json.loads((Path(real_dir) / "study.json").read_text()).get("settings") or {}
+    targets = (settings.get("transfer") or {}).get("targets")  # not the source stages (spine)
+    if targets:
+        t2 = t2[t2["target"].isin(targets)]
+    lines = [f"*Generated from `{study.name}`: {study.label(protocol)}.*", ""]
+    for target, rows in t2.groupby("target", sort=False):
+        unit = rows["unit"].iloc[0]
+        models = rows[rows["chain"] != MEAN_SHAPE].dropna(subset=["mre"]).sort_values("mre")
+        seeds = sorted({int(v) for v in models["n_seeds"].dropna()})
+        scores = [f"`{r['chain']}` {r['mre']:.2f}" for _, r in models.iterrows()]
+        scores += [f"mean shape {r['mre']:.2f}" for _, r in rows[rows["chain"] == MEAN_SHAPE].iterrows()]
+        root = next((r["config"]["root"] for r in study.runs if r.get("dataset") == target), None)
+        if root is None or not Path(root).is_dir():
+            limit = f"no human limit in this build: the {target} data the runs read are not on this machine"
+        else:
+            human = human_limit_from_dataset(root, dataset=str(target))  # a vs mean, b vs mean, a vs b
+            limit = (f"human limit on the same test images: one reader against the mean of both "
+                     f"{human[0]['mre']:.2f}, reader against reader {human[-1]['mre']:.2f}")
+        lines.append(f"- **{target}**, test MRE in {unit} (mean over {'/'.join(map(str, seeds))} "
+                     f"seeds each): " + "; ".join(scores) + f"; {limit}.")
+    lines += ["", questions_markdown(questions_table(t2, real_dir, protocol)).rstrip()]
+    return "\n".join(lines) + "\n"
