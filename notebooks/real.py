@@ -42,7 +42,6 @@ from xlm_core import report
 from xlm_core.datasets import load_dataset
 from xlm_core.report import plots
 from xlm_core.report import real as chapter
-from xlm_core.report.analysis import human_limit_from_dataset
 
 info = report.load_study(results_dir)
 runs = report.collect_runs(results_dir)
@@ -56,11 +55,8 @@ table2 = report.transfer_table(results_dir, protocol="clean")
 table2 = table2[table2["target"].isin(targets)]
 questions = report.questions_table(table2, results_dir, protocol="clean")
 sources = chapter.source_table(results_dir)
-human = {}
-if "ceph" in tested and tested["ceph"]:
-    human_rows = human_limit_from_dataset(roots["ceph"], ids=sorted(tested["ceph"]), dataset="ceph")
-    reader_vs_mean = next(h for h in human_rows if h["comparison"].endswith("vs mean"))
-    human["ceph"] = reader_vs_mean["mre"]
+limits = chapter.human_limits(results_dir)  # a target with two readers: one against the mean of both
+human = {target: row["mre"] for target, row in limits.items()}
 
 # %% [markdown]
 # ## The answer
@@ -153,8 +149,8 @@ if "ceph" in targets:
             values = np.array([m["test"]["clean"]["per_landmark_mre"] for m in metrics], dtype=float)
             per_seed.append(weights @ values / weights.sum())
         per_landmark[chapter.full_chain(chain, "ceph")] = list(np.mean(per_seed, axis=0))
-    if human:
-        per_landmark[f"human ({reader_vs_mean['comparison']})"] = list(reader_vs_mean["per_landmark_mre"])
+    if "ceph" in limits:
+        per_landmark[f"human ({limits['ceph']['comparison']})"] = list(limits["ceph"]["per_landmark_mre"])
     plots.show(plots.plot_per_landmark(per_landmark, "px", caption=f"per-landmark MRE, ceph: {caption}"))
 
 # %% [markdown]

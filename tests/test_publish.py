@@ -1,16 +1,26 @@
 """Publishing: the re-run snippet the book build writes into each notebook page, the launch
-buttons' configuration, and the citation and licence files agreeing with it."""
+buttons' configuration, the citation and licence files agreeing with it, the front page's
+answer (real x-rays first when the build has them) and the book workflow."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
 
+import sys
+
 import nbformat
+import pytest
 import yaml
+from conftest import SHARED_DATA
 
 from xlm_core.report import book
+from xlm_core.report.analysis import human_limit_from_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report import _write_run, write_fake_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,15 +146,105 @@ def test_citation_and_readme_name_the_repository_of_config_and_the_paper() -> No
     (paper,) = cff["references"]
     assert "2403.01470" in paper["url"] and paper["year"] == 2024
     assert paper["authors"][0]["family-names"] == "Di Via"
-    owner, name = url.rstrip("/").split("/")[-2:]
-    pages = f"https://{owner.lower()}.github.io/{name}/"
-    head = "\n".join((REPO / "README.md").read_text().splitlines()[:15])
-    assert pages in head, f"README.md: its first screen should link the book at {pages}"
     intro = (REPO / "book" / "intro.md").read_text()
     assert url in intro and "2403.01470" in intro, "book/intro.md: the citation block"
+
+
+def test_no_page_presents_a_pages_address_as_live() -> None:
+    """The Pages address serves a book only once a repository has enabled Pages and run the
+    workflow: the README and the book name it only as where the workflow publishes the book of
+    the repository it runs in (OWNER, REPO), never as one repository's live site."""
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    texts.update({f"book/{p.name}": p.read_text() for p in (REPO / "book").glob("*.md")})
+    for name, text in texts.items():
+        for address in re.findall(r"https?://[\w.-]*github\.io[^\s)>`]*", text):
+            assert address == "https://OWNER.github.io/REPO/", f"{name}: {address} presented as live"
+    head = "\n".join(texts["README.md"].splitlines()[:15])
+    assert "https://OWNER.github.io/REPO/" in head and ".github/workflows/book.yml" in head
 
 
 def test_the_licence_is_the_one_pyproject_declares() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.startswith("MIT License") and "WITHOUT WARRANTY OF ANY KIND" in text
     assert 'license = {text = "MIT"}' in (REPO / "pyproject.toml").read_text()
+
+
+# --------------------------------------------------------------------------- the front page
+
+#: the real profile's chains for ceph (the stages before it) and a known test MRE for each
+REAL_CHAINS = {("imagenet",): 8.7, ("imagenet", "spine"): 9.1, ("scratch",): 10.8}
+REAL_CONTROL = 9.3  # imagenet>ceph for the steps of imagenet>spine>ceph, one schedule
+CEPH_FOLDS = (["001", "003", "004"], ["005", "006", "007"])  # usable in both readers
+
+
+def write_fake_real_study(results: Path, ceph_root: Path) -> Path:
+    """A hand-made ``results/real``, as the real profile lays it out (one target, ceph, in two
+    folds): per seed a spine source stage (no fold), and per fold ``imagenet>ceph``,
+    ``imagenet>spine>ceph`` (from the source), ``scratch>ceph`` and the compute control; known
+    MREs (+0.2 for seed 1), runs reading ``ceph_root``."""
+    runs = []
+    for seed in (0, 1):
+        spine = {"run_id": f"spine-s{seed}", "kind": "transfer", "dataset": "spine", "chain": ["imagenet"],
+                 "stages": ["imagenet", "spine"], "arch": "unetplusplus", "encoder": "efficientnet-lite0",
+                 "fold": None, "seed": seed, "depends_on": [],
+                 "config": {"dataset": "spine", "root": str(ceph_root.parent / "spine"),
+                            "encoder_weights": "imagenet", "seed": seed}}
+        _write_run(results, dict(spine), 3.0, heldout=False)  # 0.3 x its mean shape: a source that learned
+        runs.append(spine)
+        chains = [(c, m, None) for c, m in REAL_CHAINS.items()] + [(("imagenet",), REAL_CONTROL, "imagenet>spine>ceph")]
+        for chain, mre, matches in chains:
+            for fold, ids in enumerate(CEPH_FOLDS):
+                rid = f"ceph-{'-'.join(chain)}{'-long' if matches else ''}-s{seed}-f{fold}"
+                run = {"run_id": rid, "kind": "transfer", "dataset": "ceph", "chain": list(chain),
+                       "stages": [*chain, "ceph"], "matches": matches, "arch": "unetplusplus",
+                       "encoder": "efficientnet-lite0", "fold": fold, "folds": 2, "seed": seed,
+                       "depends_on": [f"spine-s{seed}"] if chain == ("imagenet", "spine") else [],
+                       "config": {"dataset": "ceph", "root": str(ceph_root), "seed": seed,
+                                  "encoder_weights": "none" if chain[0] == "scratch" else "imagenet"}}
+                transfer = {"source": f"runs/spine-s{seed}/checkpoint.pt"} if chain == ("imagenet", "spine") else None
+                _write_run(results, {**run, "_transfer": transfer}, mre + 0.2 * seed, heldout=False, image_ids=ids)
+                runs.append(run)
+    study = {"study": "real", "profile": "real", "profile_note": "hand-made real-study stand-in",
+             "data_source": "real", "settings": {"transfer": {"targets": ["ceph"]}}, "runs": runs}
+    (results / "study.json").write_text(json.dumps(study))
+    return results
+
+
+def test_the_front_page_leads_with_real_x_rays_then_the_labelled_phantoms(tmp_path: Path) -> None:
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    real = write_fake_real_study(tmp_path / "results" / "real", tmp_path / "gone" / "hamedan_university_dataset")
+    page = book.front_page_markdown(demo)
+    assert page.index("### On real x-rays") < page.index("### On synthetic phantoms (the `ci` study)")
+    first, phantoms = page.split("### On synthetic phantoms")
+    assert "profile: real; data: real" in first and "SYNTHETIC" not in first
+    # every number from the result files: the means over both seeds, each over both folds' images
+    assert "**ceph** (6 images, each tested once over the folds; 2 seeds)" in first
+    assert ("`imagenet>spine>ceph` (9.20 px) against `imagenet>ceph (steps of imagenet>spine>ceph)`, the target "
+            "alone for as many optimiser steps in one schedule: -0.20 px [95 % CI -0.20, -0.20]") in first
+    assert "The spine source it starts from scored 0.30 x its mean shape on its own test images (learned its task)" in first
+    assert "Against `imagenet>ceph` (as many steps on ceph): +0.40 px" in first
+    assert "ImageNet against random weights (`imagenet>ceph` vs `scratch>ceph`): -2.10 px" in first
+    assert "**spine**" not in first  # a source stage, not a target
+    assert "Human limit" not in first  # the ceph data the runs read are not on this machine
+    assert "synthetic phantoms" in phantoms and "profile **ci**" in phantoms
+    assert book.front_page_markdown(real).count("### ") == 1  # the real study's own book: its answer only
+
+
+def test_the_front_page_gives_the_human_limit_from_the_readers(tmp_path: Path) -> None:
+    ceph_root = SHARED_DATA / "hamedan_university_dataset"
+    if not ceph_root.is_dir():
+        pytest.skip(f"real samples not found at {ceph_root} (set XLM_SHARED_DATA)")
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    write_fake_real_study(tmp_path / "results" / "real", ceph_root)
+    human = human_limit_from_dataset(ceph_root, ids=sum(CEPH_FOLDS, []), dataset="ceph")  # every tested image
+    assert (f"Human limit: one reader against the mean of both, {human[0]['mre']:.2f} px on the same images"
+            in book.front_page_markdown(demo))
+
+
+def test_without_real_results_the_front_page_says_where_the_answer_is_in_one_line(tmp_path: Path) -> None:
+    demo = write_fake_study(tmp_path / "results" / "demo")
+    first, rest = book.front_page_markdown(demo).split("\n", 1)
+    assert first == book.REAL_ABSENT and "{doc}`/book/real`" in first
+    for command in ("xlm data fetch real DIR", "xlm study run real --data-root DIR", "xlm book build"):
+        assert command in first
+    assert rest.lstrip().startswith("*Generated from `fake` (profile **ci**")

@@ -17,8 +17,9 @@ import pytest
 from xlm_core import XLMError, report
 
 DATASETS = ("head", "hand", "chest")
-UNITS = {"head": "mm", "hand": "mm", "chest": "px"}
-THRESHOLDS = {"head": [2.0, 2.5, 3.0, 4.0], "hand": [2.0, 4.0, 10.0], "chest": [3.0, 6.0, 9.0]}
+UNITS = {"head": "mm", "hand": "mm", "chest": "px", "ceph": "px", "spine": "px"}
+THRESHOLDS = {"head": [2.0, 2.5, 3.0, 4.0], "hand": [2.0, 4.0, 10.0], "chest": [3.0, 6.0, 9.0],
+              "ceph": [14.0, 17.5, 21.0, 28.0], "spine": [10.0, 20.0, 40.0]}
 
 
 def _score(mre: float, dataset: str, protocol: str, n_images: int = 4) -> dict:
@@ -52,7 +53,8 @@ def fake_backbone_mre(arch: str, fold: int) -> float:
     return {"unet": 1.0, "unetplusplus": 0.5}[arch] + 0.1 * fold
 
 
-def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: int = 4) -> None:
+def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: int = 4,
+               image_ids: list[str] | None = None) -> None:
     out = results / "runs" / run["run_id"]
     out.mkdir(parents=True)
     ds = run["dataset"]
@@ -74,16 +76,21 @@ def _write_run(results: Path, run: dict, mre: float, heldout: bool, n_images: in
         "best_epoch": 1,
         "train_seconds": 1.5,
     }
+    ids = image_ids or [f"{i:03d}" for i in range(n_images)]
+    if image_ids is not None:  # a cross-validated run: the fold it scored
+        metrics["split"] = {"test_ids": ids}
+        for protocol in ("clean", "zhu"):
+            metrics["test"][protocol]["n_images"] = len(ids)
     (out / "metrics.json").write_text(json.dumps(metrics))
     # per-image errors: mean over the 3 landmarks is exactly mre for every image (+ a small
     # image-dependent wobble that cancels over the images)
     rows = []
-    for i in range(n_images):
-        wobble = 0.05 * (i - (n_images - 1) / 2)
+    for i, image_id in enumerate(ids):
+        wobble = 0.05 * (i - (len(ids) - 1) / 2)
         for lm in range(1, 4):
             for protocol in ("clean", "zhu"):
                 rows.append(
-                    {"image_id": f"{i:03d}", "landmark": lm, "x": 1.0, "y": 2.0,
+                    {"image_id": image_id, "landmark": lm, "x": 1.0, "y": 2.0,
                      "protocol": protocol, "error": mre + wobble}
                 )
     pd.DataFrame(rows).to_csv(out / "predictions.csv", index=False)

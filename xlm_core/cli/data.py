@@ -1,4 +1,5 @@
-"""``xlm data synth`` (phantom datasets) and ``xlm data check`` (validate a dataset root)."""
+"""``xlm data synth`` (phantom datasets), ``xlm data check`` (validate a dataset root) and
+``xlm data fetch`` (the public real sets, cloned at their pinned commits)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,28 @@ def register(subparsers) -> None:
                        help="any dataset option, repeatable (VALUE read as YAML)")
     check.set_defaults(func=_check)
 
+    fetch = sub.add_parser(
+        "fetch",
+        help="clone a public real set at its pinned commit into a data root",
+        description="Clone the public repository of a real set at the commit its built-in "
+        "descriptor pins, only the set's folder (sparse checkout, blobs on demand), into "
+        "DIR/<the repository's folder name>: the layout `xlm study run real --data-root DIR` "
+        "reads. Prints the set's terms first and `xlm data check`'s summary at the end. A second "
+        "call finds the folder and fetches nothing. Exit status 2 when git is missing, the "
+        "repository cannot be reached, or it lacks the commit or the folder; 1 when the fetched "
+        "set has an empty split.",
+    )
+    fetch.add_argument("dataset", metavar="DATASET",
+                       help="ceph (Hamedan cephalograms), spine (AASCE spine x-rays), or real (both)")
+    fetch.add_argument("root", metavar="DIR", help="the data root (created if missing)")
+    fetch.add_argument("--source", metavar="URL",
+                       help="another source of the repository: a mirror or a local clone "
+                       "(file://...); default: the descriptor's")
+    fetch.add_argument("--commit", metavar="SHA",
+                       help="the commit to check out from --source (the full id); default: the "
+                       "descriptor's pinned commit")
+    fetch.set_defaults(func=_fetch)
+
 
 def _synth(args) -> int:
     from xlm_core.datasets.synth import write_phantoms
@@ -143,3 +166,34 @@ def _check(args) -> int:
     else:
         print(report.as_text())
     return 0 if report.ok else 1
+
+
+def _fetch(args) -> int:
+    import sys
+
+    from xlm_core.datasets import check_dataset
+    from xlm_core.datasets.fetch import ALL_NAME, FetchError, fetch_dataset, fetchable, pin
+    from xlm_core.datasets.sources import SOURCES
+
+    try:
+        names = list(fetchable()) if args.dataset == ALL_NAME else [args.dataset]
+        if len(names) > 1 and (args.source or args.commit):
+            raise FetchError(f"--source and --commit name one repository: fetch {' and '.join(names)} "
+                             "one at a time")
+        pins = [pin(name, args.source, args.commit) for name in names]
+        folders = []
+        for p in pins:
+            print(f"{p.name}: {SOURCES[p.name].title}; terms: {SOURCES[p.name].terms}")
+            folders.append(fetch_dataset(p, args.root)[0])
+    except FetchError as exc:
+        print(f"xlm: error: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for p, folder in zip(pins, folders, strict=True):
+        report = check_dataset(p.name, folder)
+        summary = report.as_text().splitlines()[0]
+        print(f"xlm data check: {summary}")
+        for text in report.split_problems:
+            print(f"  ERROR split: {text}")
+            status = 1
+    return status

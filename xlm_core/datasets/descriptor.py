@@ -35,6 +35,9 @@ descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset``
                                       #   (y grows downwards); an image breaking it is refused
     group_by: '-(\\d+) [A-Z]+ AP$'    # optional: ids whose first regex group is equal share a
                                       #   patient and never straddle cross-validation folds
+    repository:                       # optional (needs source_folder): the public git repository
+      url: https://github.com/o/r     #   holding source_folder at its top, and the commit that
+      commit: 0123...cdef             #   `xlm data fetch` checks out (the full id)
     description: "..."                # optional free text
 
 Formats: ``labelme`` (``shapes`` of ``shape_type: point``; labels are landmark names or
@@ -56,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,13 +76,14 @@ RATIO_FORMATS = ("ratio_txt", "aasce_csv")  # formats that hold fractions of (W,
 INDEXED_FORMATS = ("aasce_csv",)  # tables whose rows an index file names (annotations.index)
 UNITS = ("px", "ratio")
 KEYS = ("name", "images", "annotations", "landmarks", "spacing_mm", "split", "exclude",
-        "thresholds", "train_size", "test_size", "root", "source_folder", "description", "order",
-        "group_by")
+        "thresholds", "train_size", "test_size", "root", "source_folder", "repository", "description",
+        "order", "group_by")
 REQUIRED_KEYS = ("images", "annotations", "landmarks")
 ANNOTATION_KEYS = ("format", "sources", "units", "require_all", "index")
 SPLIT_KEYS = ("train", "test", "paper")
 SPACING_KEYS = ("pair", "width_mm", "named_pairs")
 ORDER_KEYS = ("group", "axis")
+REPOSITORY_KEYS = ("url", "commit")
 DEFAULT_ALTERNATIVE = "default"
 DESCRIPTOR_FILE = "dataset.yaml"
 
@@ -132,6 +137,8 @@ class Descriptor:
             must increase strictly along ``axis`` (0 x, 1 y), or None.
         group_by: a regex whose first group names an id's patient (cross-validation keeps a
             patient's images in one fold), or None.
+        repository: ``(url, commit)`` of the public git repository holding ``source_folder``
+            (what ``xlm data fetch`` clones), or None.
         digest: hash of the normalised description (part of a user dataset's fingerprint).
     """
 
@@ -161,6 +168,7 @@ class Descriptor:
     digest: str  # hash of the normalised description (part of a user dataset's fingerprint)
     order: tuple[int, int] | None = None  # (group, axis 0 x / 1 y): group centres must increase
     group_by: str | None = None  # regex: its first group names an id's patient
+    repository: tuple[str, str] | None = None  # (url, commit) that `xlm data fetch` clones
 
     @property
     def n_landmarks(self) -> int:
@@ -439,6 +447,23 @@ def _exclude(where: str, value: Any) -> tuple[tuple[str, ...], dict[str, tuple[s
     return _ids(where, "exclude", value), {}
 
 
+def _repository(where: str, value: Any, source_folder: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(where, "repository", f"expected a mapping {{url: ..., commit: ...}}, got {value!r}")
+    _check_keys(where, "repository.", value, REPOSITORY_KEYS)
+    url, commit = value.get("url"), value.get("commit")
+    if not isinstance(url, str) or not url.strip():
+        raise _fail(where, "repository.url", f"expected the repository's address, got {url!r}")
+    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise _fail(where, "repository.commit", f"expected a full commit id (40 or 64 lower-case "
+                    f"hex digits), got {commit!r}")
+    if source_folder is None:
+        raise _fail(where, "repository", "needs source_folder: the repository's folder that holds the set")
+    return url.strip(), commit
+
+
 def _landmarks(where: str, value: Any) -> tuple[tuple[str, ...], bool]:
     if isinstance(value, list):
         names = [str(v).strip() for v in value]
@@ -546,8 +571,11 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
         raise _fail(where, "description", f"expected a text, got {description!r}")
     order = _order(where, spec.get("order"), len(names))
     group_by = _group_by(where, spec.get("group_by"))
+    repository = _repository(where, spec.get("repository"), source_folder)
 
-    normalised = {k: v for k, v in spec.items() if k not in ("root", "source_folder", "description")}
+    # where the data are published is not what they are: none of these enters the digest
+    normalised = {k: v for k, v in spec.items()
+                  if k not in ("root", "source_folder", "repository", "description")}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Descriptor(
         name=name, where=where, folder=folder, images=alternatives, format=fmt, sources=sources,
@@ -555,7 +583,7 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
         spacing=spacing, split_train=split_train, split_train_ids=train_ids, split_test_ids=test_ids,
         split_paper=paper, exclude=exclude, named_exclusions=named_exclusions, thresholds=thresholds,
         train_size=train_size, test_size=test_size, builtin=builtin,
-        source_folder=source_folder, digest=digest, order=order, group_by=group_by,
+        source_folder=source_folder, digest=digest, repository=repository, order=order, group_by=group_by,
     )
 
 

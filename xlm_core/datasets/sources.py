@@ -3,7 +3,8 @@
 ``xlm data check`` prints :func:`where_to_get` when a built-in dataset's root is missing,
 empty or incomplete (fewer image files than the full set, or an empty split); the book's
 reproduce chapter says the same. Nothing here downloads anything: every set has terms of
-use a user must read and accept at its publisher.
+use a user must read and accept at its publisher (``xlm data fetch``, which clones the two
+public sets of the real profile, prints their terms first).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ SOURCES: dict[str, DatasetSource] = {
         annotations_from="the same folder: 'annotated by  Dr.mollabashi' (two spaces) and 'annotated by "
                          "Dr.farhadifar', one LabelMe JSON per image (labels l1..l19); 9 images have a "
                          "broken file (002 009 010 064 086 098 109 137 140) and are refused",
-        terms="none stated by the repository (public); cite the repository",
+        terms="the repository states no licence (it is public; read no permission into that); "
+              "cite the repository",
         layout=(
             Layout("hamedan_university_dataset/pictures/NNN.tif", 150, "the cephalograms (ROOT may "
                    "also be hamedan_university_dataset/ itself)"),
@@ -147,7 +149,8 @@ SOURCES: dict[str, DatasetSource] = {
                          "a row) in the order of labels/training/filenames.csv; 24 rows whose vertebrae "
                          "do not descend from T1 to L5 (one of them also with a landmark below its image) "
                          "are refused",
-        terms="SpineWeb's terms for dataset 16 (cite Wu et al. 2017); the MIT licence of the repository",
+        terms="the images are SpineWeb's (dataset 16): SpineWeb's terms apply (cite Wu et al. 2017); "
+              "the repository's MIT licence covers its authors' files, not the images",
         layout=(
             Layout("boostnet_labeldata/data/training/*.jpg", 481, "the training x-rays (ROOT may also "
                    "be boostnet_labeldata/ itself)"),

@@ -27,7 +27,7 @@ from pathlib import Path
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_text
 from xlm_core.report.display import DASH, format_cell
-from xlm_core.report.prose import summary_markdown
+from xlm_core.report.prose import real_answer_markdown, summary_markdown
 from xlm_core.report.results import (
     chain_start,
     collect_runs,
@@ -217,16 +217,25 @@ def copy_notebook(src: Path, dst: Path, title: str | None = None,
 
 #: the real-x-ray chapter: its study and its notebook (``results/<REAL_STUDY>/notebooks/real.ipynb``)
 REAL_STUDY = "real"
-REAL_HOW = ("*No results of the real-x-ray study in this build.* Make them with "
-            "`xlm study run real --data-root DIR` (DIR holding `hamedan_university_dataset/` and "
-            "`boostnet_labeldata/`, see {doc}`/book/reproduce`; about half an hour on two cores), "
-            "then `xlm book build` again.")
+#: how to make the real study's results, for a build without them
+REAL_COMMANDS = ("`xlm data fetch real DIR` (the two public sets, at the commits their descriptors "
+                 "pin), `xlm study run real --data-root DIR` (`--dry-run` first projects its cost), "
+                 "then `xlm book build` again")
+REAL_HOW = f"*No results of the real-x-ray study in this build.* Make them with {REAL_COMMANDS}."
+#: the front page's one line without them
+REAL_ABSENT = (f"*The answer on real x-rays is not in this build:* it is the chapter "
+               f"{{doc}}`/book/real`, made by {REAL_COMMANDS}.")
+
+
+def real_results_dir(results_dir: Path) -> Path:
+    """``results/real`` beside ``results_dir`` (``results_dir`` itself when it is the real study)."""
+    return results_dir if results_dir.name == REAL_STUDY else results_dir.parent / REAL_STUDY
 
 
 def _real_chapter(results_dir: Path, generated: Path, replacements: dict[str, str]) -> Path:
     """``generated/real.ipynb`` from the real study's executed chapter beside ``results_dir``
     (``results/real``), or ``generated/real.md``: one line saying how to make it."""
-    real_dir = results_dir if results_dir.name == REAL_STUDY else results_dir.parent / REAL_STUDY
+    real_dir = real_results_dir(results_dir)
     src = real_dir / "notebooks" / "real.ipynb"
     if src.is_file():
         replacements = {**replacements, str(real_dir.resolve()): f"results/{REAL_STUDY}"}
@@ -235,6 +244,22 @@ def _real_chapter(results_dir: Path, generated: Path, replacements: dict[str, st
     path = generated / "real.md"
     atomic_write_text(path, f"# Results on real x-rays\n\n{REAL_HOW}\n")
     return path
+
+
+def front_page_markdown(results_dir: Path) -> str:
+    """The introduction's answer (``generated/summary.md``): the real x-rays' first when
+    ``results/real`` exists (:func:`real_answer_markdown`), then this build's study, labelled
+    (:func:`summary_markdown`); without ``results/real``, one line saying where that answer is."""
+    real_dir = real_results_dir(results_dir)
+    if not (real_dir / "study.json").is_file():
+        return f"{REAL_ABSENT}\n\n{summary_markdown(results_dir)}"
+    parts = ["### On real x-rays", "", real_answer_markdown(real_dir)]
+    if real_dir.resolve() != results_dir.resolve():
+        study = load_study(results_dir)
+        what = ("On synthetic phantoms" if study.data_source == "synthetic"
+                else f"On the {study.data_source} data")
+        parts += ["", f"### {what} (the `{study.profile}` study)", "", summary_markdown(results_dir)]
+    return "\n".join(parts)
 
 
 def _placeholder(name: str, study: str, why: str) -> str:
@@ -333,7 +358,7 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
         path = generated / "runs" / "none.md"
         atomic_write_text(path, "# No run notebooks\n\nThis study has no executed run notebook.\n")
         written.append(path)
-    for name, text in (("summary.md", summary_markdown(results_dir)),
+    for name, text in (("summary.md", front_page_markdown(results_dir)),
                        ("runs_table.md", runs_table_markdown(results_dir))):
         atomic_write_text(generated / name, text)
         written.append(generated / name)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,8 +25,6 @@ from xlm_core.report.results import (
 from xlm_core.report.tables import transfer_table
 
 # --------------------------------------------------------------------------- verdicts
-
-
 
 
 def verdict_sentence(target: str, chain: str, delta: float, ci_low: float, ci_high: float,
@@ -268,3 +267,21 @@ def _imagenet_lines(t2: pd.DataFrame, results_dir: str | Path, protocol: str) ->
     return ["", "**What ImageNet bought** (one stage from ImageNet weights against the same stage "
             "from random weights, on the same test images): " + "; ".join(parts)
             + ". The transfer chapter sets it beside what the other x-rays and longer training bought."]
+
+
+def real_answer_markdown(real_dir: str | Path, protocol: str = "clean") -> str:
+    """The front page's answer on real x-rays, from the real study's result files, read as its
+    chapter (``notebooks/real.py``) reads them: one paragraph per target
+    (:func:`xlm_core.report.real.real_answer`).
+
+    Args:
+        real_dir: ``results/real``.
+        protocol: ``clean`` or ``zhu``.
+
+    Returns:
+        Markdown: a caption line, then the paragraphs.
+    """
+    from xlm_core.report.real import real_answer
+
+    study = load_study(real_dir)
+    return f"*Generated from `{study.name}`: {study.label(protocol)}.*\n\n" + real_answer(real_dir, protocol)

@@ -192,5 +192,36 @@ def answer_paragraphs(table2: pd.DataFrame, questions: pd.DataFrame, sources: pd
     return "\n\n".join(out) + "\n"
 
 
-__all__ = ["SOURCE_RATIO", "answer_paragraphs", "chains_table", "fold_table", "full_chain", "source_table",
+def human_limits(results_dir: str | Path) -> dict[str, dict]:
+    """Per target with two readers (ceph): one reader against the mean of both on every image the
+    target was tested on (:func:`xlm_core.report.analysis.human_limit_from_dataset`), the row
+    of the first reader; {} for a target with one reader or whose data are not on this machine."""
+    from xlm_core.datasets import builtin_descriptor
+    from xlm_core.report.analysis import human_limit_from_dataset
+
+    study = load_study(results_dir)
+    out = {}
+    for target in targets_of(results_dir):
+        root = next((r["config"]["root"] for r in study.runs if r.get("dataset") == target), None)
+        tested = tested_images(results_dir, target)
+        if len(builtin_descriptor(target).sources) != 2 or not tested or not root or not Path(root).is_dir():
+            continue
+        rows = human_limit_from_dataset(root, ids=sorted(tested), dataset=target)
+        out[target] = next(h for h in rows if h["comparison"].endswith("vs mean"))
+    return out
+
+
+def real_answer(results_dir: str | Path, protocol: str = "clean") -> str:
+    """:func:`answer_paragraphs` of a real study, read from its result files (the chapter's and
+    the front page's answer)."""
+    from xlm_core.report.tables import questions_table, transfer_table
+
+    table2 = transfer_table(results_dir, protocol)
+    table2 = table2[table2["target"].isin(targets_of(results_dir))]
+    questions = questions_table(table2, results_dir, protocol)
+    human = {t: h["mre"] for t, h in human_limits(results_dir).items()}
+    return answer_paragraphs(table2, questions, source_table(results_dir), human)
+
+
+__all__ = ["SOURCE_RATIO", "answer_paragraphs", "human_limits", "real_answer", "chains_table", "fold_table", "full_chain", "source_table",
            "targets_of", "tested_images"]
