@@ -192,21 +192,29 @@ def main() -> None:
             list(pool.map(lambda n: train(n, data, args.out), batch))
     scored = {n: held_out(args.out / "runs" / n) for n in names}
     ref_name = REFERENCE if REFERENCE in scored else names[0]
-    reference = scored[ref_name]
+    print(f"fold 0 of 3 of ceph's training ids; mean shape {mean_shape(scored):.1f} px on the held-out images")
+    print(candidate_table(scored, ref_name, lambda m, clean: {"SDR 14 px (%)": round(clean["sdr"]["14"], 1)}))
+
+
+def mean_shape(scored: dict) -> float:
+    """The mean shape's MRE on the held-out images (the same for every candidate)."""
+    return next(iter(scored.values()))[0]["fold_scores"]["clean"]["mean_shape_mre"]
+
+
+def candidate_table(scored: dict, ref_name: str, columns) -> str:
+    """Markdown: each candidate's held-out MRE, ``columns(metrics, clean score)`` (a dict), and,
+    paired over the held-out images, its difference from ``ref_name`` with a 95 % bootstrap CI."""
+    reference = scored[ref_name][1]
     rows = []
     for name, (m, per_image) in scored.items():
         clean = m["fold_scores"]["clean"]
-        diff = (per_image - reference[1]).dropna().to_numpy()
+        diff = (per_image - reference).dropna().to_numpy()
         low, high = paired_bootstrap_ci(diff)
-        rows.append({"candidate": name, "held-out MRE (px)": round(clean["mre"], 2),
-                     "SDR 14 px (%)": round(clean["sdr"]["14"], 1),
-                     f"Δ vs {ref_name} (px)": round(diff.mean(), 2),
-                     "95 % CI": f"[{low:+.2f}, {high:+.2f}]",
+        rows.append({"candidate": name, "held-out MRE (px)": round(clean["mre"], 2), **columns(m, clean),
+                     f"Δ vs {ref_name} (px)": round(diff.mean(), 2), "95 % CI": f"[{low:+.2f}, {high:+.2f}]",
                      "best epoch": f"{m['best_epoch']}/{m['epochs_run']}",
                      "train min": round(m["train_seconds"] / 60, 1), "images": clean["n_images"]})
-    table = pd.DataFrame(rows).sort_values("held-out MRE (px)")
-    print(f"fold 0 of 3 of ceph's training ids; mean shape {clean['mean_shape_mre']:.1f} px on the held-out images")
-    print(table.to_markdown(index=False))
+    return pd.DataFrame(rows).sort_values("held-out MRE (px)").to_markdown(index=False)
 
 
 def spine_main(args) -> None:
@@ -215,22 +223,11 @@ def spine_main(args) -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda n: train(n, data, args.out, "spine"), names))
     scored = {n: held_out(args.out / "runs" / n) for n in names}
-    reference = scored[names[0]]
-    rows = []
-    for name, (m, per_image) in scored.items():
-        clean = m["fold_scores"]["clean"]
-        diff = (per_image - reference[1]).dropna().to_numpy()
-        low, high = paired_bootstrap_ci(diff)
-        rows.append({"candidate": name, "held-out MRE (px)": round(clean["mre"], 2),
-                     "x mean shape": round(clean["mre"] / clean["mean_shape_mre"], 3),
-                     "SDR 20 px (%)": round(clean["sdr"]["20"], 1),
-                     f"Δ vs {names[0]} (px)": round(diff.mean(), 2), "95 % CI": f"[{low:+.2f}, {high:+.2f}]",
-                     "steps": m.get("steps_run"), "best epoch": f"{m['best_epoch']}/{m['epochs_run']}",
-                     "train min": round(m["train_seconds"] / 60, 1), "images": clean["n_images"]})
-    table = pd.DataFrame(rows).sort_values("held-out MRE (px)")
-    print(f"fold 0 of 3 (grouped by series) of spine's training ids; mean shape {clean['mean_shape_mre']:.1f} px "
+    print(f"fold 0 of 3 (grouped by series) of spine's training ids; mean shape {mean_shape(scored):.1f} px "
           "on the held-out images")
-    print(table.to_markdown(index=False))
+    print(candidate_table(scored, names[0], lambda m, clean: {
+        "x mean shape": round(clean["mre"] / clean["mean_shape_mre"], 3),
+        "SDR 20 px (%)": round(clean["sdr"]["20"], 1), "steps": m.get("steps_run")}))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,13 @@ def _permuted(ids: Sequence[str], seed: int) -> list[str]:
     return [ordered[i] for i in order]
 
 
+def _check_fold(folds: int, fold: int) -> None:
+    if folds < 2:
+        raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
+    if not 0 <= fold < folds:
+        raise XLMError(f"fold must lie in 0..{folds - 1}, got {fold}")
+
+
 def kfold_split(
     ids: Sequence[str], folds: int, fold: int, seed: int = 0
 ) -> tuple[list[str], list[str]]:
@@ -149,10 +156,7 @@ def kfold_split(
         XLMError: for fewer than 2 folds, a fold out of range, fewer ids than folds, or
             repeated ids.
     """
-    if folds < 2:
-        raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
-    if not 0 <= fold < folds:
-        raise XLMError(f"fold must lie in 0..{folds - 1}, got {fold}")
+    _check_fold(folds, fold)
     if len(ids) < folds:
         raise XLMError(f"{folds}-fold split needs at least {folds} images, got {len(ids)}")
     shuffled = _permuted(ids, seed)
@@ -185,10 +189,7 @@ def grouped_kfold_split(
     Raises:
         XLMError: as :func:`kfold_split`, for an id without a group, or fewer groups than folds.
     """
-    if folds < 2:
-        raise XLMError(f"k-fold needs at least 2 folds, got {folds}")
-    if not 0 <= fold < folds:
-        raise XLMError(f"fold must lie in 0..{folds - 1}, got {fold}")
+    _check_fold(folds, fold)
     missing = [i for i in ids if i not in groups]
     if missing:
         raise XLMError(f"no group for id(s) {missing[:3]}")
