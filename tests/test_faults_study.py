@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
 
 
 # --------------------------------------------------------------------------- 1. SIGKILL mid-study
+#
+# The study is killed at a point the test names (xlm_core.pause_for_test): the run reaching it
+# announces itself on a named pipe and blocks, and the test kills the study's process group then.
 
 
 def kill_profile() -> dict:
@@ -100,62 +104,136 @@ def _history(path: Path) -> list[list[str]]:
     return [r[:col] + r[col + 1:] for r in rows]
 
 
+def _study_command(profile: Path, results: Path) -> list[str]:
+    return _xlm("study", "run", str(profile), "--results", str(results), "--no-aggregate")
+
+
+def _wait_for_pause(fifo_fd: int, proc: subprocess.Popen) -> str:
+    """Block until a process announces a pause on the pipe (its line), reading ``proc``'s output
+    meanwhile; fails with that output if ``proc`` ends first. The timeout only bounds a hang."""
+    output = b""
+    while True:
+        ready, _, _ = select.select([fifo_fd, proc.stdout], [], [], 600)
+        assert ready, "neither a pause nor the end of the study within 600 s:\n" + output.decode()
+        if fifo_fd in ready:
+            return os.read(fifo_fd, 4096).decode()
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        assert chunk, "the study ended before its pause point:\n" + output.decode()
+        output += chunk
+
+
+def _kill_at(point: str, run_id: str, command: list[str], env: dict, fifo: Path) -> None:
+    """Start ``command``, wait until run ``run_id`` reaches ``point`` (xlm_core.pause_for_test)
+    and SIGKILL the process group; then wait for its orphaned notebook kernels to exit."""
+    from xlm_core import PAUSE_ENV, PAUSE_FIFO_ENV
+
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)  # held: the reader sees no end of file before the pause
+    try:
+        victim = subprocess.Popen(command, env={**env, PAUSE_ENV: f"{point}@{run_id}", PAUSE_FIFO_ENV: str(fifo)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            paused = _wait_for_pause(reader, victim)
+            kernels = _kernels_of(victim.pid)
+        finally:
+            os.killpg(victim.pid, signal.SIGKILL)  # the runner and everything in its process group
+            victim.wait()
+            victim.stdout.close()
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert paused.split()[0] == point and victim.returncode == -signal.SIGKILL
+    # the notebook kernel (its own session) notices its parent died and exits, so no orphan
+    # keeps writing into the run folder once the study is started again
+    assert kernels and not _wait_gone(kernels, 60.0), "an orphaned kernel kept running"
+
+
 @pytest.mark.slow
-def test_sigkill_of_a_study_loses_only_the_epochs_since_the_checkpoint(tmp_path):
+def test_sigkill_of_a_study_at_each_kill_point_loses_only_the_work_since_the_checkpoint(tmp_path):
+    """SIGKILL of ``xlm study run`` while its second run (head) is at each kill point in turn,
+    each kill in the study started again after the previous one:
+
+    1. ``checkpoint``: after its first resume state (epoch 1): the next study resumes it from last.pt;
+    2. ``metrics``: after its metrics.json, before last.pt is removed: executed again, no training;
+    3. ``notebook``: its executed notebook complete but not yet renamed onto run.ipynb: the same.
+
+    A killed run is never counted done (``xlm study status`` says what the next run does with
+    it), the finished first run is never touched, and the final numbers equal those of an
+    uninterrupted study run side by side."""
+    from xlm_core.study import study_status
+    from xlm_core.study.execute import metrics_complete, run_done
+
     profile = tmp_path / "k.yaml"
     profile.write_text(yaml.safe_dump(kill_profile()))
     env = _env(tmp_path)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
+    fifo = tmp_path / "pause"
+    os.mkfifo(fifo)
+    reference = subprocess.Popen(_study_command(profile, straight), env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+    try:
+        planned = subprocess.run(_xlm("study", "run", str(profile), "--results", str(killed), "--dry-run"),
+                                 env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        runs_planned = json.loads((killed / "k" / "study.json").read_text())["runs"]
+        (first,) = [r["run_id"] for r in runs_planned if r["dataset"] == "hand"]
+        (second,) = [r["run_id"] for r in runs_planned if r["dataset"] == "head"]
+        runs = killed / "k" / "runs"
+        finished, interrupted = runs / first, runs / second
 
-    def command(results: Path) -> list[str]:
-        return _xlm("study", "run", str(profile), "--results", str(results), "--no-aggregate")
+        def state_of_second() -> dict:
+            (row,) = [r for r in study_status("k", killed) if r["run_id"] == second]
+            return row
 
-    reference = subprocess.Popen(command(straight), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
-    victim = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    runs = killed / "k" / "runs"
-    deadline = time.monotonic() + 240
-    interrupted = None
-    while victim.poll() is None and time.monotonic() < deadline:
-        # wait until the first run (hand) is finished and the second (head) has a checkpoint
-        done = [d for d in runs.glob("*") if (d / "metrics.json").is_file()]
-        partial = [d for d in runs.glob("*") if (d / "last.pt").is_file() and not (d / "metrics.json").exists()]
-        if done and partial:
-            interrupted = partial[0]
-            break
-        time.sleep(0.02)
-    kernels = _kernels_of(victim.pid)
-    os.killpg(victim.pid, signal.SIGKILL)  # the runner and everything in its process group
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
-    assert interrupted is not None, "the study ended (or timed out) before the kill"
-    # the notebook kernel (its own session) notices its parent died and exits, so no orphan
-    # keeps writing into the run folder once the study is started again
-    assert kernels and not _wait_gone(kernels, 15.0), "an orphaned kernel kept running"
+        # 1. after the first resume state of the second run
+        _kill_at("checkpoint", second, _study_command(profile, killed), env, fifo)
+        assert run_done(finished) and (finished / "run.ipynb").is_file()
+        finished_stamp = _file_stamps(finished)
+        assert json.loads((interrupted / "status.json").read_text())["state"] == "running"  # as the kill left it
+        assert (interrupted / "last.pt").is_file() and not (interrupted / "metrics.json").exists()
+        row = state_of_second()
+        assert row["state"] == "pending" and "training resumes from its last checkpoint" in row["detail"], row
+        epoch_1 = (interrupted / "history.csv").read_text().splitlines()
+        assert len(epoch_1) == 2  # the header and epoch 1
 
-    (finished,) = [d for d in runs.glob("*") if (d / "metrics.json").is_file()]
-    finished_stamp = {p.name: p.stat().st_mtime_ns for p in finished.iterdir() if p.is_file()}
-    assert not (interrupted / "metrics.json").exists() and (interrupted / "last.pt").is_file()
-    status = json.loads((interrupted / "status.json").read_text())
-    assert status["state"] == "running"  # as the killed runner left it
-    state = subprocess.run(_xlm("study", "status", str(profile), "--results", str(killed), "--json"),
-                           env=env, capture_output=True, text=True, timeout=120, check=False)
-    rows = {r["run_id"]: r for r in json.loads(state.stdout)}
-    assert rows[interrupted.name]["state"] == "pending" and "interrupted" in rows[interrupted.name]["detail"]
+        # 2. the next study resumes it; killed again after its metrics.json
+        _kill_at("metrics", second, _study_command(profile, killed), env, fifo)
+        assert metrics_complete(interrupted) and (interrupted / "last.pt").is_file()
+        assert not (interrupted / "run.ipynb").exists() and not run_done(interrupted)
+        row = state_of_second()
+        assert row["state"] == "pending" and "its notebook is executed again, without training" in row["detail"]
+        metrics_stamp = (interrupted / "metrics.json").stat().st_mtime_ns
+        # resumed from last.pt: epoch 1's row as the first study wrote it (its seconds too), then the rest
+        history = (interrupted / "history.csv").read_text().splitlines()
+        assert history[:2] == epoch_1 and len(history) == 1 + KILL_EPOCHS
 
-    log, _ = reference.communicate(timeout=400)
-    assert reference.returncode == 0, log
-    again = subprocess.run(command(killed), env=env, capture_output=True, text=True, timeout=400, check=False)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "1 of 2 runs already done; running 1" in again.stdout, again.stdout
-    # the finished run was not touched, the interrupted one resumed from its last.pt
-    assert {p.name: p.stat().st_mtime_ns for p in finished.iterdir() if p.is_file()
-            if p.name in finished_stamp} == finished_stamp
+        # 3. the next study executes its notebook again; killed before the notebook's rename
+        _kill_at("notebook", second, _study_command(profile, killed), env, fifo)
+        (temporary,) = interrupted.glob(".run.*.ipynb")
+        assert "finished run, returning its metrics" in temporary.read_text()  # whole, one rename short
+        assert not (interrupted / "run.ipynb").exists() and not (interrupted / "last.pt").exists()
+        assert metrics_complete(interrupted) and not run_done(interrupted)
+        assert state_of_second()["state"] == "pending"
+
+        again = subprocess.run(_study_command(profile, killed), env=env, capture_output=True, text=True,
+                               timeout=600, check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "1 of 2 runs already done; running 1" in again.stdout, again.stdout
+        log, _ = reference.communicate(timeout=600)
+        assert reference.returncode == 0, log
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+            reference.communicate()
+
+    # the finished run was not touched; the interrupted one trained each epoch once
+    assert {k: v for k, v in _file_stamps(finished).items() if k in finished_stamp} == finished_stamp
     notebook = (interrupted / "run.ipynb").read_text()
-    assert "resuming after epoch" in notebook and f"epoch {KILL_EPOCHS}/{KILL_EPOCHS}" in notebook
-    assert "epoch 1/" not in notebook  # epoch 1 was not trained again
+    assert "finished run, returning its metrics" in notebook and "epoch 1/" not in notebook
+    assert (interrupted / "metrics.json").stat().st_mtime_ns == metrics_stamp
     assert not (interrupted / "last.pt").exists()
+    assert json.loads((interrupted / "status.json").read_text())["state"] == "done"
+    assert {r["state"] for r in study_status("k", killed)} == {"done"}
 
     # the final numbers equal those of the uninterrupted study
     from pandas.testing import assert_frame_equal
@@ -163,13 +241,17 @@ def test_sigkill_of_a_study_loses_only_the_epochs_since_the_checkpoint(tmp_path)
     from xlm_core.report import transfer_table
 
     assert_frame_equal(transfer_table(straight / "k"), transfer_table(killed / "k"))
-    for run in (killed / "k" / "runs").iterdir():
+    for run in runs.iterdir():
         twin = straight / "k" / "runs" / run.name
         assert _comparable_metrics(twin / "metrics.json") == _comparable_metrics(run / "metrics.json")
         assert _history(twin / "history.csv") == _history(run / "history.csv")
         assert (twin / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
     leftovers = [p.name for p in runs.rglob(".*") if p.name != ".lock"]
-    assert all(name.endswith((".tmp", ".ipynb")) for name in leftovers), leftovers
+    assert not leftovers, leftovers
+
+
+def _file_stamps(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
 
 
 # --------------------------------------------------------------------------- 2. a Dask worker dies
