@@ -355,6 +355,86 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
     assert {r["state"] for r in study_status("d", results)} == {"done"}
 
 
+class _DeadWorkerFuture:
+    """A Dask future whose workers died while the task was on them."""
+
+    def result(self):
+        raise RuntimeError("KilledWorker: attempted to run task on 2 different workers, all died")
+
+
+def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
+    """status.json tells, per submission (``RunTask.attempt``), whether the run started on the
+    worker that died: the run it executed failed; a run that only waited there is "lost" (and
+    submitted again by execute_plan); one that finished before its result was lost is trained."""
+    from xlm_core.study.execute import RunTask, _result, run_state
+
+    def task(name: str) -> RunTask:
+        (tmp_path / name).mkdir()
+        return RunTask(name, str(tmp_path / name), name, {}, attempt=f"run-{name}-1")
+
+    culprit, bystander, finished = task("culprit"), task("bystander"), task("finished")
+    (tmp_path / "culprit" / "status.json").write_text(json.dumps({"state": "running", "attempt": "run-culprit-1"}))
+    # the bystander's status is an earlier, interrupted invocation's
+    (tmp_path / "bystander" / "status.json").write_text(json.dumps({"state": "running", "attempt": "run-bystander-0"}))
+    (tmp_path / "finished" / "status.json").write_text(
+        json.dumps({"state": "done", "attempt": "run-finished-1", "seconds": 2.5}))
+    (tmp_path / "finished" / "metrics.json").write_text(json.dumps({"config": {}, "mre": 1.0, "test": {}}))
+
+    failed = _result(_DeadWorkerFuture(), culprit)
+    assert failed.state == "failed" and "KilledWorker" in failed.error
+    assert run_state(culprit.run_dir)[0] == "failed"
+    lost = _result(_DeadWorkerFuture(), bystander)
+    assert lost.state == "lost" and run_state(bystander.run_dir)[0] == "pending"
+    trained = _result(_DeadWorkerFuture(), finished)
+    assert (trained.state, trained.seconds) == ("trained", 2.5)
+
+
+class _LosingExecutor:
+    """An executor whose first submission of ``victim`` comes back "lost" (its worker died
+    before it started); everything else is done at once by a fake run."""
+
+    name, parallelism = "fake", 2
+
+    def __init__(self, victim: str):
+        self.victim, self.submitted, self._queue = victim, [], []
+
+    def submit(self, task) -> None:
+        self.submitted.append(task.run_id)
+        self._queue.append(task)
+
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def wait(self):
+        from xlm_core.study.execute import RunOutcome
+
+        task = self._queue.pop(0)
+        if task.run_id == self.victim and self.submitted.count(task.run_id) == 1:
+            return [RunOutcome(task.run_id, "lost", error="KilledWorker: ...")]
+        Path(task.run_dir).mkdir(parents=True, exist_ok=True)
+        Path(task.run_dir, "metrics.json").write_text(json.dumps({"config": {}, "mre": 1.0, "test": {}}))
+        return [RunOutcome(task.run_id, "trained", 1.0)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_run_lost_with_another_runs_worker_is_submitted_again(tmp_path):
+    from xlm_core.study import profile_from_dict
+    from xlm_core.study.execute import execute_plan
+    from xlm_core.study.runner import plan_study
+
+    raw = _stand_in_profile(_stand_in_roots(tmp_path))
+    _, plan, _ = plan_study(profile_from_dict(raw), tmp_path / "r", log=lambda line: None)
+    (hand,) = [r for r in plan.runs if r.label.startswith("transfer imagenet>hand seed")]
+    executor = _LosingExecutor(hand.run_id)
+    lines: list[str] = []
+    report = execute_plan(plan, lambda: executor, log=lines.append)
+    assert report.ok and sorted(report.trained) == sorted(r.run_id for r in plan.runs)
+    assert executor.submitted.count(hand.run_id) == 2  # the dependant head ran after it
+    assert "died before it started; submitted again" in "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- 3. two runners race
 
 RACE_NOTEBOOK = '''# %% tags=["parameters"]
