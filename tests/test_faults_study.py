@@ -2,6 +2,10 @@
 mid-run, a Dask worker killed while it executes a run, two ``xlm study run`` racing on one
 results folder, and invalid profiles refused through the command line before any work.
 
+Every kill happens at a point the test names, never at a moment found by a clock: the study
+is killed while a run is paused at a kill point (``xlm_core.pause_for_test``), and the Dask
+worker dies by the runner's own SIGKILL as it executes the victim run.
+
 The kill test trains for real (tiny profile, CPU) and compares the final table and every
 run's numbers with an uninterrupted study run side by side; the others use a fake run
 notebook or the runner's injectable runner callable (the notebook is not their point).
@@ -130,8 +134,9 @@ def _kill_at(point: str, run_id: str, command: list[str], env: dict, fifo: Path)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     writer = os.open(fifo, os.O_WRONLY)  # held: the reader sees no end of file before the pause
     try:
-        victim = subprocess.Popen(command, env={**env, PAUSE_ENV: f"{point}@{run_id}", PAUSE_FIFO_ENV: str(fifo)},
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        pause = {PAUSE_ENV: f"{point}@{run_id}", PAUSE_FIFO_ENV: str(fifo)}
+        victim = subprocess.Popen(command, env={**env, **pause}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
             paused = _wait_for_pause(reader, victim)
             kernels = _kernels_of(victim.pid)
@@ -189,7 +194,8 @@ def test_sigkill_of_a_study_at_each_kill_point_loses_only_the_work_since_the_che
         _kill_at("checkpoint", second, _study_command(profile, killed), env, fifo)
         assert run_done(finished) and (finished / "run.ipynb").is_file()
         finished_stamp = _file_stamps(finished)
-        assert json.loads((interrupted / "status.json").read_text())["state"] == "running"  # as the kill left it
+        # as the kill left it
+        assert json.loads((interrupted / "status.json").read_text())["state"] == "running"
         assert (interrupted / "last.pt").is_file() and not (interrupted / "metrics.json").exists()
         row = state_of_second()
         assert row["state"] == "pending" and "training resumes from its last checkpoint" in row["detail"], row
@@ -373,9 +379,11 @@ def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
         return RunTask(name, str(tmp_path / name), name, {}, attempt=f"run-{name}-1")
 
     culprit, bystander, finished = task("culprit"), task("bystander"), task("finished")
-    (tmp_path / "culprit" / "status.json").write_text(json.dumps({"state": "running", "attempt": "run-culprit-1"}))
+    (tmp_path / "culprit" / "status.json").write_text(
+        json.dumps({"state": "running", "attempt": "run-culprit-1"}))
     # the bystander's status is an earlier, interrupted invocation's
-    (tmp_path / "bystander" / "status.json").write_text(json.dumps({"state": "running", "attempt": "run-bystander-0"}))
+    (tmp_path / "bystander" / "status.json").write_text(
+        json.dumps({"state": "running", "attempt": "run-bystander-0"}))
     (tmp_path / "finished" / "status.json").write_text(
         json.dumps({"state": "done", "attempt": "run-finished-1", "seconds": 2.5}))
     (tmp_path / "finished" / "metrics.json").write_text(json.dumps({"config": {}, "mre": 1.0, "test": {}}))

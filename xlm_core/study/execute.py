@@ -75,9 +75,10 @@ def run_done(run_dir: str | Path) -> bool:
     A notebook that failed after training wrote metrics.json, and an attempt killed after
     metrics.json but before its notebook was renamed onto run.ipynb (its status still says
     "running"), are executed again: the training returns the finished run's metrics without
-    training, and the notebook is completed (docs/decisions.md, "A kill after metrics.json").
+    training, and the notebook is completed (docs/decisions.md, "Kills at named points").
     """
-    return metrics_complete(run_dir) and _read_status(Path(run_dir)).get("state") not in ("failed", "running")
+    return metrics_complete(run_dir) and (_read_status(Path(run_dir)).get("state")
+                                          not in ("failed", "running"))
 
 
 def lock_holder(run_dir: str | Path) -> str | None:
@@ -422,7 +423,8 @@ class DaskExecutor:
     def submit(self, task: RunTask) -> None:
         key = f"run-{task.run_id}-{time.monotonic_ns()}"
         task = replace(task, attempt=key)
-        self._futures[self.client.submit(run_task, task, self.runner, self.gpu_count, pure=False, key=key)] = task
+        future = self.client.submit(run_task, task, self.runner, self.gpu_count, pure=False, key=key)
+        self._futures[future] = task
 
     def in_flight(self) -> int:
         return len(self._futures)
