@@ -395,6 +395,9 @@ def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
     assert lost.state == "lost" and run_state(bystander.run_dir)[0] == "pending"
     trained = _result(_DeadWorkerFuture(), finished)
     assert (trained.state, trained.seconds) == ("trained", 2.5)
+    # no attempt named (the local executor's threads): the error is the run's own
+    unnamed = task("unnamed")
+    assert _result(_DeadWorkerFuture(), RunTask("unnamed", unnamed.run_dir, "unnamed", {})).state == "failed"
 
 
 class _LosingExecutor:

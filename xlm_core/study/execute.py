@@ -466,7 +466,8 @@ def _result(future, task: RunTask) -> RunOutcome:
         run_dir = Path(task.run_dir)
         notebook = str(run_dir / NOTEBOOK_NAME)
         status = _read_status(run_dir)
-        started = bool(task.attempt) and status.get("attempt") == task.attempt
+        # no attempt named (the local executor: no bystanders): the run counts as started
+        started = not task.attempt or status.get("attempt") == task.attempt
         if run_done(run_dir):
             if started:
                 return RunOutcome(task.run_id, "trained", float(status.get("seconds") or 0.0), notebook)
