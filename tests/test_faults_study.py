@@ -400,6 +400,34 @@ def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
     assert _result(_DeadWorkerFuture(), RunTask("unnamed", unnamed.run_dir, "unnamed", {})).state == "failed"
 
 
+@pytest.mark.slow
+def test_a_run_waiting_on_a_dying_worker_is_not_failed_for_its_death(tmp_path):
+    """One single-thread worker, sent both runs: the bystander waits on the worker while the
+    victim kills it, twice (allowed-failures 1), so Dask raises KilledWorker for both (the
+    bystander in about half the tries, else it ran between the deaths). Only the victim failed."""
+    pytest.importorskip("distributed")
+    import dask
+
+    from xlm_core.study.execute import DaskExecutor, RunTask
+
+    (tmp_path / "state").mkdir()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        executor = DaskExecutor(DyingRunner(tmp_path / "state", "victim", deaths=99), workers=1)
+        try:
+            for name in ("victim", "bystander"):
+                executor.submit(RunTask(name, str(tmp_path / name), name, {"config": {}}))
+            outcomes = []
+            while executor.in_flight():
+                outcomes += executor.wait()
+        finally:
+            executor.close()
+    victim, bystander = sorted(outcomes, key=lambda o: o.run_id != "victim")
+    assert victim.state == "failed" and "KilledWorker" in victim.error
+    assert bystander.state in ("lost", "trained"), outcomes  # lost: execute_plan submits it again
+    calls = (tmp_path / "state" / "calls.txt").read_text().split()
+    assert calls.count("bystander") == (bystander.state == "trained")
+
+
 class _LosingExecutor:
     """An executor whose first submission of ``victim`` comes back "lost" (its worker died
     before it started); everything else is done at once by a fake run."""
