@@ -404,7 +404,8 @@ def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
 def test_a_run_waiting_on_a_dying_worker_is_not_failed_for_its_death(tmp_path):
     """One single-thread worker, sent both runs: the bystander waits on the worker while the
     victim kills it, twice (allowed-failures 1), so Dask raises KilledWorker for both (the
-    bystander in about half the tries, else it ran between the deaths). Only the victim failed."""
+    bystander in about half the tries; else it ran between the deaths, and its result, lost with
+    a worker, may come back recomputed as "cached"). Only the victim failed."""
     pytest.importorskip("distributed")
     import dask
 
@@ -423,9 +424,9 @@ def test_a_run_waiting_on_a_dying_worker_is_not_failed_for_its_death(tmp_path):
             executor.close()
     victim, bystander = sorted(outcomes, key=lambda o: o.run_id != "victim")
     assert victim.state == "failed" and "KilledWorker" in victim.error
-    assert bystander.state in ("lost", "trained"), outcomes  # lost: execute_plan submits it again
+    assert bystander.state in ("lost", "trained", "cached"), outcomes  # lost: submitted again
     calls = (tmp_path / "state" / "calls.txt").read_text().split()
-    assert calls.count("bystander") == (bystander.state == "trained")
+    assert calls.count("bystander") == (bystander.state != "lost")
 
 
 class _LosingExecutor:
