@@ -126,6 +126,10 @@ def _wait_for_pause(fifo_fd: int, proc: subprocess.Popen) -> str:
         output += chunk
 
 
+def _file_stamps(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+
+
 def _kill_at(point: str, run_id: str, command: list[str], env: dict, fifo: Path) -> None:
     """Start ``command``, wait until run ``run_id`` reaches ``point`` (xlm_core.pause_for_test)
     and SIGKILL the process group; then wait for its orphaned notebook kernels to exit."""
@@ -254,10 +258,6 @@ def test_sigkill_of_a_study_at_each_kill_point_loses_only_the_work_since_the_che
         assert (twin / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
     leftovers = [p.name for p in runs.rglob(".*") if p.name != ".lock"]
     assert not leftovers, leftovers
-
-
-def _file_stamps(folder: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
 
 
 # --------------------------------------------------------------------------- 2. a Dask worker dies
