@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlm_core import XLMError, __version__
+from xlm_core import XLMError, __version__, pause_for_test
 from xlm_core.checkpoints import (
     CHECKPOINT_NAME,
     _cpu_state,
@@ -393,6 +393,8 @@ def train_and_evaluate(cfg: RunConfig) -> dict:
     done = finished_metrics(out, cfg)
     if done is not None:
         log(f"{out}: finished run, returning its metrics (mre {done['mre']:.4g} {done['unit']})")
+        # the resume state of a run killed between its metrics.json and the state's removal
+        (out / STATE_NAME).unlink(missing_ok=True)
         return done
     # one trainer per run directory: a restarted run waits for a dying predecessor's last write
     out.mkdir(parents=True, exist_ok=True)
@@ -530,6 +532,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
                 _save_state(state_path, cfg, model, optimiser, scheduler, stopper, history,
                             epoch + 1, training_done, transfer, device)
                 last_state_s = time.monotonic()
+                pause_for_test("checkpoint", out)
             log(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.5g}, val loss {val_loss:.5g}, "
                 f"lr {lr:.2g}, {history[-1]['seconds']:.1f} s" + (" (best)" if improved else ""))
             if stopper.should_stop:
@@ -540,6 +543,7 @@ def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
 
     metrics = _evaluate(cfg, samples, test_size, cache, device, transfer, history, stopper,
                         start_weights=start_weights)
+    pause_for_test("metrics", out)
     (out / STATE_NAME).unlink(missing_ok=True)
     return metrics
 

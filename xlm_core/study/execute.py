@@ -27,7 +27,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +44,8 @@ METRICS_REQUIRED = ("config", "mre", "test")
 DEFAULT_WORKER_TIMEOUT_S = 120.0
 #: seconds to reach a scheduler's address before the study writes anything
 CONNECT_TIMEOUT_S = 5.0
+#: times a run is submitted again after its Dask worker died before the run started
+MAX_LOST = 3
 
 
 # --------------------------------------------------------------------------- run state
@@ -67,12 +69,16 @@ def metrics_complete(run_dir: str | Path) -> bool:
 
 
 def run_done(run_dir: str | Path) -> bool:
-    """A run is done when its metrics.json is complete and its last notebook did not fail.
+    """A run is done when its metrics.json is complete and its last attempt ended well: its
+    status is neither "failed" nor still "running".
 
-    (A notebook that failed after training wrote metrics.json is executed again; the
-    training returns the finished run's metrics without training again.)
+    A notebook that failed after training wrote metrics.json, and an attempt killed after
+    metrics.json but before its notebook was renamed onto run.ipynb (its status still says
+    "running"), are executed again: the training returns the finished run's metrics without
+    training, and the notebook is completed (docs/decisions.md, "Kills at named points").
     """
-    return metrics_complete(run_dir) and _read_status(Path(run_dir)).get("state") != "failed"
+    return metrics_complete(run_dir) and (_read_status(Path(run_dir)).get("state")
+                                          not in ("failed", "running"))
 
 
 def lock_holder(run_dir: str | Path) -> str | None:
@@ -105,7 +111,11 @@ def run_state(run_dir: str | Path) -> tuple[str, str]:
     if status.get("state") == "failed":
         return "failed", f"{status.get('error', '')} (notebook: {status.get('notebook')})"
     if status.get("state") == "running":
-        return "pending", "interrupted earlier (no process holds its lock)"
+        if metrics_complete(run_dir):
+            return "pending", ("interrupted after training finished (metrics.json written, no process "
+                               "holds its lock): its notebook is executed again, without training")
+        return "pending", ("interrupted earlier (no process holds its lock): training resumes from "
+                           "its last checkpoint, if any")
     return "pending", ""
 
 
@@ -137,12 +147,15 @@ def _now() -> str:
 @dataclass(frozen=True)
 class RunTask:
     """What a worker needs to do one run. ``parameters``: the run notebook's parameters
-    (``config``: the run's :meth:`RunConfig.to_dict`, and ``run_id``, ``study``, ``profile_note``)."""
+    (``config``: the run's :meth:`RunConfig.to_dict`, and ``run_id``, ``study``, ``profile_note``).
+    ``attempt``: names this submission (the Dask executor's key); :func:`run_task` writes it
+    into status.json when the run starts, so a dead worker's run is told from its bystanders."""
 
     run_id: str
     run_dir: str
     label: str
     parameters: dict
+    attempt: str = ""
 
 
 @dataclass
@@ -151,7 +164,8 @@ class RunOutcome:
 
     ``state``: "trained" (executed now), "cached" (already done; ``by_other``: another
     runner finished it meanwhile), "failed", "busy" (another runner holds its lock),
-    "skipped" (a run it depends on failed).
+    "skipped" (a run it depends on failed), "lost" (its Dask worker died before the run
+    started: submitted again).
     """
 
     run_id: str
@@ -220,14 +234,14 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         notebook = str(run_dir / NOTEBOOK_NAME)
         first_done = _first_done_seconds(_read_status(run_dir))
         atomic_write_json(run_dir / STATUS_NAME, {"state": "running", "started": _now(), "holder": holder,
-                                                  "first_done_seconds": first_done})
+                                                  "attempt": task.attempt, "first_done_seconds": first_done})
         parameters = dict(task.parameters)
         if gpu_count > 0:
             parameters["config"] = {**parameters["config"], "device": f"cuda:{_worker_index() % gpu_count}"}
         start = time.perf_counter()
         error = None
         try:
-            runner(RunTask(task.run_id, task.run_dir, task.label, parameters))
+            runner(replace(task, parameters=parameters))
         except NotebookFailed as exc:
             error = str(exc)
             notebook = str(exc.notebook) if exc.notebook else notebook
@@ -237,7 +251,7 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
         if error is None and not metrics_complete(run_dir):
             error = "the run finished without writing a complete metrics.json"
         status = {"state": "failed" if error else "done", "seconds": round(seconds, 3),
-                  "finished": _now(), "notebook": notebook, "error": error,
+                  "finished": _now(), "notebook": notebook, "error": error, "attempt": task.attempt,
                   "first_done_seconds": first_done if first_done is not None or error else round(seconds, 3)}
         atomic_write_json(run_dir / STATUS_NAME, status)
         fh.seek(0)
@@ -407,9 +421,10 @@ class DaskExecutor:
         return self.client.scheduler.address
 
     def submit(self, task: RunTask) -> None:
-        fut = self.client.submit(run_task, task, self.runner, self.gpu_count, pure=False,
-                                 key=f"run-{task.run_id}-{time.monotonic_ns()}")
-        self._futures[fut] = task
+        key = f"run-{task.run_id}-{time.monotonic_ns()}"
+        task = replace(task, attempt=key)
+        future = self.client.submit(run_task, task, self.runner, self.gpu_count, pure=False, key=key)
+        self._futures[future] = task
 
     def in_flight(self) -> int:
         return len(self._futures)
@@ -435,18 +450,36 @@ class DaskExecutor:
 
 
 def _result(future, task: RunTask) -> RunOutcome:
-    """A finished future's outcome; an infrastructure failure (worker died) counts as failed."""
+    """A finished future's outcome. :func:`run_task` never raises, so an exception is the
+    infrastructure's (Dask's KilledWorker: workers died while the task was on them), and
+    status.json says what the run did under this attempt (``task.attempt``):
+
+    - it started and is still "running": its worker died under it, the run failed;
+    - it finished (its result was lost with a worker afterwards): trained;
+    - it never started (it only waited on a worker that another run killed): "lost", and
+      :func:`execute_plan` submits it again; it is not failed for another run's death.
+    """
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"
-        notebook = str(Path(task.run_dir) / NOTEBOOK_NAME)
+        run_dir = Path(task.run_dir)
+        notebook = str(run_dir / NOTEBOOK_NAME)
+        status = _read_status(run_dir)
+        # no attempt named (the local executor: no bystanders): the run counts as started
+        started = not task.attempt or status.get("attempt") == task.attempt
+        if run_done(run_dir):
+            if started:
+                return RunOutcome(task.run_id, "trained", float(status.get("seconds") or 0.0), notebook)
+            return RunOutcome(task.run_id, "cached", by_other=True)
+        if not started:
+            return RunOutcome(task.run_id, "lost", error=error)
         # the worker died under the run: its status still says "running". Record the failure
         # unless another runner has taken the run since (it holds the lock, and writes status)
-        if lock_holder(task.run_dir) is None and not run_done(Path(task.run_dir)):
-            atomic_write_json(Path(task.run_dir) / STATUS_NAME,
+        if lock_holder(run_dir) is None:
+            atomic_write_json(run_dir / STATUS_NAME,
                               {"state": "failed", "finished": _now(), "notebook": notebook,
-                               "error": error})
+                               "error": error, "attempt": task.attempt})
         return RunOutcome(task.run_id, "failed", error=error, notebook=notebook)
 
 
@@ -666,6 +699,7 @@ def execute_plan(
     submitted: set[str] = set()
     deferred: dict[str, float] = {}  # busy elsewhere -> time of the next try
     announced_busy: set[str] = set()
+    lost: dict[str, int] = {}  # submissions whose worker died before the run started
     blocked: set[str] = set()  # failed or skipped
     try:
         while waiting or executor.in_flight() or deferred:
@@ -691,6 +725,15 @@ def execute_plan(
             for outcome in executor.wait():
                 rid = outcome.run_id
                 run = runs[rid]
+                if outcome.state == "lost":
+                    lost[rid] = lost.get(rid, 0) + 1
+                    if lost[rid] <= MAX_LOST:
+                        log(f"    {rid} ({run.label}) waited on a worker that died before it started; "
+                            "submitted again")
+                        executor.submit(make_task(plan, run, profile_note))
+                        continue
+                    outcome = replace(outcome, state="failed", error=f"{outcome.error} (its workers died "
+                                      f"{lost[rid]} times before it started)")
                 if outcome.state == "busy":
                     deferred[rid] = time.monotonic() + poll_s
                     if rid not in announced_busy:

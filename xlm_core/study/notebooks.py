@@ -25,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from xlm_core import XLMError
+from xlm_core import XLMError, pause_for_test
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 #: the kernel's start-up warnings (e.g. "running over TCP without encryption") would
@@ -119,6 +119,7 @@ def execute_notebook(
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             raise NotebookFailed(f"{type(exc).__name__}: {exc}", output if kept else None) from None
+        pause_for_test("notebook", output.parent)
         _keep(partial, output)
     return output
 
