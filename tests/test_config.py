@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # set per run by the study plan (sections, seeds, folds, chains, datasets.<d>.options), never
 # a profile's run setting: a new field must be added here or to the profile's run settings
-PLAN_SET = {"dataset", "root", "out", "arch", "encoder", "init", "folds", "fold", "seed", "extra"}
+PLAN_SET = {"dataset", "root", "out", "arch", "encoder", "init", "folds", "fold", "folds_over", "seed", "extra"}
 # no flag of its own: dataset options come as repeatable --option KEY=VALUE
 CLI_LESS = {"extra"}
 
@@ -31,7 +31,7 @@ OTHER = {
     "train_size": [64, 48], "test_size": [32, 32], "batch_size": 4, "lr": 1.0e-3, "lr_schedule": "cosine",
     "loss": "spatial_ce", "sigma": 1.5, "folds": 3, "fold": 2, "seed": 7, "device": "cpu", "precision": "fp32",
     "val_fraction": 0.0, "train_limit": 5, "num_workers": 1, "checkpoint_every_s": 30.0, "trace_mre": True,
-    "precise_bn": True, "extra": {"annotator": "senior"},
+    "precise_bn": True, "extra": {"annotator": "senior"}, "folds_over": "all", "steps": 9,
 }
 # a value every field refuses
 BAD = {
@@ -39,7 +39,8 @@ BAD = {
     "init": "", "epochs": 0, "patience": -1, "train_size": [64], "test_size": [0, 64], "batch_size": 1.5,
     "lr": "1e-4", "lr_schedule": "step", "loss": "l1", "sigma": 0, "folds": 1, "fold": -1, "seed": -1,
     "device": "gpu", "precision": "fp16", "val_fraction": 1.0, "train_limit": 0, "num_workers": True,
-    "checkpoint_every_s": -1.0, "trace_mre": "yes", "precise_bn": 1, "extra": ["a"],
+    "checkpoint_every_s": -1.0, "trace_mre": "yes", "precise_bn": 1, "extra": ["a"], "folds_over": "test",
+    "steps": 0,
 }
 
 
