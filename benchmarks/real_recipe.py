@@ -71,6 +71,8 @@ CANDIDATES = {
     "sig1.5_192x160": ["--sigma", "1.5", *S192],
     "sig1.5_192x160_ep24": ["--sigma", "1.5", *S192, "--epochs", "24"],
     "sig1.5_192x160_ep24_seed1": ["--sigma", "1.5", *S192, "--epochs", "24", "--seed", "1"],
+    # the chosen recipe in bf16 autocast (AVX512-BF16 here, no AMX): does it keep the accuracy?
+    "sig1.5_192x160_ep24_bf16": ["--sigma", "1.5", *S192, "--epochs", "24", "--precision", "bf16"],
     # a second ceph stage from the chosen recipe's checkpoint (the matched control's and the
     # in-domain chain's last stage), at three peak learning rates
     **{f"ft_lr{lr}": ["--sigma", "1.5", *S192, "--epochs", "24", "--init", INIT, "--lr", lr]
