@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("XLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def stand_in_roots(tmp_path: Path, names: tuple[str, ...] = ("head", "hand")) -> dict[str, Path]:
+    """One tiny stand-in root per dataset name (a file named after it, for a fingerprint): for
+    plans and runners that never read the data."""
+    roots = {}
+    for name in names:
+        roots[name] = tmp_path / "data" / name
+        roots[name].mkdir(parents=True)
+        (roots[name] / "a.txt").write_text(name)
+    return roots
+
+
 def _shared(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.is_dir():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import stand_in_roots
 
 from xlm_core.cli import main as xlm_main
 
@@ -285,15 +286,6 @@ class DyingRunner:
             json.dumps({"config": task.parameters.get("config", {}), "mre": 1.0, "test": {}, "heldout": None}))
 
 
-def _stand_in_roots(tmp_path: Path) -> dict[str, Path]:
-    roots = {}
-    for name in ("head", "hand"):
-        roots[name] = tmp_path / "data" / name
-        roots[name].mkdir(parents=True)
-        (roots[name] / "a.txt").write_text(name)
-    return roots
-
-
 def _stand_in_profile(roots: dict[str, Path], name: str = "d") -> dict:
     """Two backbone folds and the chain imagenet>hand>head (4 runs) on stand-in roots."""
     return {
@@ -312,7 +304,7 @@ def test_a_killed_dask_worker_fails_its_run_alone_and_a_rerun_completes(tmp_path
 
     from xlm_core.study import profile_from_dict, run_study, study_status
 
-    raw = _stand_in_profile(_stand_in_roots(tmp_path))
+    raw = _stand_in_profile(stand_in_roots(tmp_path))
     results = tmp_path / "r"
     victim = "transfer imagenet>hand seed"
     first_state, second_state = tmp_path / "s1", tmp_path / "s2"
@@ -464,7 +456,7 @@ def test_a_run_lost_with_another_runs_worker_is_submitted_again(tmp_path):
     from xlm_core.study.execute import execute_plan
     from xlm_core.study.runner import plan_study
 
-    raw = _stand_in_profile(_stand_in_roots(tmp_path))
+    raw = _stand_in_profile(stand_in_roots(tmp_path))
     _, plan, _ = plan_study(profile_from_dict(raw), tmp_path / "r", log=lambda line: None)
     (hand,) = [r for r in plan.runs if r.label.startswith("transfer imagenet>hand seed")]
     executor = _LosingExecutor(hand.run_id)
@@ -496,7 +488,7 @@ Path(out, "metrics.json").write_text(json.dumps({"config": {"run_id": run_id}, "
 
 @pytest.mark.slow
 def test_two_study_processes_on_one_results_folder(tmp_path):
-    roots = _stand_in_roots(tmp_path)
+    roots = stand_in_roots(tmp_path)
     raw = _stand_in_profile(roots, name="race")
     raw["transfer"]["chains"] = [["imagenet", "head"]]  # three independent runs
     nbs = tmp_path / "nbs"
@@ -530,7 +522,7 @@ def test_two_study_processes_on_one_results_folder(tmp_path):
 
 
 def _valid_profile(tmp_path: Path) -> dict:
-    roots = _stand_in_roots(tmp_path)
+    roots = stand_in_roots(tmp_path)
     return _stand_in_profile(roots, name="v")
 
 

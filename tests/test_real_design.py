@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import stand_in_roots
 
 from xlm_core import XLMError
 from xlm_core.config import RunConfig
@@ -154,12 +155,7 @@ def test_steps_train_exactly_that_many_optimiser_steps(phantoms, tmp_path, monke
 
 @pytest.fixture
 def real_roots(tmp_path) -> dict[str, Path]:
-    out = {}
-    for name in ("ceph", "spine"):
-        out[name] = tmp_path / "data" / name
-        out[name].mkdir(parents=True)
-        (out[name] / "a.txt").write_text(name)
-    return out
+    return stand_in_roots(tmp_path, ("ceph", "spine"))
 
 
 def _profile(roots: dict[str, Path], **transfer) -> dict:
