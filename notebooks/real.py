@@ -177,7 +177,7 @@ for target in targets:
         examples += report.run_examples(report.run_dir(results_dir, fold_run["run_id"]), [image_id])
     for ex in examples:
         ex["worst"] = int(np.argmax(np.linalg.norm(np.asarray(ex["gt_grid"]) - np.asarray(ex["pred_grid"]), axis=1)))
-    titles = [f"{name}: {i}, MRE {errors[i]:.1f} px" for name, i in zip(("best", "median", "worst"), picks, strict=True)]
+    titles = [f"{name}, MRE {errors[i]:.1f} px\n{i}" for name, i in zip(("best", "median", "worst"), picks, strict=True)]
     plots.show(plots.plot_worst_gallery(examples, titles,
                                         caption=f"{chapter.full_chain(best, target)}, seed {seed}: {caption}"))
 
