@@ -13,7 +13,8 @@
 It also projects the cost: optimiser steps (a run's ``steps``, else epochs x steps per epoch; early stopping only
 shortens it), time from the FLOPs of one training step of each architecture/encoder at the
 run's size (counted by torch on the meta device, nothing computed) at a stated throughput per
-device kind (:data:`ASSUMED_FLOPS`), and disk from the parameter counts.
+device kind (:data:`ASSUMED_FLOPS`; on a CPU, bf16 autocast :data:`CPU_BF16_SPEEDUP` times
+that), and disk from the parameter counts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from xlm_core.study.plan import Plan, PlannedRun
 #: grouped or depthwise encoders (ResNeXt, EfficientNet) run below it on a CPU: there the
 #: projection is a lower bound.
 ASSUMED_FLOPS = {"cuda": 190e12, "cpu_core": 90e9}
+#: a CPU training step in bf16 autocast against fp32, on a CPU with AVX512-BF16 (UNet++ /
+#: EfficientNet-Lite0, 2 x 3 x 192 x 160, one thread: 1.33x, this project's machine)
+CPU_BF16_SPEEDUP = 1.33
 #: projected hours on this machine above which a study needs a GPU (or --allow-cpu)
 GPU_SIZED_HOURS = 3.0
 #: bytes of the resume state (weights + Adam's two moments) per parameter, while a run trains
@@ -129,12 +133,15 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
                                             tuple(int(v) for v in cfg["train_size"]))
         params[(run.arch, run.encoder, run.run_id)] = n_params
         rate = ASSUMED_FLOPS["cuda"] if on_cuda else ASSUMED_FLOPS["cpu_core"]
+        if not on_cuda and _cpu_precision(cfg, run.encoder) == "bf16":
+            rate *= CPU_BF16_SPEEDUP
         seconds += steps * flops * int(cfg["batch_size"]) / rate
     report.hours = seconds / 3600 / (1 if on_cuda else max(1, workers))
     report.notes.append(
         "time assumes " + ("190 TFLOP/s on a GPU (UNet++/VGG19 measured on an H200)" if on_cuda
-                           else "90 GFLOP/s per core (UNet++/VGG19 measured on 2 cores; ResNeXt and "
-                                "EfficientNet run slower there: a lower bound)"))
+                           else f"90 GFLOP/s per core (UNet++/VGG19 measured on 2 cores; ResNeXt and "
+                                f"EfficientNet run slower there: a lower bound), {CPU_BF16_SPEEDUP}x that "
+                                f"in bf16 autocast"))
     kept = [n for (_a, _e, rid), n in params.items() if keep is None or rid in keep]
     report.disk_bytes = sum(kept) * CHECKPOINT_BYTES_PER_PARAM + len(todo) * RUN_FILES_BYTES
     largest = sorted(params.values(), reverse=True)[:max(1, workers)]
@@ -146,6 +153,15 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
             "--allow-cpu to run it here anyway")
     _check_disk(plan.results_dir, report)
     return report
+
+
+def _cpu_precision(cfg: dict, encoder: str) -> str:
+    """The precision a run's steps take on this CPU (``precision: auto`` resolved as training will)."""
+    import torch
+
+    from xlm_core.evaluation import resolve_precision
+
+    return resolve_precision(str(cfg.get("precision") or "auto"), torch.device("cpu"), encoder)
 
 
 def _check_datasets(runs: list[PlannedRun], report: PreflightReport) -> dict[str, tuple[int, int]]:
