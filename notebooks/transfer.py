@@ -24,9 +24,15 @@
 # it) and the target is scored on its test split. Mean and standard deviation over seeds.
 #
 # A chain trains longer than the target alone (two or three stages), so "the chain helps" may
-# only mean "more training". The **matched control** (not in the paper) separates the two: the
-# target trained alone for as many stages (`T>T`, `T>T>T`, each stage with the settings a
-# chain's stage on T gets, so about as many optimiser steps: the `steps` column). The second
+# only mean "more training". Two controls (not in the paper) separate the two. The **compute
+# control**, `imagenet>T (steps of imagenet>A>T)`: the target trained alone, from ImageNet, in
+# **one** schedule for as many optimiser steps as the whole chain (the `steps` column): what
+# the chain's compute buys without the other x-rays. The **matched control**: the target
+# trained alone for as many stages (`T>T`, `T>T>T`, each stage with the settings a chain's
+# stage on T gets), its warm-up and cosine schedule restarted at each stage. It measures the
+# restarts as well as the length: on real cephalograms a restarted second stage scored worse
+# than one stage (+0.56 px, docs/decisions.md), so a chain that beats it may only have avoided
+# a restart; read the compute control first. The second
 # table of each target holds the paired comparisons, on the same test images: each chain
 # against the target alone (`Δ MRE`, its 95 % bootstrap interval, the Wilcoxon signed-rank
 # p-value after Holm's correction over the chains of that target) and against its matched
@@ -76,9 +82,10 @@ for target, rows in table2.groupby("target", sort=False):
 # `transfer.scratch_control` in the profile) train the single stage and the matched control
 # again from random weights with the same settings and steps. Per target, on the same test
 # images: ImageNet against random weights at one stage and at as many stages as the longest
-# chain; each chain through the other datasets against its matched control (same start, same
-# number of stages, the target alone); and several stages against one, from ImageNet and from
-# scratch. `Δ MRE` is the row's chain minus the reference (negative: the chain is better), its
+# chain; each chain through the other datasets against its compute control (the target alone
+# for as many steps, one schedule), against the target alone for the chain's target steps, and
+# against its matched control (same start, same number of stages, the target alone); and
+# several stages against one, from ImageNet and from scratch. `Δ MRE` is the row's chain minus the reference (negative: the chain is better), its
 # 95 % bootstrap interval over test images, Wilcoxon signed-rank p after Holm's correction over
 # the rows of one target.
 
@@ -93,8 +100,10 @@ for target, rows in questions.groupby("target", sort=False):
     display(report.show_table(shown, notes=[
         f"Δ MRE: chain minus vs, in {unit}; MRE: chain / vs; Holm over the {len(rows)} rows of {target}.",
         "ImageNet: ImageNet against random weights (one stage; as many stages as the longest chain). "
-        "Other x-rays: each chain through the other datasets against the matched control of as many "
-        "stages. Longer training: the longest stages on the target against one stage."]))
+        "Other x-rays: each chain through the other datasets against the target alone for as many "
+        "steps in one schedule (equal compute), against the target alone for the chain's target "
+        "steps, and against the matched control of as many restarted stages. Longer training: the "
+        "longest stages on the target against one stage."]))
 display(Markdown(report.questions_markdown(questions)))
 
 # %% [markdown]

@@ -299,3 +299,39 @@ def test_full_chain_names_every_stage_and_the_target():
     assert full_chain("imagenet>spine", "ceph") == "imagenet>spine>ceph"
     assert full_chain("imagenet (steps of imagenet>spine)", "ceph") == "imagenet>ceph (steps of imagenet>spine>ceph)"
     assert full_chain(MEAN_SHAPE, "ceph") == MEAN_SHAPE
+
+
+def test_the_answer_paragraph_gives_each_target_its_contrasts_source_quality_and_what_was_not_asked():
+    from xlm_core.report.real import answer_paragraphs
+
+    table2 = pd.DataFrame([
+        {"target": t, "chain": c, "mre": m, "unit": "px", "n_images": n, "n_seeds": s}
+        for t, c, m, n, s in [
+            ("ceph", "imagenet", 8.5, 94, 2), ("ceph", "imagenet>spine", 8.4, 94, 2),
+            ("ceph", "imagenet (steps of imagenet>spine)", 8.7, 94, 2), ("ceph", "scratch", 10.9, 94, 2),
+            ("ceph", "mean-shape baseline", 62.1, 94, 2),
+            ("spine", "imagenet", 60.0, 457, 1), ("spine", "imagenet>ceph", 57.0, 457, 1),
+            ("spine", "imagenet (steps of imagenet>ceph)", 55.0, 457, 1)]])
+    q = [("ceph", "what the other x-rays buy at equal compute", "", "imagenet>spine",
+          "imagenet (steps of imagenet>spine)", -0.31, -0.52, -0.11, 0.004),
+         ("ceph", "what the other x-rays buy at equal target steps", "", "imagenet>spine", "imagenet",
+          -0.12, -0.3, 0.05, 0.2),
+         ("ceph", "what ImageNet buys", "one stage", "imagenet", "scratch", -2.4, -2.8, -2.0, 1e-9),
+         ("spine", "what the other x-rays buy at equal compute", "", "imagenet>ceph",
+          "imagenet (steps of imagenet>ceph)", 2.0, 1.0, 3.0, 1e-5)]
+    questions = pd.DataFrame(q, columns=["target", "question", "comparison", "chain", "reference",
+                                         "delta_mre", "ci_low", "ci_high", "p_holm"])
+    sources = pd.DataFrame([{"dataset": "spine", "ratio": 0.81, "learned": False},
+                            {"dataset": "ceph", "ratio": 0.12, "learned": True}])
+    ceph, spine = answer_paragraphs(table2, questions, sources, human={"ceph": 5.71}).strip().split("\n\n")
+    assert ceph.startswith("**ceph** (94 images, each tested once over the folds; 2 seeds).")
+    assert ("`imagenet>spine>ceph` (8.40 px) against `imagenet>ceph (steps of imagenet>spine>ceph)`"
+            in ceph and "-0.31 px [95 % CI -0.52, -0.11], Holm p 0.004" in ceph)
+    assert "scored 0.81 x its mean shape" in ceph and "short of the 0.35 x" in ceph
+    assert "Against `imagenet>ceph` (as many steps on ceph): -0.12 px" in ceph
+    assert "(`imagenet>ceph` vs `scratch>ceph`): -2.40 px" in ceph and "Holm p < 0.001" in ceph
+    assert "Human limit: one reader against the mean of both, 5.71 px" in ceph and "Mean shape: 62.10 px" in ceph
+    assert spine.startswith("**spine** (457 images, each tested once over the folds; 1 seed).")
+    assert "(learned its task)" in spine and "+2.00 px [95 % CI +1.00, +3.00]" in spine
+    assert "ImageNet against random weights: not asked on spine (no `scratch>spine` ran)." in spine
+    assert "Human limit" not in spine and "Mean shape" not in spine

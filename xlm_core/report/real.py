@@ -165,7 +165,7 @@ def answer_paragraphs(table2: pd.DataFrame, questions: pd.DataFrame, sources: pd
         mre = dict(zip(rows["chain"], rows["mre"], strict=True))
         images = int(rows["n_images"].max())
         seeds = int(rows["n_seeds"].max())
-        text = [f"**{target}** ({images} images, each tested once over the folds; {seeds} seeds)."]
+        text = [f"**{target}** ({images} images, each tested once over the folds; {seeds} seed{'' if seeds == 1 else 's'})."]
         for row in _find(questions, target, "what the other x-rays buy at equal compute"):
             source = row["chain"].split(">")[1]
             quality = sources[(sources["dataset"] == source)]
@@ -180,10 +180,12 @@ def answer_paragraphs(table2: pd.DataFrame, questions: pd.DataFrame, sources: pd
         for row in _find(questions, target, "what the other x-rays buy at equal target steps"):
             text.append(f"Against `{full_chain(row['reference'], target)}` (as many steps on {target}): "
                         f"{_delta(row, unit)}.")
-        for row in _find(questions, target, "what ImageNet buys"):
-            if row["comparison"] == "one stage":
-                text.append(f"ImageNet against random weights (`{full_chain(row['chain'], target)}` vs "
-                            f"`{full_chain(row['reference'], target)}`): {_delta(row, unit)}.")
+        imagenet = [r for r in _find(questions, target, "what ImageNet buys") if r["comparison"] == "one stage"]
+        for row in imagenet:
+            text.append(f"ImageNet against random weights (`{full_chain(row['chain'], target)}` vs "
+                        f"`{full_chain(row['reference'], target)}`): {_delta(row, unit)}.")
+        if not imagenet:
+            text.append(f"ImageNet against random weights: not asked on {target} (no `scratch>{target}` ran).")
         if target in human:
             text.append(f"Human limit: one reader against the mean of both, {human[target]:.2f} {unit} on the same images.")
         if MEAN_SHAPE in mre:
