@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import SHARED_DATA
 
 from xlm_core import XLMError
@@ -124,3 +125,27 @@ def test_the_cli_flag_parses_encoder_equals_path(tmp_path, capsys):
     with pytest.raises(SystemExit):
         xlm_main(["study", "run", "ci", "--encoder-weights", "vgg19", "--dry-run"])
     assert "ENCODER=PATH" in capsys.readouterr().err
+
+
+def test_the_cpu_projection_counts_the_measured_encoder_rate_bf16_and_a_cost_per_run(tmp_path, monkeypatch):
+    """Each run on a CPU: steps x FLOPs x batch at its encoder family's measured rate (bf16
+    autocast 1.33 x faster) plus a fixed cost a run; the ci profile's runs are EfficientNet-Lite0."""
+    from xlm_core.study import preflight as module
+
+    def hours(precision: str) -> float:
+        raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "studies" / "ci.yaml").read_text())
+        raw["run"]["precision"] = precision
+        raw["backbones"]["pairs"] = [["unet", "tu-tf_efficientnet_lite0"]]
+        raw["transfer"]["encoder"] = "tu-tf_efficientnet_lite0"
+        result = run_study(profile_from_dict(raw), results=tmp_path / precision, dry_run=True, workers=2,
+                           log=lambda _: None)
+        return result.preflight.hours, result.plan
+
+    fp32, plan = hours("fp32")
+    bf16, _ = hours("bf16")
+    assert {r.encoder for r in plan.runs} == {"tu-tf_efficientnet_lite0"}
+    overhead = len(plan.runs) * module.CPU_RUN_OVERHEAD_S / 3600 / 2  # 2 runs side by side
+    assert fp32 - overhead == pytest.approx(module.CPU_BF16_SPEEDUP * (bf16 - overhead), rel=1e-6)
+    monkeypatch.setattr(module, "CPU_FLOPS_BY_ENCODER", {})  # the VGG19 figure for every encoder
+    slower, _ = hours("fp32")
+    assert slower - overhead == pytest.approx((fp32 - overhead) * 130 / 90, rel=1e-6)

@@ -13,8 +13,9 @@
 It also projects the cost: optimiser steps (a run's ``steps``, else epochs x steps per epoch; early stopping only
 shortens it), time from the FLOPs of one training step of each architecture/encoder at the
 run's size (counted by torch on the meta device, nothing computed) at a stated throughput per
-device kind (:data:`ASSUMED_FLOPS`; on a CPU, bf16 autocast :data:`CPU_BF16_SPEEDUP` times
-that), and disk from the parameter counts.
+device kind (:data:`ASSUMED_FLOPS`; on a CPU, measured rates for some encoder families
+:data:`CPU_FLOPS_BY_ENCODER`, bf16 autocast :data:`CPU_BF16_SPEEDUP` times faster, and
+:data:`CPU_RUN_OVERHEAD_S` a run), and disk from the parameter counts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ from xlm_core.study.plan import Plan, PlannedRun
 #: grouped or depthwise encoders (ResNeXt, EfficientNet) run below it on a CPU: there the
 #: projection is a lower bound.
 ASSUMED_FLOPS = {"cuda": 190e12, "cpu_core": 90e9}
+#: one CPU core's measured rate for encoder families far from the VGG19 figure above (prefix of
+#: the encoder name -> FLOP/s, fp32): UNet++ / EfficientNet-Lite0 at the real profile's shapes,
+#: one thread, batch 2 (192 x 160 with 19 maps: 0.42 s a step = 143 GFLOP/s; 256 x 96 with 68
+#: maps: 0.43 s = 118 GFLOP/s; December 2026, docs/decisions.md)
+CPU_FLOPS_BY_ENCODER = {"tu-tf_efficientnet_lite": 130e9}
+#: per run on a CPU, beside its optimiser steps: notebook start, data, evaluation, figures
+#: (seconds of one worker; the real profile's 26-run calibration: 28 s a run)
+CPU_RUN_OVERHEAD_S = 28.0
 #: a CPU training step in bf16 autocast against fp32, on a CPU with AVX512-BF16 (UNet++ /
 #: EfficientNet-Lite0, 2 x 3 x 192 x 160, one thread: 1.33x, this project's machine)
 CPU_BF16_SPEEDUP = 1.33
@@ -132,16 +141,22 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
         flops, n_params = _flops_and_params(run.arch, run.encoder, n_landmarks,
                                             tuple(int(v) for v in cfg["train_size"]))
         params[(run.arch, run.encoder, run.run_id)] = n_params
-        rate = ASSUMED_FLOPS["cuda"] if on_cuda else ASSUMED_FLOPS["cpu_core"]
-        if not on_cuda and _cpu_precision(cfg, run.encoder) == "bf16":
-            rate *= CPU_BF16_SPEEDUP
+        if on_cuda:
+            rate = ASSUMED_FLOPS["cuda"]
+        else:
+            rate = next((v for k, v in CPU_FLOPS_BY_ENCODER.items() if run.encoder.startswith(k)),
+                        ASSUMED_FLOPS["cpu_core"])
+            rate *= CPU_BF16_SPEEDUP if _cpu_precision(cfg, run.encoder) == "bf16" else 1.0
+            seconds += CPU_RUN_OVERHEAD_S
         seconds += steps * flops * int(cfg["batch_size"]) / rate
     report.hours = seconds / 3600 / (1 if on_cuda else max(1, workers))
     report.notes.append(
         "time assumes " + ("190 TFLOP/s on a GPU (UNet++/VGG19 measured on an H200)" if on_cuda
                            else f"90 GFLOP/s per core (UNet++/VGG19 measured on 2 cores; ResNeXt and "
-                                f"EfficientNet run slower there: a lower bound), {CPU_BF16_SPEEDUP}x that "
-                                f"in bf16 autocast"))
+                                f"EfficientNet-B7 run slower there: a lower bound), "
+                                + "".join(f"{k}* {v / 1e9:.0f} GFLOP/s, " for k, v in CPU_FLOPS_BY_ENCODER.items())
+                                + f"{CPU_BF16_SPEEDUP}x that in bf16 autocast, and "
+                                f"{CPU_RUN_OVERHEAD_S:.0f} s a run beside training"))
     kept = [n for (_a, _e, rid), n in params.items() if keep is None or rid in keep]
     report.disk_bytes = sum(kept) * CHECKPOINT_BYTES_PER_PARAM + len(todo) * RUN_FILES_BYTES
     largest = sorted(params.values(), reverse=True)[:max(1, workers)]
