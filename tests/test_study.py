@@ -395,6 +395,22 @@ def test_a_held_lock_is_reported_busy(roots, tmp_path):
     assert run_state(run_dir)[0] == "pending"
 
 
+def test_a_run_writes_who_holds_its_lock_and_clears_it_after(tmp_path):
+    from xlm_core.study.runstate import lock_holder
+
+    run_dir = tmp_path / "runs" / "abc"
+    seen = []
+
+    def runner(task):
+        seen.append(lock_holder(task.run_dir))
+        raise RuntimeError("no metrics")
+
+    outcome = run_task(RunTask("abc", str(run_dir), "the label", {}), runner)
+    assert outcome.state == "failed" and "RuntimeError: no metrics" in outcome.error
+    assert seen[0].startswith(f"pid {os.getpid()} on ") and seen[0].endswith(": the label")
+    assert (run_dir / ".lock").read_text() == "" and lock_holder(run_dir) is None
+
+
 def test_incomplete_metrics_or_a_failed_notebook_is_not_done(tmp_path):
     (tmp_path / "metrics.json").write_text('{"mre": 1.0')
     assert not metrics_complete(tmp_path)

@@ -8,10 +8,11 @@ who holds it written inside).
 
 from __future__ import annotations
 
-import fcntl
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+
+from xlm_core.io import lock_is_held
 
 LOCK_NAME = ".lock"
 STATUS_NAME = "status.json"
@@ -52,15 +53,9 @@ def run_done(run_dir: str | Path) -> bool:
 def lock_holder(run_dir: str | Path) -> str | None:
     """Who holds the run's lock ("pid N on HOST since T: label"), or None if nobody does."""
     path = Path(run_dir) / LOCK_NAME
-    if not path.is_file():
+    if not path.is_file() or not lock_is_held(path):
         return None
-    with open(path) as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return fh.read().strip() or "another process"
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return None
+    return path.read_text().strip() or "another process"
 
 
 def run_state(run_dir: str | Path) -> tuple[str, str]:

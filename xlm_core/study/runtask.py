@@ -1,7 +1,7 @@
 """One run, wherever it is called (this process, a thread, a Dask worker).
 
-:func:`run_task` takes the run's lock (``fcntl.flock`` on ``runs/<id>/.lock``,
-non-blocking), skips the run if it is done, else calls the *runner*
+:func:`run_task` takes the run's lock (:func:`xlm_core.io.exclusive_lock` on
+``runs/<id>/.lock``, without waiting), skips the run if it is done, else calls the *runner*
 (by default :class:`PapermillRunner`, executing ``notebooks/train_evaluate.py`` into
 ``runs/<id>/run.ipynb``) and records the outcome in ``status.json``.
 
@@ -11,7 +11,7 @@ failure; tests inject a fake one.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import socket
 import time
@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from xlm_core.io import atomic_write_json
+from xlm_core import XLMError
+from xlm_core.io import atomic_write_json, exclusive_lock
 from xlm_core.study.notebooks import NotebookFailed, execute_notebook, shutdown_reused_kernels
 from xlm_core.study.runstate import (
     LOCK_NAME,
@@ -106,20 +107,18 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
     """
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_NAME, "a+") as fh:  # closing it releases the lock
+    with contextlib.ExitStack() as stack:  # leaving it releases the lock
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            return RunOutcome(task.run_id, "busy", holder=fh.read().strip() or "another process")
+            lock = stack.enter_context(exclusive_lock(run_dir / LOCK_NAME, timeout_s=0, what="the run"))
+        except XLMError:  # another runner holds it; it wrote who it is into the lock file
+            holder = (run_dir / LOCK_NAME).read_text().strip()
+            return RunOutcome(task.run_id, "busy", holder=holder or "another process")
         if run_done(run_dir):  # finished by another runner while this one waited
             return RunOutcome(task.run_id, "cached", by_other=True)
         _remove_leftover_temporaries(run_dir)  # of a writer killed mid-write: never read, only big
         holder = f"pid {os.getpid()} on {socket.gethostname()} since {utc_now()}: {task.label}"
-        fh.seek(0)
-        fh.truncate()
-        fh.write(holder + "\n")
-        fh.flush()
+        os.ftruncate(lock, 0)
+        os.pwrite(lock, f"{holder}\n".encode(), 0)
         notebook = str(run_dir / NOTEBOOK_NAME)
         first_done = first_done_seconds(read_status(run_dir))
         atomic_write_json(run_dir / STATUS_NAME, {"state": "running", "started": utc_now(), "holder": holder,
@@ -143,8 +142,7 @@ def run_task(task: RunTask, runner: Runner, gpu_count: int = 0) -> RunOutcome:
                   "finished": utc_now(), "notebook": notebook, "error": error, "attempt": task.attempt,
                   "first_done_seconds": first_done if first_done is not None or error else round(seconds, 3)}
         atomic_write_json(run_dir / STATUS_NAME, status)
-        fh.seek(0)
-        fh.truncate()
+        os.ftruncate(lock, 0)
         if error:
             return RunOutcome(task.run_id, "failed", seconds, notebook, error)
         return RunOutcome(task.run_id, "trained", seconds, notebook)
