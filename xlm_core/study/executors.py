@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
+
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_json
 from xlm_core.study.resources import cuda_device_count, default_cpu_workers
@@ -93,16 +95,10 @@ class LocalExecutor:
 
 def stop_child_processes(sig: int = signal.SIGTERM) -> list[int]:
     """Send ``sig`` to every child process of this one, with its process group when it leads one
-    of its own (a notebook kernel and its data-loader workers). Linux (``/proc``); elsewhere a
-    no-op. Returns the pids signalled."""
-    pids: set[int] = set()
-    for children in Path("/proc/self/task").glob("*/children"):
-        try:
-            pids.update(int(p) for p in children.read_text().split())
-        except OSError:
-            continue
+    of its own (a notebook kernel and its data-loader workers). Returns the pids signalled."""
+    pids = sorted(child.pid for child in psutil.Process().children())
     own_group = os.getpgrp()
-    for pid in sorted(pids):
+    for pid in pids:
         try:
             group = os.getpgid(pid)
             if group == pid and group != own_group:
@@ -111,7 +107,7 @@ def stop_child_processes(sig: int = signal.SIGTERM) -> list[int]:
                 os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             continue
-    return sorted(pids)
+    return pids
 
 
 class DaskExecutor:
