@@ -37,8 +37,10 @@ FLOORS: dict[str, int] = {
     "xlm_core.losses": 1,
     "xlm_core.metrics": 1,
     "xlm_core.torchdata": 1,
-    # 2 models
+    # 2 models: building them, reading weight files, transfer between checkpoints
     "xlm_core.models": 2,
+    "xlm_core.weights": 2,
+    "xlm_core.transfer": 2,
     # 3 a run: checkpoints, training, evaluation, prediction, figure arrays
     "xlm_core.checkpoints": 3,
     "xlm_core.evaluation": 3,

@@ -127,6 +127,8 @@ def test_ctrl_c_during_a_study_stops_its_kernels_in_one_line(tmp_path):
     import signal
     import time
 
+    import psutil
+
     results = tmp_path / "r"
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "XLM_PROGRESS": "0"}
     cmd = [sys.executable, "-m", "xlm_core.cli", "study", "run", "ci", "--results", str(results),
@@ -135,15 +137,16 @@ def test_ctrl_c_during_a_study_stops_its_kernels_in_one_line(tmp_path):
                             start_new_session=True)  # its own group: a terminal's Ctrl-C reaches it all
 
     def children(pid: int) -> list[int]:
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == pid:  # the parent pid
-                found.append(int(stat.parent.name))
-        return found
+        try:
+            return [child.pid for child in psutil.Process(pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     deadline = time.monotonic() + 180
     kernels: list[int] = []
@@ -158,6 +161,34 @@ def test_ctrl_c_during_a_study_stops_its_kernels_in_one_line(tmp_path):
     text = err.decode()
     assert INTERRUPTED in text and "Traceback" not in text and "zmq" not in text.lower(), text
     time.sleep(2)
-    alive = [pid for pid in kernels if Path(f"/proc/{pid}").exists()
-             and "(Z)" not in Path(f"/proc/{pid}/stat").read_text()[:80].replace(") Z", "(Z)")]
+    alive = [pid for pid in kernels if running(pid)]
     assert not alive, f"processes of the study outlived it: {alive}"
+
+
+def test_stop_child_processes_signals_each_child_and_the_group_it_leads(tmp_path):
+    """What Ctrl-C does to a study's kernels, in a process of its own (here it would also hit
+    whatever the test session started): a plain child and a session leader (a kernel) with a
+    child of its own (a data-loader worker) all get the signal."""
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import subprocess, sys, time\n"
+                       "if sys.argv[1:] == ['lead']:\n"
+                       "    subprocess.Popen([sys.executable, __file__])\n"
+                       "print(flush=True)\n"
+                       "time.sleep(60)\n")
+    script = tmp_path / "stop.py"
+    script.write_text("import signal, subprocess, sys\n"
+                      "import psutil\n"
+                      "from xlm_core.study.executors import stop_child_processes\n"
+                      f"plain = subprocess.Popen([sys.executable, {str(sleeper)!r}], stdout=subprocess.PIPE)\n"
+                      f"leader = subprocess.Popen([sys.executable, {str(sleeper)!r}, 'lead'],\n"
+                      "                          stdout=subprocess.PIPE, start_new_session=True)\n"
+                      "plain.stdout.readline(), leader.stdout.readline()\n"
+                      "worker = psutil.Process(leader.pid).children()\n"
+                      "pids = stop_child_processes(signal.SIGTERM)\n"
+                      "_, alive = psutil.wait_procs(worker, timeout=10)\n"
+                      "print(pids == sorted([plain.pid, leader.pid]), plain.wait(10), leader.wait(10),\n"
+                      "      len(worker), len(alive))\n")
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "-15", "-15", "1", "0"], out.stdout

@@ -258,6 +258,18 @@ def test_cache_decodes_once_per_content_and_size(tmp_path, monkeypatch, head_pha
     assert cache.fingerprint([image]) != cache.fingerprint([other])
 
 
+def test_cache_keys_are_the_sha256_of_the_file_bytes(tmp_path):
+    image = tmp_path / "x.bmp"
+    image.write_bytes(b"abc")  # the FIPS 180-2 example: entries written before keep their keys
+    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    cache = PreprocessCache(tmp_path / "cache")
+    assert cache.content_hash(image) == digest
+    assert cache.entry_path(image, (40, 32)) == (tmp_path / "cache" / "images" / "ba"
+                                                 / f"{digest}_40x32_pilbilinear1.npy")
+    with pytest.raises(XLMError, match="cannot read image file"):
+        cache.content_hash(tmp_path)  # a folder: stat works, reading does not
+
+
 def test_cache_writes_nothing_on_decode_error(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")

@@ -171,7 +171,7 @@ def test_sigkill_of_a_study_at_each_kill_point_loses_only_the_work_since_the_che
     it), the finished first run is never touched, and the final numbers equal those of an
     uninterrupted study run side by side."""
     from xlm_core.study import study_status
-    from xlm_core.study.execute import metrics_complete, run_done
+    from xlm_core.study.runstate import metrics_complete, run_done
 
     profile = tmp_path / "k.yaml"
     profile.write_text(yaml.safe_dump(kill_profile()))
@@ -364,7 +364,9 @@ def test_a_dead_worker_fails_the_run_it_executed_and_only_that_run(tmp_path):
     """status.json tells, per submission (``RunTask.attempt``), whether the run started on the
     worker that died: the run it executed failed; a run that only waited there is "lost" (and
     submitted again by execute_plan); one that finished before its result was lost is trained."""
-    from xlm_core.study.execute import RunTask, _result, run_state
+    from xlm_core.study.executors import _result
+    from xlm_core.study.runstate import run_state
+    from xlm_core.study.runtask import RunTask
 
     def task(name: str) -> RunTask:
         (tmp_path / name).mkdir()
@@ -401,7 +403,8 @@ def test_a_run_waiting_on_a_dying_worker_is_not_failed_for_its_death(tmp_path):
     pytest.importorskip("distributed")
     import dask
 
-    from xlm_core.study.execute import DaskExecutor, RunTask
+    from xlm_core.study.executors import DaskExecutor
+    from xlm_core.study.runtask import RunTask
 
     (tmp_path / "state").mkdir()
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
@@ -438,7 +441,7 @@ class _LosingExecutor:
         return len(self._queue)
 
     def wait(self):
-        from xlm_core.study.execute import RunOutcome
+        from xlm_core.study.runtask import RunOutcome
 
         task = self._queue.pop(0)
         if task.run_id == self.victim and self.submitted.count(task.run_id) == 1:

@@ -262,7 +262,7 @@ def test_truncated_cache_entry_is_rebuilt(tmp_path, chest_root):
 
 
 def test_incomplete_metrics_is_not_a_finished_run(tmp_path):
-    from xlm_core.study.execute import metrics_complete
+    from xlm_core.study.runstate import metrics_complete
 
     cfg = RunConfig(dataset="chest", root="r", out=str(tmp_path))
     full = {"config": cfg.normalised() | {"out": str(tmp_path), "device": "auto", "num_workers": 0},

@@ -1,4 +1,5 @@
-"""xlm_core.models: factory, input path, encoder weight files (trap 1), verified transfer (trap 2)."""
+"""xlm_core.models (factory, input path), xlm_core.weights (encoder weight files, trap 1) and
+xlm_core.transfer (verified transfer, trap 2)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,18 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from xlm_core import XLMError, models
+from xlm_core import XLMError, weights
 from xlm_core.models import (
-    TransferReport,
     build_model,
     check_combination,
     check_input_size,
     checkpoint_metadata,
     input_normalisation,
-    load_init,
     pad_to_multiple,
     required_divisor,
     to_model_input,
 )
+from xlm_core.transfer import TransferReport, load_init
 
 PAPER_PAIRS = [
     (arch, enc)
@@ -251,7 +251,7 @@ def test_paper_encoder_file_layouts_match_smp_encoders():
             kept = {
                 k: tuple(v.shape)
                 for k, v in file_state.items()
-                if not k.startswith(models._CLASSIFIER_PREFIXES)
+                if not k.startswith(weights._CLASSIFIER_PREFIXES)
             }
             assert kept == enc, name
 

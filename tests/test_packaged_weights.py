@@ -104,9 +104,9 @@ def _fake_wheel_file(tmp_path, monkeypatch, edit) -> None:
     edit(state)
     path = tmp_path / entry.filename
     torch.save(state, path)
-    import xlm_core.models as models
+    import xlm_core.weights as weights
 
-    monkeypatch.setattr(models, "weights_file", lambda e: path)  # where build_model finds the file
+    monkeypatch.setattr(weights, "weights_file", lambda e: path)  # where build_model finds the file
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused_by_name(tmp_path, monkeypatch):

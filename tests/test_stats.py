@@ -1,14 +1,14 @@
-"""Paired bootstrap CI, Wilcoxon signed-rank and Holm, checked against scipy and a textbook."""
+"""Paired bootstrap CI, Wilcoxon signed-rank and Holm, checked against scipy, a textbook and the
+p-values of the hand-written Wilcoxon test that scipy.stats.wilcoxon replaced."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from xlm_core import XLMError
 from xlm_core.report.stats import compare_paired, holm, paired_bootstrap_ci, wilcoxon_signed_rank
-
-scipy_stats = pytest.importorskip("scipy.stats")
 
 
 def _fixed_diff(n: int = 60) -> np.ndarray:
@@ -51,6 +51,48 @@ def test_wilcoxon_normal_approximation_with_ties_and_zeros_matches_scipy():
     ref = scipy_stats.wilcoxon(x, y, method="asymptotic", correction=False).pvalue
     assert wilcoxon_signed_rank(x, y) == pytest.approx(ref, rel=1e-9)
     assert wilcoxon_signed_rank(x, x) == 1.0
+
+
+def _per_image_mre_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-image MRE (mm) of two runs on the same test images, as the book's tables pair them."""
+    rng = np.random.default_rng(2015)
+    base = rng.gamma(4.0, 0.45, 150)
+    pairs = {"n150 continuous": (base - 0.08 + rng.normal(0, 0.25, 150), base)}
+    # errors on a 0.1 mm grid: ties, and 20 images where both runs err alike (zero differences)
+    pairs["n150 ties, zeros"] = (np.round(base + rng.normal(0, 0.3, 150), 1), np.round(base, 1))
+    base30 = rng.gamma(4.0, 0.45, 30)
+    pairs["n30 exact"] = (base30 + rng.normal(0.1, 0.2, 30), base30)
+    base12 = np.round(rng.gamma(4.0, 0.45, 12), 1)
+    pairs["n12 ties, zeros"] = (np.round(base12 + rng.normal(0.15, 0.2, 12), 1), base12)
+    base60 = rng.gamma(4.0, 0.45, 60)
+    pairs["n60 continuous"] = (base60 + rng.normal(0.05, 0.2, 60), base60)
+    return pairs
+
+
+#: p-values of the hand-written test (numpy: exact null distribution for n <= 50 without ties or
+#: zeros, else the normal approximation with the tie correction, no continuity correction) that
+#: scipy.stats.wilcoxon replaced, computed once with it on the pairs above
+HAND_WRITTEN_P = {
+    "n150 continuous": 2.0963558321651758e-05,
+    "n150 ties, zeros": 0.5531498923712671,
+    "n30 exact": 0.026228994131088257,
+    "n12 ties, zeros": 0.05604677300770546,
+    "n60 continuous": 0.3203122578191264,
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_WRITTEN_P))
+def test_wilcoxon_p_values_are_those_of_the_hand_written_test(case):
+    a, b = _per_image_mre_pairs()[case]
+    assert wilcoxon_signed_rank(a, b) == pytest.approx(HAND_WRITTEN_P[case], rel=1e-12)
+
+
+def test_wilcoxon_keeps_the_normal_approximation_where_scipy_auto_would_permute():
+    # n <= 13 with ties or zeros: scipy's method="auto" runs an exact permutation test (0.072
+    # here); the book's p-values there have come from the normal approximation (0.056)
+    a, b = _per_image_mre_pairs()["n12 ties, zeros"]
+    assert scipy_stats.wilcoxon(a, b).pvalue == pytest.approx(0.072265625)
+    assert wilcoxon_signed_rank(a, b) == pytest.approx(0.05604677300770546, rel=1e-12)
 
 
 def test_holm_textbook_example():

@@ -28,8 +28,9 @@ from xlm_core.study import (
     run_study,
     study_status,
 )
-from xlm_core.study.execute import metrics_complete, run_done, run_task
 from xlm_core.study.profile import INIT_TOKEN
+from xlm_core.study.runstate import metrics_complete, run_done
+from xlm_core.study.runtask import run_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -394,6 +395,22 @@ def test_a_held_lock_is_reported_busy(roots, tmp_path):
     assert run_state(run_dir)[0] == "pending"
 
 
+def test_a_run_writes_who_holds_its_lock_and_clears_it_after(tmp_path):
+    from xlm_core.study.runstate import lock_holder
+
+    run_dir = tmp_path / "runs" / "abc"
+    seen = []
+
+    def runner(task):
+        seen.append(lock_holder(task.run_dir))
+        raise RuntimeError("no metrics")
+
+    outcome = run_task(RunTask("abc", str(run_dir), "the label", {}), runner)
+    assert outcome.state == "failed" and "RuntimeError: no metrics" in outcome.error
+    assert seen[0].startswith(f"pid {os.getpid()} on ") and seen[0].endswith(": the label")
+    assert (run_dir / ".lock").read_text() == "" and lock_holder(run_dir) is None
+
+
 def test_incomplete_metrics_or_a_failed_notebook_is_not_done(tmp_path):
     (tmp_path / "metrics.json").write_text('{"mre": 1.0')
     assert not metrics_complete(tmp_path)
@@ -551,7 +568,7 @@ def test_prune_lists_then_deletes_run_folders_outside_the_plan_but_never_a_held_
     `--yes` deletes them, and a folder whose lock a live process holds is kept."""
     import fcntl
 
-    from xlm_core.study.execute import LOCK_NAME
+    from xlm_core.study.runstate import LOCK_NAME
 
     runs = tmp_path / "s" / "runs"
     planned = {"run_id": "a" * 16, "kind": "transfer", "dataset": "head", "arch": "unet", "encoder": "vgg19",
@@ -616,13 +633,13 @@ def test_keep_checkpoints_all_is_the_default_and_a_bad_policy_is_refused(roots, 
 
 
 def test_auto_workers_follow_the_cores_and_the_memory(roots, monkeypatch):
-    from xlm_core.study import execute
+    from xlm_core.study import resources
 
-    monkeypatch.setattr(execute.os, "sched_getaffinity", lambda _pid: set(range(16)))
-    monkeypatch.setattr(execute.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.setattr(resources.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
                                                              "SC_PHYS_PAGES": 128 * 1024**3 // 4096}[name])
-    assert execute.auto_workers(1) == 16 and execute.auto_workers(4) == 4
-    monkeypatch.setattr(execute.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
+    assert resources.auto_workers(1) == 16 and resources.auto_workers(4) == 4
+    monkeypatch.setattr(resources.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
                                                              "SC_PHYS_PAGES": 8 * 1024**3 // 4096}[name])
-    assert execute.auto_workers(1) == 2  # 8 GB hold two runs of 3 GB
+    assert resources.auto_workers(1) == 2  # 8 GB hold two runs of 3 GB
     assert profile_from_dict(small(roots, execution={"workers": "auto"})).settings["execution"]["workers"] == "auto"

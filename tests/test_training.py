@@ -244,7 +244,7 @@ def test_trace_mre_records_each_epoch_and_leaves_the_training_unchanged(chest_ph
 def test_a_run_scored_with_an_old_decoder_is_scored_again_without_training(chest_phantoms, tmp_path):
     import shutil
 
-    from xlm_core.study.execute import metrics_complete
+    from xlm_core.study.runstate import metrics_complete
 
     cfg = tiny_config(chest_phantoms, tmp_path / "run", loss="spatial_ce", sigma=1.5, lr=1e-3, trace_mre=True)
     first = train_and_evaluate(cfg)

@@ -152,7 +152,7 @@ def test_a_run_scored_by_an_older_zhu_rule_is_scored_again_without_training(ches
     import json
 
     from xlm_core import training
-    from xlm_core.study.execute import metrics_complete
+    from xlm_core.study.runstate import metrics_complete
 
     cfg = RunConfig(dataset="chest", root=str(chest), out=str(tmp_path / "run"), arch="unet",
                     encoder="resnet18", epochs=1, patience=5, train_size=(32, 32), test_size=(32, 32),

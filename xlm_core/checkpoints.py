@@ -73,7 +73,7 @@ def load_checkpoint(path: str | Path) -> dict:
     Raises:
         XLMError: naming the file when it is missing, corrupt or not such a checkpoint.
     """
-    from xlm_core.models import read_state_dict
+    from xlm_core.weights import read_state_dict
 
     path = Path(path)
     obj = read_state_dict(path)

@@ -22,7 +22,6 @@ so that no caller can score a run another way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -574,18 +573,6 @@ def format_score(score: dict) -> str:
         "SDR " + ", ".join(f"{k} {unit}: {v:.2f} %" for k, v in score["sdr"].items()),
     ]
     return "\n".join(lines)
-
-
-def dumps_score(score: dict) -> str:
-    """A SCORE as indented JSON with sorted keys.
-
-    Args:
-        score: a SCORE dict.
-
-    Returns:
-        The JSON text.
-    """
-    return json.dumps(score, indent=2, sort_keys=True)
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Atomic file writes: a file appears whole or not at all (write to a temporary, then rename)."""
+"""Atomic file writes (a file appears whole or not at all: write to a temporary, then rename),
+file locks and file hashes."""
 
 from __future__ import annotations
 
@@ -103,8 +104,12 @@ def exclusive_lock(path: str | os.PathLike, timeout_s: float | None = None, what
         timeout_s: seconds to wait; None waits as long as it takes.
         what: what the lock guards, for the error message.
 
+    Yields:
+        The lock's open file descriptor (a holder may write who it is into a lock file).
+
     Raises:
-        XLMError: naming the lock when it is still held after ``timeout_s`` seconds.
+        XLMError: naming the lock when it is still held after ``timeout_s`` seconds (at once
+            for ``timeout_s=0``).
     """
     import fcntl
     import time
@@ -121,12 +126,33 @@ def exclusive_lock(path: str | os.PathLike, timeout_s: float | None = None, what
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline else 0))
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise XLMError(f"{path}: {what} is locked by another process") from None
                 time.sleep(0.2)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """True while a process holds :func:`exclusive_lock` on the file ``path`` (never waits).
+
+    Args:
+        path: the lock file; a missing one is not held.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's shared lock
+    return False

@@ -19,7 +19,7 @@ layer has its timm name (an inverted-residual block: ``_expand_conv`` -> ``conv_
 ``_project_conv`` -> ``conv_pwl``, ``_bn2`` -> ``bn3``; the first, expansion-free block:
 ``_depthwise_conv`` -> ``conv_dw``, ``_bn1`` -> ``bn1``, ``_project_conv`` -> ``conv_pw``,
 ``_bn2`` -> ``bn2``). A tensor that maps nowhere, an encoder tensor the file does not give,
-and a shape that differs are errors naming them (:func:`xlm_core.models.load_packaged_imagenet`,
+and a shape that differs are errors naming them (:func:`xlm_core.weights.load_packaged_imagenet`,
 which loads the file into a model; this module knows the files and their names only).
 
 **Inputs.** The checkpoints expect ``(x - 127) / 128`` on 0-255 pixels: mean 127/255 and

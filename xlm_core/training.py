@@ -8,7 +8,7 @@
    (``carve_validation``, trap 4), never taken from a fold that is scored. Folds and the
    carve use split seed 0 whatever the run seed, so runs that differ only in architecture,
    transfer or seed are scored on the same images (paired comparisons).
-2. model ``models.build_model`` (+ ``models.load_init`` for transfer, its report printed and
+2. model ``models.build_model`` (+ ``transfer.load_init`` for transfer, its report printed and
    stored); Adam (``lr``), ReduceLROnPlateau on the validation loss (factor 0.1, patience
    ``max(1, patience // 2)``), early stopping after ``patience`` epochs without a new best
    validation loss, at most ``epochs`` epochs. On CUDA: bf16 autocast and channels_last;
@@ -405,7 +405,8 @@ def train_and_evaluate(cfg: RunConfig) -> dict:
 def _train_and_evaluate(cfg: RunConfig, out: Path) -> dict:
     from xlm_core.datasets.cache import PreprocessCache
     from xlm_core.losses import get_loss
-    from xlm_core.models import build_model, load_init
+    from xlm_core.models import build_model
+    from xlm_core.transfer import load_init
 
     done = finished_metrics(out, cfg)  # finished while we waited for the lock
     if done is not None:
@@ -613,7 +614,7 @@ def _save_state(path, cfg, model, optimiser, scheduler, stopper, history, epoch,
 
 
 def _load_state(path: Path, cfg: RunConfig) -> dict:
-    from xlm_core.models import read_state_dict
+    from xlm_core.weights import read_state_dict
 
     state = read_state_dict(path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
@@ -627,7 +628,7 @@ def _evaluate(cfg, samples: RunSamples, test_size, cache, device, transfer, hist
     """Score the best checkpoint; write predictions and metrics.json. ``trace_decoder``: the
     decoder history.csv's trace used, when not this evaluation's (a run scored again);
     ``start_weights``: the encoder weights file the run started from
-    (:class:`xlm_core.models.EncoderWeightsReport` as a dict: source, tensors, sha256)."""
+    (:class:`xlm_core.weights.EncoderWeightsReport` as a dict: source, tensors, sha256)."""
     from xlm_core.evaluation import (
         predict_split,
         score_split,

@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for area in _AREAS:
-        try:
-            module = importlib.import_module(f"xlm_core.cli.{area}")
-        except ModuleNotFoundError as exc:  # an area not built yet
-            if exc.name != f"xlm_core.cli.{area}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"xlm_core.cli.{area}").register(sub)
     return parser
 
 

@@ -20,11 +20,10 @@ import numpy as np
 
 from xlm_core import XLMError
 from xlm_core.imageio import read_image, resize_image
-from xlm_core.io import atomic_path
+from xlm_core.io import atomic_path, sha256_file
 
 #: Changes whenever read_image/resize_image would give different arrays: old entries are then ignored.
 RESIZE_METHOD = "pilbilinear1"
-_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -68,14 +67,10 @@ class PreprocessCache:
         known = self._hashes.get(key)
         if known is not None:
             return known
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as fh:
-                while block := fh.read(_CHUNK):
-                    digest.update(block)
+            value = sha256_file(path)
         except OSError as exc:
             raise XLMError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
-        value = digest.hexdigest()
         self._hashes[key] = value
         return value
 

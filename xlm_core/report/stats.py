@@ -6,24 +6,21 @@ compared pairwise.
 
 - :func:`paired_bootstrap_ci`: percentile bootstrap confidence interval of the mean
   difference (resampling images with replacement).
-- :func:`wilcoxon_signed_rank`: two-sided Wilcoxon signed-rank test, zero differences
-  dropped (Wilcoxon's convention), average ranks for ties; the exact null distribution when
-  ``n <= 50`` and there are no ties or zeros, else the normal approximation with the tie
-  correction and no continuity correction (scipy's defaults; scipy uses a permutation test
-  instead for ``n <= 13`` with ties, so the two may differ there).
+- :func:`wilcoxon_signed_rank`: two-sided Wilcoxon signed-rank test
+  (:func:`scipy.stats.wilcoxon`): zero differences dropped (Wilcoxon's convention), average
+  ranks for ties; the exact null distribution when ``n <= 50`` and there are no ties or zeros,
+  else the normal approximation with the tie correction and no continuity correction.
 - :func:`holm`: Holm-Bonferroni adjusted p-values for a family of comparisons.
 - :func:`compare_paired`: all of the above for one pair of runs.
-
-numpy only (scipy is used by the tests as the reference, not here).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 from xlm_core import XLMError
 
@@ -59,57 +56,25 @@ def paired_bootstrap_ci(
     return float(low), float(high)
 
 
-def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks 1..n with ties averaged, and the size of each tie group."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    _, start, counts = np.unique(sorted_vals, return_index=True, return_counts=True)
-    avg = start + (counts + 1) / 2.0  # mean of ranks start+1 .. start+count
-    ranks = np.empty(values.size)
-    ranks[order] = np.repeat(avg, counts)
-    return ranks, counts
-
-
-def _exact_signed_rank_counts(n: int) -> np.ndarray:
-    """Number of sign assignments giving each rank sum 0..n(n+1)/2 (ranks 1..n, no ties)."""
-    counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.float64)
-    counts[0] = 1.0
-    for k in range(1, n + 1):
-        counts[k:] = counts[k:] + counts[:-k].copy()
-    return counts
-
-
 def wilcoxon_signed_rank(a: Any, b: Any) -> float:
     """Two-sided p-value of the Wilcoxon signed-rank test on paired samples ``a``, ``b`` (n,).
 
-    Returns 1.0 when every difference is zero.
+    Returns 1.0 when every difference is zero. The method is pinned rather than scipy's
+    ``"auto"``, which runs a permutation test for ``n <= 13`` with ties or zeros: there the
+    book's p-values have always come from the normal approximation.
     """
     x = _vector(a, "first sample")
     y = _vector(b, "second sample")
     if x.shape != y.shape:
         raise XLMError(f"paired samples differ in length: {x.size} vs {y.size}")
     d = x - y
-    zeros = d == 0
-    d = d[~zeros]
-    n = d.size
-    if n == 0:
+    if not d.any():
         return 1.0
-    ranks, tie_counts = _average_ranks(np.abs(d))
-    r_plus = float(ranks[d > 0].sum())
-    has_ties = bool((tie_counts > 1).any())
-    if n <= 50 and not has_ties and not zeros.any():
-        counts = _exact_signed_rank_counts(n)
-        total = 2.0**n
-        k = round(r_plus)
-        p_low = counts[: k + 1].sum() / total
-        p_high = counts[k:].sum() / total
-        return float(min(1.0, 2.0 * min(p_low, p_high)))
-    mean = n * (n + 1) / 4.0
-    var = (n * (n + 1) * (2 * n + 1) - np.sum(tie_counts**3 - tie_counts) / 2.0) / 24.0
-    if var <= 0:
-        return 1.0
-    z = (r_plus - mean) / math.sqrt(var)
-    return float(min(1.0, math.erfc(abs(z) / math.sqrt(2.0))))
+    magnitudes = np.abs(d)
+    exact = d.size <= 50 and magnitudes.all() and np.unique(magnitudes).size == d.size
+    result = wilcoxon(d, zero_method="wilcox", correction=False,
+                      method="exact" if exact else "asymptotic")
+    return float(result.pvalue)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -114,7 +114,7 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
     """
     from xlm_core.checkpoints import resolve_device
     from xlm_core.samples import fit_steps_per_epoch
-    from xlm_core.study.execute import run_done
+    from xlm_core.study.runstate import run_done
 
     todo = [r for r in plan.runs if not run_done(plan.run_dir(r.run_id))]
     report = PreflightReport(runs=len(todo), planned=len(plan.runs))

@@ -16,25 +16,22 @@ from pathlib import Path
 
 from xlm_core import XLMError
 from xlm_core.io import atomic_write_json, exclusive_lock
-from xlm_core.study.execute import (
+from xlm_core.study.execute import ExecutionReport, execute_plan
+from xlm_core.study.executors import (
     DEFAULT_WORKER_TIMEOUT_S,
     DaskExecutor,
-    ExecutionReport,
     LocalExecutor,
-    PapermillRunner,
-    Runner,
-    auto_workers,
     check_scheduler_reachable,
-    checkpoints_to_keep,
-    execute_plan,
-    format_seconds,
-    run_done,
-    run_state,
 )
 from xlm_core.study.notebooks import NotebookFailed, execute_notebook
 from xlm_core.study.plan import Plan, expand, fingerprints, prepare_data, with_encoder_weights
 from xlm_core.study.preflight import PreflightReport, preflight
 from xlm_core.study.profile import Profile, load_profile, repo_root, resolve_profile_path
+from xlm_core.study.progress import format_seconds
+from xlm_core.study.pruning import checkpoints_to_keep
+from xlm_core.study.resources import auto_workers
+from xlm_core.study.runstate import lock_holder, run_done, run_state
+from xlm_core.study.runtask import PapermillRunner, Runner
 
 RUN_NOTEBOOK = "train_evaluate"
 #: aggregation notebooks (notebooks/<name>.py), executed after the runs, in this order; each
@@ -410,8 +407,6 @@ def prune_orphans(study: str | Path, results: str | Path = "results", delete: bo
     """:func:`orphan_runs`, each ``{"path", "state"}``: ``kept (held by ...)`` when a process
     holds its lock (never deleted), ``deleted`` when ``delete``, else ``orphan``."""
     import shutil
-
-    from xlm_core.study.execute import lock_holder
 
     rows = []
     for path in orphan_runs(study, results):
