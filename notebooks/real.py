@@ -86,9 +86,10 @@ display(Markdown(chapter.answer_paragraphs(table2, questions, sources, human)))
 # are cut into 3 folds (spine: a series' images in one fold); each fold's runs train on the
 # other two (their early-stopping set carved out of them) and score the fold. The ceph recipe
 # (size, sigma, length) was chosen on a held-out fold of ceph's fixed *training* ids; spine's
-# size and sigma follow it and its length is the budget's, not yet tuned
-# (`benchmarks/real_recipe.py`; `docs/decisions.md`, "The real profile" and "The real profile
-# redesigned").
+# sigma (3 against 1.5) on a held-out fold of spine's training series (grouped), its size from
+# the spines' aspect, and its length is what the budget leaves (`benchmarks/real_recipe.py`;
+# `docs/decisions.md`, "The real profile", "The real profile redesigned" and "The real profile
+# fitted to its budget").
 
 # %% tags=["hide-input"]
 sets = {name: load_dataset(name, str(roots[name]), **dict(next(r["config"]["extra"] for r in info.runs
