@@ -141,8 +141,9 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
                           if r.seed == seed and set(r.chain[1:]) == {r.dataset})
         assert controls == sorted((INIT_TOKEN, *[t] * k) for t in ("head", "hand", "chest") for k in (2, 3))
     # the shipped demo profiles expand the same way, without the paper's 2 DeepLabV3 pairs; the
-    # default demo adds per target and seed the scratch stages scratch>T, T>T, T>T>T
-    for name, extra in (("demo-paper-encoders", 0), ("demo", 9)):
+    # default demo adds per target and seed the scratch stages scratch>T, T>T, T>T>T, and a compute
+    # control per chain through the other datasets (4 a target: T alone for the chain's summed steps)
+    for name, extra in (("demo-paper-encoders", 0), ("demo", 9 + 12)):
         demo = load_profile(name)
         demo_plan = expand(demo, roots, {d: "x" for d in roots}, tmp_path / name)
         kinds = [r.kind for r in demo_plan.runs]
@@ -151,6 +152,10 @@ def test_demo_grid_expands_to_the_papers_runs(roots, tmp_path):
         assert kinds.count("transfer") == (15 + 6 + extra) * len(demo.settings["seeds"])
         # the ablation runs the paper's plateau schedule, the tables' runs a cosine one: no run shared
         assert kinds.count("ablation") == 6
+        steps = {r.matches: r.config["steps"] for r in demo_plan.runs if r.matches and r.seed == 0}
+        assert len(steps) == 12 * (name == "demo")
+        if steps:  # the summed stage steps of studies/demo.yaml: hand 91, then chest 48, then head 40
+            assert steps["imagenet>hand>chest>head"] == 91 + 48 + 40 and steps["imagenet>chest>head"] == 48 + 40
     # the default demo: every ImageNet-started first stage loads ImageNet, every scratch one none
     firsts = [r for r in demo_plan.runs if r.kind == "transfer" and len(r.chain) == 1]
     assert sorted({(r.chain[0], r.config["encoder_weights"]) for r in firsts}) == [
