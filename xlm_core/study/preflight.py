@@ -33,8 +33,8 @@ from xlm_core.study.plan import Plan, PlannedRun
 #: as UNet++/VGG19 measured on an H200 (2 x 3 x 512 x 512, bf16 + channels_last: 81 images/s at
 #: 2.38 TFLOP an image, benchmarks/train_step.py); one CPU core as UNet++/VGG19 measured on
 #: this project's 2-core machine (2 x 3 x 64 x 64, fp32: 0.82 s a step at 74 GFLOP). Small
-#: grouped or depthwise encoders (ResNeXt, EfficientNet) run below it on a CPU: there the
-#: projection is a lower bound.
+#: grouped or depthwise encoders (ResNeXt, EfficientNet-B7) run below it on a CPU: there the
+#: projection is a lower bound (EfficientNet-Lite runs above it: :data:`CPU_FLOPS_BY_ENCODER`).
 ASSUMED_FLOPS = {"cuda": 190e12, "cpu_core": 90e9}
 #: one CPU core's measured rate for encoder families far from the VGG19 figure above (prefix of
 #: the encoder name -> FLOP/s, fp32): UNet++ / EfficientNet-Lite0 at the real profile's shapes,
@@ -152,8 +152,8 @@ def preflight(plan: Plan, profile_settings: dict, workers: int = 1, allow_cpu: b
     report.hours = seconds / 3600 / (1 if on_cuda else max(1, workers))
     report.notes.append(
         "time assumes " + ("190 TFLOP/s on a GPU (UNet++/VGG19 measured on an H200)" if on_cuda
-                           else f"90 GFLOP/s per core (UNet++/VGG19 measured on 2 cores; ResNeXt and "
-                                f"EfficientNet-B7 run slower there: a lower bound), "
+                           else "90 GFLOP/s per core (UNet++/VGG19 measured on 2 cores; ResNeXt and "
+                                "EfficientNet-B7 run slower there: a lower bound), "
                                 + "".join(f"{k}* {v / 1e9:.0f} GFLOP/s, " for k, v in CPU_FLOPS_BY_ENCODER.items())
                                 + f"{CPU_BF16_SPEEDUP}x that in bf16 autocast, and "
                                 f"{CPU_RUN_OVERHEAD_S:.0f} s a run beside training"))
