@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     # 0 data and formats: names, configs, files, datasets (no torch)
     "xlm_core": 0,  # the package itself: __version__, XLMError
     "xlm_core.config": 0,
+    "xlm_core.validation": 0,  # settings files' mistakes, one formatting; their reference pages
     "xlm_core.registry": 0,
     "xlm_core.io": 0,
     "xlm_core.imageio": 0,

@@ -534,7 +534,7 @@ def _valid_profile(tmp_path: Path) -> dict:
     [
         (lambda p: p.update(epochs=3), ["epochs", "unknown key", "allowed"]),
         (lambda p: p["run"].update(batch_size="two"), ["run.batch_size", "integer"]),
-        (lambda p: p["run"].update(train_size="64x64"), ["run.train_size", "[H, W]"]),
+        (lambda p: p["run"].update(train_size="64x64"), ["run.train_size", "should be a list", "'64x64'"]),
         (lambda p: p["transfer"].update(encoder="resnet9000"), ["resnet9000", "resnet18"]),
         (lambda p: p["backbones"].update(pairs=[["unet3d", "vgg19"]]), ["backbones.pairs[0]", "unet3d",
                                                                          "unetplusplus"]),

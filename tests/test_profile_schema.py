@@ -32,6 +32,20 @@ def test_the_checked_in_schema_is_the_output_of_xlm_study_schema(capsys):
     assert "Adam" in run["lr"]["description"]  # and its help
 
 
+def test_the_reference_page_is_made_from_the_same_descriptions(capsys):
+    assert main(["study", "schema", "--markdown"]) == 0
+    page = capsys.readouterr().out
+    assert page == (REPO / "docs" / "profile.md").read_text(), \
+        "regenerate: xlm study schema --markdown > docs/profile.md"
+    schema = json.loads(SCHEMA.read_text())
+    for model in [schema, *schema["$defs"].values()]:
+        for key, prop in model.get("properties", {}).items():
+            assert f"| `{key}` |" in page, key  # every key, with its description (Markdown-escaped)
+    run = schema["$defs"]["RunLayer"]["properties"]
+    assert f"| `epochs` | integer >= 1 | `200` | {run['epochs']['description']} |" in page
+    assert "datasets.&lt;d&gt;.root" in page  # not read as an HTML tag
+
+
 @pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
 def test_every_profile_names_the_schema_and_validates_against_it(path):
     assert path.read_text().splitlines()[0] == FIRST_LINE
@@ -60,9 +74,9 @@ def test_every_mistake_of_a_profile_is_reported_at_once_with_its_path():
         profile_from_dict(raw, source="studies/x.yaml")
     message = str(info.value)
     assert "studies/x.yaml: 3 problems" in message, message
-    for line in ("studies/x.yaml: run.lr: expected a number > 0 (write 1.0e-4, not 1e-4",
-                 "studies/x.yaml: transfer.finetune.head.epochs: expected an integer >= 1, got int 0",
-                 "studies/x.yaml: execution.keep_checkpoints: 'some' is not allowed; allowed: all, needed"):
+    for line in ("studies/x.yaml: run.lr: expected a number, got text '1e-4' (YAML reads 1e-4 as text: write 1.0e-4)",
+                 "studies/x.yaml: transfer.finetune.head.epochs: input should be greater than or equal to 1, got int 0",
+                 "studies/x.yaml: execution.keep_checkpoints: input should be 'all' or 'needed', got str 'some'"):
         assert line in message, message
     assert [path for path, _ in info.value.problems] == ["run.lr", "transfer.finetune.head.epochs",
                                                          "execution.keep_checkpoints"]

@@ -11,6 +11,7 @@ value given (``got int 0``); an unknown key also lists the keys allowed there.
 
 from __future__ import annotations
 
+import json
 import reprlib
 import types
 import typing
@@ -24,6 +25,10 @@ from xlm_core import XLMError
 STRICT = ConfigDict(strict=True, extra="forbid")
 """Values are not converted (1 is not true, "1e-4" is not a number) and unknown keys are refused."""
 
+# pydantic's Python words for a YAML file's kinds of value (its documented way: a message per error type)
+YAML_WORDS = {"tuple_type": "input should be a list", "dict_type": "input should be a mapping",
+              "model_type": "input should be a mapping", "model_attributes_type": "input should be a mapping",
+              "dataclass_type": "input should be a mapping"}
 PROBLEM = "settings"  # the error type of this project's own checks: their message is kept whole
 _UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
 _SHOW = reprlib.Repr()
@@ -71,26 +76,30 @@ def yaml_path(loc: tuple) -> str:
 
 
 def shown(value: Any) -> str:
-    """A value given, as a message shows it: ``int 0``, ``str '1e-4'``, ``null``."""
+    """A value given, as a message shows it: ``int 0``, ``str '1e-4'``, ``null`` (a tuple as the
+    YAML list it was read from)."""
+    value = list(value) if isinstance(value, tuple) else value
     return "null" if value is None else f"{type(value).__name__} {_SHOW.repr(value)}"
 
 
 def problems_of(exc: ValidationError, model: Any = None) -> list[tuple[str, str]]:
     """Every ``(path, problem)`` of a ValidationError of ``model`` (the class validated, which
-    names the keys allowed where an unknown one is found), duplicates left out."""
+    names the keys allowed where an unknown one is found), the first of each path only (a key
+    refused is not also reported as a value of the wrong type)."""
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
         kind, loc = err["type"], err["loc"]
         if kind == PROBLEM:
             text = err["msg"]
-        elif kind in ("missing", "missing_argument"):
-            text = "missing"
+        elif kind in ("missing", "missing_argument"):  # a key, or an item of a fixed-length list
+            text = f"missing, got {shown(err.get('input'))}" if loc and isinstance(loc[-1], int) else "missing"
         elif kind in _UNKNOWN:
             allowed = keys_at(model, loc[:-1])
             text = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         else:
-            text = f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {shown(err.get('input'))}"
-        if (yaml_path(loc), text) not in out:
+            words = YAML_WORDS.get(kind, err["msg"][:1].lower() + err["msg"][1:])
+            text = f"{words}, got {shown(err.get('input'))}"
+        if yaml_path(loc) not in {path for path, _ in out}:  # one problem a path: the first
             out.append((yaml_path(loc), text))
     return out
 
@@ -134,5 +143,79 @@ def _fields(t: Any) -> dict | None:
     return getattr(t, "__pydantic_fields__", None) if isinstance(t, type) else None
 
 
+# ---------------------------------------------------------------------- the reference page
+
+
+def schema_markdown(schema: dict, command: str) -> str:
+    """A reference page of a settings file, made from its JSON Schema (the fields' descriptions):
+    a table of the keys at the top and one of each model it refers to (the keys of a model that
+    extends another are listed once, with the other's)."""
+    defs = schema.get("$defs", {})
+    lines = [f"# {schema.get('title', 'settings')}: every key", "",
+             f"<!-- made by `{command}`: edit the descriptions in the code, not this page -->", ""]
+    for name, model in [(None, schema), *defs.items()]:
+        props = model.get("properties", {})
+        base = _base(model, defs)
+        lines += [f"## {name or 'The file'}", "", _words(model.get("description")), ""]
+        if base is not None:
+            lines += [f"Every key of [{base}](#{base.lower()}), and:", ""]
+            props = {k: v for k, v in props.items() if k not in defs[base]["properties"]}
+        if isinstance(model.get("additionalProperties"), dict):
+            lines += [f"Other keys: {_accepts(model['additionalProperties'])}.", ""]
+        if props:
+            lines += ["| key | accepts | default | what |", "|---|---|---|---|"]
+            lines += [f"| `{key}` | {_accepts(p)} | {_default(p)} | {_words(p.get('description'))} |"
+                      for key, p in props.items()]
+            lines.append("")
+    return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def _words(text: str | None) -> str:
+    """A description on one line, ``<d>`` kept visible (Markdown reads it as an HTML tag)."""
+    return " ".join((text or "").split()).replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _base(model: dict, defs: dict) -> str | None:
+    """The largest model whose keys ``model`` has, and more (more keys, or any other key of a kind);
+    on a tie, the one without other keys."""
+    def open_(m: dict) -> bool:
+        return isinstance(m.get("additionalProperties"), dict)
+
+    props = model.get("properties", {})
+    bases = [b for b, m in defs.items() if m.get("properties") and m["properties"].items() <= props.items()
+             and (len(m["properties"]) < len(props) or open_(model) > open_(m))]
+    return max(bases, key=lambda b: (len(defs[b]["properties"]), not open_(defs[b])), default=None)
+
+
+def _accepts(p: dict) -> str:
+    """What a JSON Schema accepts, in a few words (``integer >= 1``, ``"mse" or "bce"``)."""
+    if "$ref" in p:
+        name = p["$ref"].rsplit("/", 1)[-1]
+        return f"[{name}](#{name.lower()})"
+    if "anyOf" in p or "oneOf" in p:
+        return " or ".join(_accepts(q) for q in p.get("anyOf", p.get("oneOf")))
+    if "enum" in p or "const" in p:
+        return " or ".join(f"`{json.dumps(v)}`" for v in p.get("enum", [p.get("const")]))
+    kind = {"integer": "integer", "number": "number", "string": "text", "boolean": "true or false",
+            "null": "null"}.get(p.get("type"), p.get("type", "any"))
+    if p.get("type") == "array":
+        size = ("non-empty " if p.get("minItems") == 1 else f"{p['minItems']}-item " if
+                p.get("minItems") == p.get("maxItems") else "")
+        kind = (f"[{', '.join(_accepts(q) for q in p['prefixItems'])}]" if "prefixItems" in p else
+                f"{size}list of ({_accepts(p.get('items', {}))})")
+    elif p.get("type") == "object":
+        values = p.get("additionalProperties")
+        kind = f"mapping to {_accepts(values)}" if isinstance(values, dict) else "mapping"
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<",
+              "minProperties": "keys >="}
+    extra = [f"{op} {p[k]}" for k, op in bounds.items() if k in p]
+    extra += [f"matching `{p['pattern']}`"] if "pattern" in p else []
+    return " ".join([kind, *extra]).replace("|", "\\|")
+
+
+def _default(p: dict) -> str:
+    return f"`{json.dumps(p['default'])}`" if "default" in p else ""
+
+
 __all__ = ["PROBLEM", "STRICT", "SettingsError", "keys_at", "problem", "problem_at", "problems_of",
-           "raise_problems", "shown", "yaml_path"]
+           "raise_problems", "schema_markdown", "shown", "yaml_path"]

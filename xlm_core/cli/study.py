@@ -70,7 +70,9 @@ def register(subparsers) -> None:
                             description="Print the JSON Schema of a study profile: editors (VS Code's YAML "
                             "extension and other yaml-language-server clients) complete and check "
                             "studies/*.yaml with it. Regenerate the checked-in copy with "
-                            "`xlm study schema > studies/profile.schema.json`.")
+                            "`xlm study schema > studies/profile.schema.json`; its reference page with "
+                            "`xlm study schema --markdown > docs/profile.md`.")
+    schema.add_argument("--markdown", action="store_true", help="print every key as a Markdown reference page")
     schema.set_defaults(func=_schema)
 
 
@@ -114,9 +116,13 @@ def _status(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import sys
 
-    from xlm_core.study.profile import profile_schema_text
+    from xlm_core.study.profile import profile_schema, profile_schema_text
+    from xlm_core.validation import schema_markdown
 
-    sys.stdout.write(profile_schema_text())
+    if args.markdown:
+        sys.stdout.write(schema_markdown(profile_schema(), "xlm study schema --markdown"))
+    else:
+        sys.stdout.write(profile_schema_text())
     return 0
 
 

@@ -62,32 +62,29 @@ _REQUIRED = ("dataset", "out")  # --root: required for the named datasets only (
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per RunConfig field with a flag (:func:`xlm_core.config.field_meta`: flag,
-    help, kind, choices, default), RunConfig's default appended to the help. An option not
-    given is not passed: the run gets that default. The values are checked by RunConfig
-    (XLMError naming the field)."""
-    from xlm_core.config import field_meta, field_names
+    """One option per RunConfig field, made from its JSON Schema (:func:`xlm_core.config.run_schema`:
+    type, choices, default, description) and its :class:`~xlm_core.config.Flag`. An option not
+    given is not passed: the run gets RunConfig's default. The values are checked by RunConfig
+    (SettingError naming the field)."""
+    from xlm_core.config import Flag, marker, run_schema
 
-    for name in field_names():
-        meta = field_meta(name)
-        if meta["flag"] is None:
+    for name, prop in run_schema()["properties"].items():
+        flag = marker(name, Flag) or Flag("--" + name.replace("_", "-"))
+        if flag.name is None:
             continue
-        help_text, default, kind = meta["help"], meta["default"], meta["kind"]
-        if default is not None and "default" not in help_text:
-            shown = " ".join(str(v) for v in default) if isinstance(default, tuple) else default
-            help_text = f"{help_text} (default: {shown})"
-        kwargs: dict[str, Any] = {"dest": name, "help": help_text}
-        if kind == "bool":
+        value = next(p for p in prop.get("anyOf", [prop]) if p.get("type") != "null")
+        help_text, default = prop["description"], prop.get("default")
+        if default is not None:
+            help_text += f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
+        kwargs: dict[str, Any] = {"dest": name, "help": help_text, "required": name in _REQUIRED}
+        if value["type"] == "boolean":
             kwargs.update(action="store_true", default=None)
         else:
-            kwargs["type"] = {"int": int, "float": float, "size": int}.get(kind, str)
-        if kind == "size":
+            kwargs.update(type={"integer": int, "number": float, "array": int}.get(value["type"], str),
+                          choices=flag.choices or value.get("enum"))
+        if value["type"] == "array":
             kwargs.update(nargs=2, metavar=("H", "W"))
-        if meta["choices"]:
-            kwargs["choices"] = meta["choices"]
-        if name in _REQUIRED:
-            kwargs["required"] = True
-        parser.add_argument(meta["flag"] or "--" + name.replace("_", "-"), **kwargs)
+        parser.add_argument(flag.name, **kwargs)
 
 
 def config_from_args(args: argparse.Namespace):

@@ -1,69 +1,16 @@
 """Study profiles (``studies/*.yaml``): loading and validation, before any training.
 
-A profile is the single source of truth for every setting of a study. Its schema is the
-pydantic model :class:`StudyProfile` (its sections and :class:`RunLayer`, the run settings of
-:class:`xlm_core.config.RunConfig`); validation reports every problem of a profile at once,
-each with its path in the YAML (:class:`ProfileError`), and ``xlm study schema`` prints its
-JSON Schema (checked in as ``studies/profile.schema.json``, named on each profile's first line
-for editors). In short::
-
-    name: demo                       # results/<name>/ (letters, digits, - _ .)
-    note: "demo profile: ..."        # shown on every page the study feeds
-    data: synthetic                  # synthetic | real
-    synthetic: {n: 24, seed: 0}      # phantoms per anatomy (n: int or {head: int, ...})
-    datasets:                        # one entry per dataset a run uses
-      head:
-        root: null                   # real data (relative to the YAML file), or --data-root DIR/head
-        options: {annotator: mean}   # load_dataset options -> RunConfig.extra
-        test_size: [64, 52]          # any run setting (below) may be set per dataset
-    run:                             # run settings of every run (RunConfig fields)
-      encoder_weights: none
-      epochs: 30
-      ...
-    seeds: [0, 1]
-    backbones:                       # Table 1: every arch x encoder pair, k-fold CV on one dataset
-      dataset: hand
-      folds: 2
-      archs: [unet, unetplusplus, deeplabv3]
-      encoders: [efficientnet-b7, resnext101_32x8d, vgg19]
-      pairs: null                    # or an explicit [[arch, encoder], ...]
-      seeds: null                    # default: the profile's seeds
-      run: {}                        # run settings for these runs only
-    transfer:                        # Table 2: ImageNet -> [A -> [B ->]] target
-      arch: unetplusplus
-      encoder: vgg19
-      targets: [head, hand, chest]
-      chains: all                    # or [[imagenet, hand, head], ...], each ending with its target
-      matched_control: true          # per target, [imagenet, T, T, T]: as many stages (and about
-                                     # as many steps) as its longest chain, on its own data only
-      scratch_control: false         # per target, [scratch, T] and [scratch, T, T, T]: the same
-                                     # stages from random weights (what ImageNet buys)
-      compute_control: false         # per chain through others: T alone, as many steps as the
-                                     # whole chain in one schedule (needs steps per dataset)
-      folds: null                    # k: every target image a test image once (k-fold of all its
-                                     # images, grouped by patient); null: the fixed test split
-      seeds: null
-      run: {}
-      finetune: {}                   # run settings of the stages after the first (they start
-                                     # from a trained checkpoint: e.g. fewer epochs, lower lr),
-                                     # and per target dataset: {epochs: 6, head: {epochs: 8}}
-    ablation:                        # optional: losses x learning rates on one dataset (kind
-      dataset: hand                  # "ablation" runs; full training split, scored on test)
-      arch: unetplusplus
-      encoder: vgg19
-      losses: [spatial_ce, mse]
-      lrs: [1.0e-3, 1.0e-4]          # every loss x every lr, or per loss: {mse: [1.0e-4], ...}
-      seed: 0
-      run: {}
-    execution:                       # how runs are executed (not part of any result)
-      workers: 2                     # parallel runs when --workers is not given (auto: cores, memory)
-      threads: 1                     # torch/OpenMP threads per run (null: torch's default)
-      keep_checkpoints: all          # or needed: delete a finished run's checkpoint.pt once no
-                                     # later run starts from it and no book page loads it
+A profile is the single source of truth for every setting of a study. Its schema is the pydantic
+model :class:`StudyProfile`: its sections, and :class:`RunLayer`, the run settings of
+:class:`xlm_core.config.RunConfig`. Every key is described once, by its ``Field``; ``xlm study
+schema`` prints the JSON Schema made from them (checked in as ``studies/profile.schema.json``,
+named on each profile's first line for editors; ``xlm study schema --markdown``: the reference
+page ``docs/profile.md``). A refused profile raises :class:`ProfileError`: every problem at
+once, each with its path in the YAML (:mod:`xlm_core.validation`).
 
 Run settings are merged in this order (later wins): ``run``, ``datasets.<d>``,
-``<section>.run`` (and, for transfer stages after the first, ``transfer.finetune``).
-``options`` dictionaries are merged key by key.
+``<section>.run`` (and, for transfer stages after the first, ``transfer.finetune``, then its
+entry for the stage's dataset). ``options`` dictionaries are merged key by key.
 """
 
 from __future__ import annotations
@@ -77,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -87,16 +35,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
 from xlm_core import XLMError
-from xlm_core.config import (
-    RunSettings,
-    Text,
-    profile_settings,
-    validate_known_keys,
-)
+from xlm_core.config import Number, RunSettings, Text, profile_settings
+from xlm_core.models import check_combination
 from xlm_core.registry import LOSS_NAMES as LOSSES
+from xlm_core.validation import STRICT, SettingsError, problem, problem_at, problems_of, raise_problems, shown
 
 DATASET_NAMES = ("head", "hand", "chest")  # the paper's three (phantoms, `chains: all`)
 REAL_SET_NAMES = ("ceph", "spine")  # built-in descriptors of public real sets (data: real only)
@@ -105,18 +50,12 @@ SCRATCH_TOKEN = "scratch"  # or this one: random weights (encoder_weights none),
 START_TOKENS = (INIT_TOKEN, SCRATCH_TOKEN)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 KEEP_CHECKPOINTS = ("all", "needed")
-
-# the run settings a profile may set: RunConfig's fields marked so (their types, ranges,
-# messages and defaults live there: xlm_core.config); encoder_weights may also be given per
-# encoder here ({vgg19: PATH, resnext101_32x8d: imagenet, ...}, resolved by the plan)
-RUN_SETTING_KEYS = profile_settings()
-_WEIGHTS_WHAT = ("'imagenet', 'none', a path to a weights file, or one of these per encoder: "
-                 "{vgg19: PATH, resnext101_32x8d: imagenet, ...}")
+RUN_SETTING_KEYS = profile_settings()  # RunConfig's fields a profile sets (the others: the plan)
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated profile. ``settings``: the normalised YAML content (see module docstring)."""
+    """A validated profile. ``settings``: :meth:`StudyProfile.settings`, its normalised form."""
 
     name: str
     path: Path | None  # the YAML file, None for an in-memory profile
@@ -208,36 +147,17 @@ def profile_from_dict(raw: dict, source: str = "<profile>") -> Profile:
 
 # --------------------------------------------------------------------------- the schema
 #
-# The profile's schema is the pydantic model StudyProfile below (and its JSON Schema, `xlm
-# study schema`, studies/profile.schema.json). Validation reports every problem at once, each
-# with its path in the YAML; the dataset names a profile may use (head, hand, chest, ceph,
-# spine and its custom_datasets) reach the validators through the validation context.
+# The dataset names a profile may use (head, hand, chest, ceph, spine and its custom_datasets)
+# reach the validators through the validation context.
 
 
-class ProfileError(XLMError):
+class ProfileError(SettingsError):
     """A profile refused: ``problems``, every ``(path, problem)`` found, in the YAML's order
-    of sections (``transfer.finetune.head.epochs``, ``expected an integer >= 1, got int 0``)."""
+    (``transfer.finetune.head.epochs``, ``input should be greater than or equal to 1, got int 0``)."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source, self.problems = source, problems
-        lines = [f"study profile {source}: {path + ': ' if path else ''}{problem}" for path, problem in problems]
-        if len(lines) > 1:
-            lines.insert(0, f"study profile {source}: {len(lines)} problems")
-        super().__init__("\n".join(lines))
-
-
-def _problem(message: str, **context: Any) -> PydanticCustomError:
-    return PydanticCustomError("profile", message, context or None)
-
-
-def _at(loc: tuple, message: str, value: Any = None) -> InitErrorDetails:
-    """An error at ``loc`` (relative to the model being validated)."""
-    return InitErrorDetails(type=_problem(message), loc=loc, input=value)
-
-
-def _raise(title: str, errors: list[InitErrorDetails]) -> None:
-    if errors:
-        raise ValidationError.from_exception_data(title, errors)
+        super().__init__(f"study profile {source}", problems)
+        self.source = source
 
 
 def _datasets(info: ValidationInfo) -> tuple[str, ...]:
@@ -250,14 +170,18 @@ def _one_of(value: Any, names: tuple[str, ...]) -> str | None:
     return None if value in names else f"{value!r} is not allowed; allowed: {', '.join(names)}"
 
 
+def _known_dataset(value: str, info: ValidationInfo) -> str:
+    """A dataset name: one of the profile's datasets (:func:`_datasets`)."""
+    if (text := _one_of(value, _datasets(info))) is not None:
+        raise problem(text)
+    return value
+
+
 def _choose(**tags: Any) -> Any:
     """A union validated by one branch only (chosen by the value's Python type), so that an
     error is that branch's, not one per branch; the branch's tag (``~name``) leaves the path."""
     def pick(value: Any) -> str:
-        for tag, test in tags.items():
-            if test(value):
-                return f"~{tag}"
-        return f"~{next(iter(tags))}"
+        return next((f"~{tag}" for tag, test in tags.items() if test(value)), f"~{next(iter(tags))}")
 
     return Discriminator(pick)
 
@@ -265,47 +189,39 @@ def _choose(**tags: Any) -> Any:
 def _combination_problem(arch: str, encoder: str) -> str | None:
     """None for a possible pair, else why not (unknown architecture / encoder / impossible pair)."""
     try:
-        from xlm_core.models import check_combination
-    except ImportError:  # models not built: fall back to smp's registry
-        check_combination = _smp_check
-    try:
         check_combination(arch, encoder)
     except XLMError as exc:
         return str(exc)
     return None
 
 
-def _smp_check(arch: str, encoder: str) -> None:
-    import segmentation_models_pytorch as smp
-
-    archs = sorted(smp.MODEL_ARCHITECTURES_MAPPING)
-    if arch not in archs:
-        raise XLMError(f"unknown architecture {arch!r}; allowed: {', '.join(archs)}")
-    names = smp.encoders.get_encoder_names()
-    if encoder not in names and not encoder.startswith("tu-"):
-        raise XLMError(f"unknown encoder {encoder!r}; allowed: {', '.join(sorted(names))}")
-    if arch == "deeplabv3" and encoder.startswith("vgg"):
-        raise XLMError(f"{arch} cannot use the encoder {encoder!r} (no dilated mode)")
-
-
-class _Section(BaseModel):
-    """A mapping of the profile: its keys are the fields, an unknown one is named with those
-    allowed, values are not converted (1 is not true, "1e-4" is not a number)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _known_keys(cls, value: Any, handler: Any) -> Any:
-        return validate_known_keys(value, handler, tuple(cls.model_fields), cls.__name__)
-
-
 def _null_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _seeds_once(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise problem(f"a seed is listed twice: {seeds}")
+    return seeds
+
+
+class _Section(BaseModel):
+    """A mapping of the profile: its keys are the fields (an unknown one is refused), values are
+    not converted (1 is not true, "1e-4" is not a number)."""
+
+    model_config = STRICT
+
+
+def _not_taken(name: str) -> str:
+    if name in DATASET_NAMES + REAL_SET_NAMES + START_TOKENS:
+        raise problem(f"{name!r} is taken: not one of {DATASET_NAMES + REAL_SET_NAMES + START_TOKENS}")
+    return name
+
+
+Name = Annotated[str, Field(pattern=NAME_RE.pattern)]  # letters, digits, '-', '_', '.'
+DatasetName = Annotated[str, AfterValidator(_known_dataset)]
 Seed = Annotated[int, Field(ge=0)]
-Seeds = Annotated[list[Seed], Field(min_length=1)]
+Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_seeds_once)]
 Names = Annotated[list[str], Field(min_length=1)]
 EncoderWeights = Annotated[
     Annotated[Text, Tag("~one")] | Annotated[dict[str, Text], Field(min_length=1), Tag("~per-encoder")],
@@ -313,44 +229,26 @@ EncoderWeights = Annotated[
 ]
 
 
-def _known_dataset(value: str, info: ValidationInfo) -> str:
-    """A section's ``dataset``: one of the profile's datasets (:func:`_datasets`)."""
-    if (problem := _one_of(value, _datasets(info))) is not None:
-        raise _problem(problem)
-    return value
-
-
-def _seeds_once(seeds: list[int] | None) -> list[int] | None:
-    if seeds is not None and len(set(seeds)) != len(seeds):
-        raise _problem("a seed is listed twice: {seeds}", seeds=str(seeds))
-    return seeds
-
-
 class RunLayer(RunSettings):
     """Run settings of a layer of the profile (``run``, ``datasets.<d>``, ``<section>.run``):
-    any of RunConfig's run settings; ``encoder_weights`` also per encoder."""
+    any of RunConfig's run settings; ``encoder_weights`` also per encoder. null: none."""
 
     encoder_weights: EncoderWeights = Field(
         "none", description="imagenet, none or a weights file PATH, or one of these per encoder: "
         "{vgg19: PATH, resnext101_32x8d: imagenet, ...}")
 
-    @model_validator(mode="wrap")
+    @model_validator(mode="before")
     @classmethod
-    def _messages(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
-        value = _null_is_empty(value)
-        try:
-            return super()._messages.__func__(cls, value, handler, info)
-        except ValidationError as exc:
-            weights = isinstance(value, dict) and value.get("encoder_weights")
-            errors: list[tuple[tuple, str, Any]] = []
-            for e in exc.errors():
-                loc, msg = e["loc"], e["msg"]
-                if loc[:1] == ("encoder_weights",):
-                    loc, msg = ("encoder_weights",), f"expected {_WEIGHTS_WHAT}, got {_kind(weights)} {weights!r}"
-                if (loc, msg) not in [(a, b) for a, b, _ in errors]:
-                    errors.append((loc, msg, e.get("input")))
-            _raise(cls.__name__, [_at(loc, msg, v) for loc, msg, v in errors])
-            raise
+    def _null(cls, value: Any) -> Any:
+        return _null_is_empty(value)
+
+
+def _dataset_key(value: str, info: ValidationInfo) -> str:
+    """A key of ``transfer.finetune`` beside its run settings: a dataset name."""
+    if value not in _datasets(info):
+        raise problem(f"unknown key; allowed: a run setting ({', '.join(RUN_SETTING_KEYS)}) or a dataset "
+                      f"({', '.join(_datasets(info))})")
+    return value
 
 
 class Finetune(RunLayer):
@@ -358,17 +256,7 @@ class Finetune(RunLayer):
     dataset of such a stage (``{epochs: 6, head: {epochs: 8}}``: the dataset's entry wins)."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, RunLayer] = Field(init=False)
-
-    @classmethod
-    def allowed_keys(cls, info: ValidationInfo) -> tuple[str, ...]:
-        return _datasets(info) + RUN_SETTING_KEYS
-
-    def layer(self) -> dict:
-        out = super().layer()
-        for name, layer in (self.__pydantic_extra__ or {}).items():
-            out[name] = layer.layer()
-        return out
+    __pydantic_extra__: dict[Annotated[str, AfterValidator(_dataset_key)], RunLayer] = Field(init=False)
 
 
 class Synthetic(_Section):
@@ -393,7 +281,7 @@ class DatasetEntry(RunLayer):
 class Backbones(_Section):
     """Table 1: every architecture x encoder pair, k-fold cross-validation on one dataset."""
 
-    dataset: str = Field("hand", description="the dataset of the comparison")
+    dataset: DatasetName = Field("hand", description="the dataset of the comparison")
     folds: int = Field(5, ge=2, description="k of the k-fold cross-validation")
     archs: Names = Field(["unet", "unetplusplus", "deeplabv3"], description="architectures (every one with every encoder)")
     encoders: Names = Field(["efficientnet-b7", "resnext101_32x8d", "vgg19"], description="encoders")
@@ -402,29 +290,25 @@ class Backbones(_Section):
     seeds: Seeds | None = Field(None, description="default: the profile's seeds")
     run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs only")
 
-    _seeds = field_validator("seeds")(_seeds_once)
-
-    _dataset = field_validator("dataset")(_known_dataset)
-
     @model_validator(mode="after")
     def _combinations(self) -> Backbones:
         errors = []
         if self.pairs is not None:
             for i, (arch, enc) in enumerate(self.pairs):
-                if (problem := _combination_problem(arch, enc)) is not None:
-                    errors.append(_at(("pairs", i), problem, [arch, enc]))
+                if (why := _combination_problem(arch, enc)) is not None:
+                    errors.append(problem_at(("pairs", i), why, [arch, enc]))
             if {"archs", "encoders"} & self.model_fields_set:
-                errors.append(_at(("pairs",), "give either pairs or archs/encoders, not both"))
+                errors.append(problem_at(("pairs",), "give either pairs or archs/encoders, not both"))
         else:
             for i, arch in enumerate(self.archs):
-                if (problem := _combination_problem(arch, self.encoders[0])) is not None:
-                    errors.append(_at(("archs", i), problem, arch))
+                if (why := _combination_problem(arch, self.encoders[0])) is not None:
+                    errors.append(problem_at(("archs", i), why, arch))
             for i, enc in enumerate(self.encoders):
-                if (problem := _combination_problem(self.archs[0], enc)) is not None:
-                    errors.append(_at(("encoders", i), problem, enc))
+                if (why := _combination_problem(self.archs[0], enc)) is not None:
+                    errors.append(problem_at(("encoders", i), why, enc))
         if not errors and len({tuple(p) for p in self.all_pairs()}) != len(self.all_pairs()):
-            errors.append(_at(("pairs",), "a pair is listed twice"))
-        _raise("backbones", errors)
+            errors.append(problem_at(("pairs",), "a pair is listed twice"))
+        raise_problems("backbones", errors)
         return self
 
     def all_pairs(self) -> list[list[str]]:
@@ -440,8 +324,8 @@ class _Model(_Section):
     encoder: str = Field("vgg19", description="the encoder of every run of this section")
 
     def _model_errors(self) -> list[InitErrorDetails]:
-        problem = _combination_problem(self.arch, self.encoder)
-        return [] if problem is None else [_at(("arch/encoder",), problem, [self.arch, self.encoder])]
+        why = _combination_problem(self.arch, self.encoder)
+        return [] if why is None else [problem_at(("arch/encoder",), why, [self.arch, self.encoder])]
 
 
 Chain = Annotated[list[str], Field(min_length=1)]
@@ -472,26 +356,24 @@ class Transfer(_Model):
     finetune: Finetune = Field(default_factory=Finetune, description="run settings of the stages after the first "
                                "(they start from a trained checkpoint), and per target dataset: {epochs: 6, head: {epochs: 8}}")
 
-    _seeds = field_validator("seeds")(_seeds_once)
-
     @model_validator(mode="after")
     def _chains(self, info: ValidationInfo) -> Transfer:
         names = _datasets(info)
         errors = self._model_errors()
         for i, target in enumerate(self.targets):
-            if (problem := _one_of(target, names)) is not None:
-                errors.append(_at(("targets", i), problem, target))
+            if (why := _one_of(target, names)) is not None:
+                errors.append(problem_at(("targets", i), why, target))
         if self.chains == "all":
             own = [t for t in self.targets if t not in DATASET_NAMES]
             if own:
-                errors.append(_at(("chains",), f"'all' is defined for {DATASET_NAMES}; list the chains "
+                errors.append(problem_at(("chains",), f"'all' is defined for {DATASET_NAMES}; list the chains "
                                   f"of {own[0]!r} explicitly, e.g. [[imagenet, hand, {own[0]}]]"))
         else:
             for i, chain in enumerate(self.chains):
                 errors += _chain_errors(chain, ("chains", i), names, self.targets)
         if not errors and len({tuple(c) for c in self.all_chains()}) != len(self.all_chains()):
-            errors.append(_at(("chains",), "a chain is listed twice"))
-        _raise("transfer", errors)
+            errors.append(problem_at(("chains",), "a chain is listed twice"))
+        raise_problems("transfer", errors)
         return self
 
     def all_chains(self) -> list[list[str]]:
@@ -506,32 +388,32 @@ class Transfer(_Model):
 
 
 def _chain_errors(chain: list[str], loc: tuple, names: tuple[str, ...], targets: list[str]) -> list:
-    bad = [_at((*loc, j), p, t) for j, t in enumerate(chain) if (p := _one_of(t, START_TOKENS + names))]
+    bad = [problem_at((*loc, j), p, t) for j, t in enumerate(chain) if (p := _one_of(t, START_TOKENS + names))]
     if bad:
         return bad
     if chain[0] not in START_TOKENS or any(t in START_TOKENS for t in chain[1:]):
-        return [_at(loc, f"a chain starts with {INIT_TOKEN!r} or {SCRATCH_TOKEN!r} (and names a start once): "
+        return [problem_at(loc, f"a chain starts with {INIT_TOKEN!r} or {SCRATCH_TOKEN!r} (and names a start once): "
                     f"{chain}", chain)]
     if len(chain) < 2:
-        return [_at(loc, f"a chain ends with its target dataset: {chain}", chain)]
+        return [problem_at(loc, f"a chain ends with its target dataset: {chain}", chain)]
     seen = chain[1:]
     twice = sorted({d for d in seen if seen.count(d) > 1})
     if twice and not is_control_chain(chain):
-        return [_at(loc, f"names the dataset {twice[0]!r} twice (only a matched control repeats its target "
+        return [problem_at(loc, f"names the dataset {twice[0]!r} twice (only a matched control repeats its target "
                     f"alone, e.g. [imagenet, head, head, head]): {chain}", chain)]
     if chain[-1] not in targets:
-        return [_at(loc, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}", chain)]
+        return [problem_at(loc, f"ends with {chain[-1]!r}, not one of transfer.targets {targets}", chain)]
     return []
 
 
-LearningRates = Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)]
+LearningRates = Annotated[list[Annotated[float, Field(gt=0), *Number.__metadata__]], Field(min_length=1)]
 
 
 class Ablation(_Model):
     """Losses x learning rates on one dataset, one seed (kind "ablation" runs; full training
     split, scored on test)."""
 
-    dataset: str = Field("hand", description="the dataset of the ablation")
+    dataset: DatasetName = Field("hand", description="the dataset of the ablation")
     losses: Annotated[list[Literal[LOSSES]], Field(min_length=1)] = Field(list(LOSSES), description="the losses")
     lrs: Annotated[
         Annotated[LearningRates, Tag("~grid")] | Annotated[dict[str, LearningRates], Tag("~per-loss")],
@@ -541,26 +423,24 @@ class Ablation(_Model):
     seed: Seed = Field(0, description="the seed of every ablation run")
     run: RunLayer = Field(default_factory=RunLayer, description="run settings of these runs (not loss, lr)")
 
-    _dataset = field_validator("dataset")(_known_dataset)
-
     @model_validator(mode="after")
     def _grid(self) -> Ablation:
         errors = self._model_errors()
         if len(set(self.losses)) != len(self.losses):
-            errors.append(_at(("losses",), f"a loss is listed twice: {self.losses}", self.losses))
+            errors.append(problem_at(("losses",), f"a loss is listed twice: {self.losses}", self.losses))
         if isinstance(self.lrs, dict):
-            errors += [_at(("lrs", k), f"unknown key; allowed: {', '.join(self.losses)}")
+            errors += [problem_at(("lrs", k), f"unknown key; allowed: {', '.join(self.losses)}")
                        for k in self.lrs if k not in self.losses]
-            errors += [_at(("lrs", loss), "missing: give the learning rates of every loss")
+            errors += [problem_at(("lrs", loss), "missing: give the learning rates of every loss")
                        for loss in self.losses if loss not in self.lrs]
             lists = {("lrs", k): v for k, v in self.lrs.items()}
         else:
             lists = {("lrs",): self.lrs}
-        errors += [_at(loc, f"a learning rate is listed twice: {v}", v) for loc, v in lists.items()
+        errors += [problem_at(loc, f"a learning rate is listed twice: {v}", v) for loc, v in lists.items()
                    if len(set(v)) != len(v)]
-        errors += [_at(("run", key), "set by ablation.losses / ablation.lrs")
+        errors += [problem_at(("run", key), "set by ablation.losses / ablation.lrs")
                    for key in ("loss", "lr") if key in self.run.model_fields_set]
-        _raise("ablation", errors)
+        raise_problems("ablation", errors)
         return self
 
     def lrs_per_loss(self) -> dict[str, list[float]]:
@@ -587,16 +467,16 @@ class StudyProfile(_Section):
 
     model_config = ConfigDict(title="xlm study profile")
 
-    name: str | None = Field(None, description="the study name (results/<name>/; letters, digits, - _ .); "
-                             "default: the file's name", json_schema_extra={"pattern": NAME_RE.pattern})
+    name: Name = Field(None, description="the study name (results/<name>/; letters, digits, - _ .); default: "
+                       "the file's name")  # a profile without a file has one: validate_profile
     note: str | None = Field(None, description="a one-line label shown on every page this study feeds")
     data: Literal["synthetic", "real"] = Field("real", description="synthetic: phantoms; real: x-rays under "
                                                "--data-root or datasets.<d>.root")
     synthetic: Synthetic = Field(default_factory=Synthetic, description="the phantoms written for data: synthetic")
-    custom_datasets: dict[str, str] = Field(
+    custom_datasets: dict[Annotated[Name, AfterValidator(_not_taken)], Annotated[str, Field(pattern=r"\.ya?ml$")]] = Field(
         default_factory=dict, description="{name: path of a dataset.yaml}: your own datasets, usable as backbone, "
         "ablation or transfer datasets (relative paths: to the profile's folder)")
-    datasets: dict[str, DatasetEntry] = Field(
+    datasets: dict[DatasetName, DatasetEntry] = Field(
         default_factory=dict, description="per-dataset settings (head, hand, chest, ceph, spine or a custom "
         "dataset): root, options and run settings")
     run: RunLayer = Field(default_factory=RunLayer, description="run settings of every run")
@@ -605,64 +485,28 @@ class StudyProfile(_Section):
     transfer: Transfer | None = Field(None, description="the transfer chains (Table 2), or null")
     ablation: Ablation | None = Field(None, description="losses x learning rates on one dataset (the method "
                                       "chapter), or null")
-    notebooks: Annotated[list[str], Field(min_length=1)] | None = Field(
+    notebooks: Annotated[list[Name], Field(min_length=1)] | None = Field(
         None, description="the aggregation notebooks (notebooks/<name>.py) run after the runs, in order (default: "
         "the paper's chapters: datasets, pipeline, ablation, backbones, transfer, sota, beyond)")
     execution: Execution = Field(default_factory=Execution, description="{workers, threads, keep_checkpoints}: "
                                  "parallel runs (or auto), torch threads per run, which finished checkpoints stay")
-
-    _seeds = field_validator("seeds")(_seeds_once)
 
     @field_validator("synthetic", "custom_datasets", "datasets", "execution", mode="before")
     @classmethod
     def _null(cls, value: Any) -> Any:
         return _null_is_empty(value)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str | None) -> str | None:
-        if name is None:
-            raise _problem("missing (the study's folder name under results/)")
-        if not NAME_RE.match(name):
-            raise _problem("{name}: use letters, digits, '-', '_' and '.' only", name=repr(name))
-        return name
-
-    @field_validator("custom_datasets")
-    @classmethod
-    def _custom(cls, custom: dict[str, str]) -> dict[str, str]:
-        taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
-        errors = []
-        for cname, path in custom.items():
-            if not NAME_RE.match(cname) or cname in taken:
-                errors.append(_at((cname,), f"a name of letters, digits, '_', '.', '-', not one of {taken}", path))
-            elif not path.endswith((".yaml", ".yml")):
-                errors.append(_at((cname,), f"expected the path of a dataset.yaml, got {path!r}", path))
-        _raise("custom_datasets", errors)
-        return custom
-
-    @field_validator("datasets", mode="wrap")
-    @classmethod
-    def _dataset_names(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
-        return validate_known_keys(value, handler, _datasets(info), "datasets")
-
-    @field_validator("notebooks")
-    @classmethod
-    def _notebooks(cls, names: list[str] | None) -> list[str] | None:
-        _raise("notebooks", [_at((i,), f"{name!r} is not a notebook name (notebooks/<name>.py)", name)
-                             for i, name in enumerate(names or []) if not NAME_RE.match(name)])
-        return names
-
     @model_validator(mode="after")
     def _something_to_run(self) -> StudyProfile:
         errors = []
         if self.backbones is None and self.transfer is None and self.ablation is None:
-            errors.append(_at(("backbones",), "backbones, transfer and ablation are all empty: nothing to run"))
+            errors.append(problem_at(("backbones",), "backbones, transfer and ablation are all empty: nothing to run"))
         if self.data == "synthetic":
             real = sorted(self.used_datasets() & set(REAL_SET_NAMES))
             if real:
-                errors.append(_at(("data",), f"synthetic: there are phantoms of {DATASET_NAMES} only, and the "
+                errors.append(problem_at(("data",), f"synthetic: there are phantoms of {DATASET_NAMES} only, and the "
                                   f"profile trains on {real} (real sets: use data: real and --data-root DIR)"))
-        _raise("profile", errors)
+        raise_problems("profile", errors)
         return self
 
     def used_datasets(self) -> set[str]:
@@ -673,40 +517,21 @@ class StudyProfile(_Section):
         return used
 
     def settings(self) -> dict:
-        """The normalised form :class:`Profile` holds (the module docstring's, every default
-        filled in, chains and pairs expanded)."""
-        names = _all_names(self.custom_datasets)
-        datasets = {}
-        for d in names:
-            entry = self.datasets[d].layer() if d in self.datasets else {}
-            entry["options"] = dict(entry.get("options") or {})
-            datasets[d] = entry
-        bb, tr, ab = self.backbones, self.transfer, self.ablation
-        return {
-            "name": self.name,
-            "note": f"study profile {self.name}" if self.note is None else self.note,
-            "data": self.data,
-            "synthetic": {"n": self.synthetic.n, "seed": self.synthetic.seed},
-            "custom_datasets": dict(self.custom_datasets),
-            "datasets": datasets,
-            "run": self.run.layer(),
-            "seeds": list(self.seeds),
-            "backbones": None if bb is None else {
-                "dataset": bb.dataset, "folds": bb.folds, "seeds": bb.seeds, "run": bb.run.layer(),
-                "pairs": bb.all_pairs()},
-            "transfer": None if tr is None else {
-                "arch": tr.arch, "encoder": tr.encoder, "targets": list(tr.targets), "chains": tr.all_chains(),
-                "matched_control": tr.matched_control, "scratch_control": tr.scratch_control, "seeds": tr.seeds,
-                "compute_control": tr.compute_control, "folds": tr.folds,
-                "run": tr.run.layer(), "finetune": tr.finetune.layer()},
-            "ablation": None if ab is None else {
-                "dataset": ab.dataset, "arch": ab.arch, "encoder": ab.encoder, "losses": list(ab.losses),
-                "lrs": ab.lrs_per_loss(),  # {loss: [lr, ...]}
-                "points": [[loss, lr] for loss, lrs in ab.lrs_per_loss().items() for lr in lrs],
-                "seed": ab.seed, "run": ab.run.layer()},
-            "execution": self.execution.model_dump(),
-            "notebooks": None if self.notebooks is None else list(self.notebooks),
-        }
+        """The normalised form :class:`Profile` holds: JSON-ready, every default filled in (a run
+        settings layer: the settings given), every dataset named, pairs, chains and lrs expanded."""
+        out = self.model_dump(mode="json", exclude={"backbones": {"archs", "encoders"}})
+        out["note"] = f"study profile {self.name}" if self.note is None else self.note
+        given = out["datasets"]
+        out["datasets"] = {d: {**given.get(d, {}), "options": dict(given.get(d, {}).get("options") or {})}
+                           for d in _all_names(self.custom_datasets)}
+        if self.backbones is not None:
+            out["backbones"]["pairs"] = self.backbones.all_pairs()
+        if self.transfer is not None:
+            out["transfer"]["chains"] = self.transfer.all_chains()
+        if self.ablation is not None:  # lrs: {loss: [lr, ...]}; points: every [loss, lr]
+            lrs = self.ablation.lrs_per_loss()
+            out["ablation"].update(lrs=lrs, points=[[loss, lr] for loss, each in lrs.items() for lr in each])
+        return out
 
 
 def _all_names(custom: dict) -> tuple[str, ...]:
@@ -714,52 +539,6 @@ def _all_names(custom: dict) -> tuple[str, ...]:
     taken = DATASET_NAMES + REAL_SET_NAMES + START_TOKENS
     return DATASET_NAMES + REAL_SET_NAMES + tuple(
         k for k in custom if isinstance(k, str) and NAME_RE.match(k) and k not in taken)
-
-
-def _path(loc: tuple) -> str:
-    """``('transfer', 'chains', 0, 1)`` -> ``transfer.chains[0][1]`` (union branches and dict-key markers left out)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not (part.startswith(("~", "function-")) or part == "[key]"):
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _message(err: dict) -> str:
-    """A pydantic error in the words of this project's messages (``expected ..., got ...``)."""
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind in ("profile", "setting", "unknown_key"):
-        return err["msg"]
-    if kind in ("greater_than_equal", "greater_than", "less_than"):
-        noun = "an integer" if isinstance(value, int) and not isinstance(value, bool) else "a number"
-        op, bound = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than": ("<", "lt")}[kind]
-        return f"expected {noun} {op} {ctx.get(bound)}, got {value!r}"
-    if kind.startswith("int_"):
-        return f"expected an integer, got {_kind(value)}"
-    if kind.startswith("float_") or kind == "finite_number":
-        return f"expected a number, got {_kind(value)} {value!r}"
-    if kind == "string_type":
-        return f"expected text, got {_kind(value)}"
-    if kind == "bool_type":
-        return f"expected true or false, got {value!r}"
-    if kind == "literal_error":
-        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return f"{value!r} is not allowed; allowed: {', '.join(allowed)}"
-    if kind == "too_short" and ctx.get("min_length", 1) > 1:
-        return f"expected {ctx['min_length']} items, got {value!r}"
-    if kind in ("list_type", "too_short"):
-        return f"expected a non-empty list, got {_kind(value)}" + (f" {value!r}" if kind == "too_short" else "")
-    if kind == "too_long":
-        return f"expected {ctx.get('max_length')} items, got {value!r}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {_kind(value)}"
-    return err["msg"]
 
 
 def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
@@ -771,22 +550,16 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
     chain naming a dataset twice, ...
     """
     if not isinstance(raw, dict):
-        raise XLMError(f"study profile {source}: expected a mapping at the top, got {_kind(raw)}")
-    if "name" not in raw and default_name is not None:
-        raw = {"name": default_name, **raw}
-    elif "name" not in raw:
-        raw = {"name": None, **raw}
+        raise ProfileError(source, [("", f"expected a mapping at the top, got {shown(raw)}")])
+    if "name" not in raw and default_name is None:
+        raise ProfileError(source, [("name", "missing (the study's folder name under results/)")])
+    raw = {"name": default_name, **raw}
     custom = raw.get("custom_datasets")
     context = {"datasets": _all_names(custom if isinstance(custom, dict) else {})}
     try:
         model = StudyProfile.model_validate(raw, context=context)
     except ValidationError as exc:
-        problems: list[tuple[str, str]] = []
-        for err in exc.errors():
-            problem = (_path(err["loc"]), _message(err))
-            if problem not in problems:
-                problems.append(problem)
-        raise ProfileError(source, problems) from None
+        raise ProfileError(source, problems_of(exc, StudyProfile)) from None
     return model.settings()
 
 
