@@ -192,11 +192,11 @@ def _write(folder: Path, text: str) -> Path:
     "edit, match",
     [
         (("name: x\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
-         "landmarks: 19\nspacing: 0.1\n"), r"unknown key 'spacing'"),
+         "landmarks: 19\nspacing: 0.1\n"), r"dataset.yaml: spacing: unknown key; allowed: name, images, "),
         (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json'], units: mm}\n"
-         "landmarks: 19\n"), r"annotations.units"),
+         "landmarks: 19\n"), r"annotations.units: input should be 'px' or 'ratio', got str 'mm'"),
         ("images: images/*.png\nannotations: {format: pts, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n",
-         r"annotations.format: 'pts' is not one of"),
+         r"annotations.format: input should be 'labelme', .*, got str 'pts'"),
         ("images: scans/*.tif\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n",
          r"images: expected folder .*scans does not exist"),
         ("images: images/*.tif\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n",
@@ -204,15 +204,15 @@ def _write(folder: Path, text: str) -> Path:
         ("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 5\n",
          r"landmarks: 5 declared, but no annotation holds 5: .*reader_a/001.json holds 19"),
         ("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/x.json']}\nlandmarks: 19\n",
-         r"annotations.sources: 'reader_a/x.json': a labelme source needs \{id\}"),
+         r"annotations.sources\[0\]: 'reader_a/x.json': a labelme source needs \{id\}"),
         ("images: images/*.png\nannotations: {format: labelme, sources: ['notes/{id}.json']}\nlandmarks: 19\n",
          r"annotations.sources: expected folder .*notes does not exist"),
         (("name: hand\nimages: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\n"
          "landmarks: 19\n"), r"name: 'hand' is reserved"),
         (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
-         "spacing_mm: {pair: [2, 26], width_mm: 50}\n"), r"spacing_mm.pair"),
+         "spacing_mm: {pair: [2, 26], width_mm: 50}\n"), r"spacing_mm.pair: .* in 1..19, got \[2, 26\]"),
         (("images: images/*.png\nannotations: {format: labelme, sources: ['reader_a/{id}.json']}\nlandmarks: 19\n"
-         "split: {train: 1.5}\n"), r"split.train"),
+         "split: {train: 1.5}\n"), r"split.train: a fraction must lie in \(0, 1\), got 1.5"),
     ],
 )
 def test_bad_descriptor_raises_naming_the_key(two_readers, tmp_path, edit, match):
@@ -221,6 +221,35 @@ def test_bad_descriptor_raises_naming_the_key(two_readers, tmp_path, edit, match
     path = _write(root, edit)
     with pytest.raises(XLMError, match=match):
         load_dataset(path, None)
+
+
+def test_every_mistake_of_a_descriptor_is_reported_at_once_with_its_path(tmp_path):
+    path = _write(tmp_path / "mine", (
+        "images: ../elsewhere/*.png\n"                                   # outside the root
+        "annotations:\n"
+        "  format: labelme\n"
+        "  sources: ['reader_a/{id}.json', reader_b/scan.json]\n"        # no {id}
+        "  require_all: yes please\n"                                    # not true or false
+        "landmarks: 19\n"
+        "spacing_mm: {pair: [2, 26]}\n"                                  # 26 > 19 landmarks
+        "split: {train: 0.8, test: [a, b]}\n"                            # a fraction and a list
+        "train_size: [512]\n"                                            # not [H, W]
+        "thresholds: [2, 4]\n"
+        "sizes: [1, 2]\n"))                                              # unknown key
+    with pytest.raises(XLMError) as info:
+        load_dataset(path, None)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"dataset descriptor {path}: 7 problems"
+    problems = [line.removeprefix(f"dataset descriptor {path}: ") for line in lines[1:]]
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "images", "annotations.sources[1]", "annotations.require_all", "spacing_mm.pair", "split.test",
+        "train_size[1]", "sizes"]
+    assert "'../elsewhere/*.png' must stay inside the dataset root" in problems[0]
+    assert "'reader_b/scan.json': a labelme source needs {id}" in problems[1]
+    assert "got str 'yes please'" in problems[2]
+    assert "in 1..19, got [2, 26]" in problems[3]
+    assert "an explicit test list goes with train: [ids] or alone" in problems[4]
+    assert "unknown key; allowed: name, images, annotations" in problems[6]
 
 
 def test_bad_options_and_paths(two_readers, tmp_path, capsys):

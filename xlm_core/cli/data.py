@@ -1,5 +1,6 @@
-"""``xlm data synth`` (phantom datasets), ``xlm data check`` (validate a dataset root) and
-``xlm data fetch`` (the public real sets, cloned at their pinned commits)."""
+"""``xlm data synth`` (phantom datasets), ``xlm data check`` (validate a dataset root),
+``xlm data fetch`` (the public real sets, cloned at their pinned commits) and ``xlm data schema``
+(the JSON Schema of a ``dataset.yaml``)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,17 @@ def register(subparsers) -> None:
                        "descriptor's pinned commit")
     fetch.set_defaults(func=_fetch)
 
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a dataset.yaml (studies/dataset.schema.json)",
+        description="Print the JSON Schema of a dataset descriptor (dataset.yaml): editors (VS Code's "
+        "YAML extension and other yaml-language-server clients) complete and check a dataset.yaml whose "
+        "first line names it: `# yaml-language-server: $schema=PATH/dataset.schema.json`. Regenerate "
+        "the checked-in copies with `xlm data schema | tee studies/dataset.schema.json "
+        "> xlm_core/datasets/dataset.schema.json`.",
+    )
+    schema.set_defaults(func=_schema)
+
 
 def _synth(args) -> int:
     from xlm_core.datasets.synth import write_phantoms
@@ -197,3 +209,12 @@ def _fetch(args) -> int:
             print(f"  ERROR split: {text}")
             status = 1
     return status
+
+
+def _schema(args) -> int:
+    import sys
+
+    from xlm_core.datasets.descriptor import descriptor_schema_text
+
+    sys.stdout.write(descriptor_schema_text())
+    return 0

@@ -1,51 +1,12 @@
 """Dataset descriptors (``dataset.yaml``): a dataset described in a few lines, no loader to write.
 
-Schema (unknown keys are errors; paths are relative to the dataset root, which is the
-descriptor's folder unless ``root`` or the ``root`` argument of ``load_dataset`` says otherwise)::
-
-    name: my_ceph                     # the dataset's name in results (not head/hand/chest)
-    images: pictures/*.tif            # glob (or a list: an id found by an earlier glob wins; or
-                                      #   {alternative: glob(s)} chosen by option image_format)
-                                      # id = file stem; extension matched case-insensitively
-    annotations:
-      format: labelme                 # labelme | landmark_csv | isbi_txt | payer_csv | ratio_txt
-                                      #   | aasce_csv
-      sources:                        # one or more; several annotators -> ground truth = their mean
-        - "reader_a/{id}.json"        # per-image files: a pattern with {id};
-        - "reader_b/{id}.json"        # landmark_csv / payer_csv: one table file per source
-                                      # (a mapping {annotator name: pattern} names the sources)
-      units: px                       # px | ratio (fractions of width and height)
-      index: labels/filenames.csv     # aasce_csv only: the image file of each table row, one a line
-      require_all: false              # true: an image needs every source (else: mean of the valid)
-    landmarks: 19                     # a count, or a list of names (LabelMe labels map to this order)
-    spacing_mm: 0.1                   # mm per pixel, null for pixels, or {pair: [2, 6], width_mm: 50}
-                                      #   (pair 1-based; optional named_pairs: {name: [a, b]})
-    split: {train: 0.67}              # train: count | fraction | [ids]; test: [ids];
-                                      #   paper: [train, total] (the paper's first-N rule)
-    exclude: [id, ...]                # ids never used (or {name: [ids]} chosen by option exclusion)
-    thresholds: [2, 2.5, 3, 4]        # SDR thresholds (default 2, 2.5, 3, 4 mm or 3, 6, 9 px)
-    train_size: [512, 512]            # (H, W) the network trains at; test_size defaults to it
-    test_size: [512, 512]
-    root: .                           # optional: the dataset root, relative to this file
-    source_folder: my_ceph_dataset    # optional: the folder name the public source gives the set;
-                                      #   a root holding that folder means the folder inside it
-    order: {group: 4, axis: y}        # optional anatomy rule: landmarks in consecutive groups of
-                                      #   `group` (one structure each, e.g. a vertebra's corners)
-                                      #   whose centres must increase strictly along `axis`
-                                      #   (y grows downwards); an image breaking it is refused
-    group_by: '-(\\d+) [A-Z]+ AP$'    # optional: ids whose first regex group is equal share a
-                                      #   patient and never straddle cross-validation folds
-    repository:                       # optional (needs source_folder): the public git repository
-      url: https://github.com/o/r     #   holding source_folder at its top, and the commit that
-      commit: 0123...cdef             #   `xlm data fetch` checks out (the full id)
-    description: "..."                # optional free text
-
-Formats: ``labelme`` (``shapes`` of ``shape_type: point``; labels are landmark names or
-1-based numbers ``7``, ``l7``, ``L7``), ``landmark_csv`` (``image_id,landmark,x,y``,
-landmark 1-based), ``isbi_txt`` (ISBI 2015: ``x,y`` lines, then label lines), ``payer_csv``
-(``id,x1,y1,...`` without header), ``ratio_txt`` (line 1 the count, then ``x_ratio y_ratio``),
-``aasce_csv`` (AASCE / SpineWeb 16: one header-less row an image, L x ratios then L y ratios,
-rows in the order of the ``index`` file's image names).
+The keys, their values and defaults are the pydantic model :class:`DescriptorSpec` (each field's
+description says what it means); ``xlm data schema`` prints its JSON Schema, checked in as
+``studies/dataset.schema.json`` and shipped beside this module as ``dataset.schema.json``, which
+the built-in descriptors name on their first line for editors. ``book/own_dataset.md`` walks
+through writing one. Every problem of a file is reported at once, each with its path
+(:class:`~xlm_core.validation.SettingsError`). Paths are relative to the dataset root: the
+descriptor's folder unless ``root`` (or the ``root`` argument of ``load_dataset``) says otherwise.
 
 The paper's datasets are built-in descriptors of this kind (``descriptors/{head,hand,chest}.yaml``):
 ``load_dataset("head", ROOT)`` reads ``head.yaml`` with ``ROOT`` as the dataset root. Two public
@@ -62,28 +23,38 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from xlm_core import XLMError
+from xlm_core.validation import STRICT, SettingsError, problem, problem_at, problems_of, raise_problems, shown
 
 PAPER_NAMES = ("head", "hand", "chest")
 #: the paper's datasets, then public sets large enough to train on (ceph: Hamedan; spine: AASCE)
 BUILTIN_NAMES = PAPER_NAMES + ("ceph", "spine")
 BUILTIN_DIR = Path(__file__).resolve().parent / "descriptors"
+#: the JSON Schema of a dataset.yaml shipped with the package (``xlm data schema`` writes it)
+SCHEMA_FILE = Path(__file__).resolve().parent / "dataset.schema.json"
 FORMATS = ("labelme", "landmark_csv", "isbi_txt", "payer_csv", "ratio_txt", "aasce_csv")
 TABLE_FORMATS = ("landmark_csv", "payer_csv", "aasce_csv")
 RATIO_FORMATS = ("ratio_txt", "aasce_csv")  # formats that hold fractions of (W, H) only
 INDEXED_FORMATS = ("aasce_csv",)  # tables whose rows an index file names (annotations.index)
 UNITS = ("px", "ratio")
-KEYS = ("name", "images", "annotations", "landmarks", "spacing_mm", "split", "exclude",
-        "thresholds", "train_size", "test_size", "root", "source_folder", "repository", "description",
-        "order", "group_by")
-REQUIRED_KEYS = ("images", "annotations", "landmarks")
-ANNOTATION_KEYS = ("format", "sources", "units", "require_all", "index")
-SPLIT_KEYS = ("train", "test", "paper")
-SPACING_KEYS = ("pair", "width_mm", "named_pairs")
-ORDER_KEYS = ("group", "axis")
-REPOSITORY_KEYS = ("url", "commit")
 DEFAULT_ALTERNATIVE = "default"
 DESCRIPTOR_FILE = "dataset.yaml"
 
@@ -107,7 +78,8 @@ class SpacingRule:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A parsed, validated ``dataset.yaml`` (or a built-in one). See the module docstring.
+    """A parsed, validated ``dataset.yaml`` (or a built-in one): what :class:`DescriptorSpec` holds,
+    resolved (names given or made, globs and sources as mappings, 1-based pairs made 0-based).
 
     Attributes:
         name: the dataset's name.
@@ -268,7 +240,8 @@ def read_descriptor(path: str | os.PathLike) -> Descriptor:
         The :class:`Descriptor`.
 
     Raises:
-        XLMError: naming the file and the key that is wrong.
+        XLMError: when the file is missing or unreadable; :class:`SettingsError` naming the file
+            and every problem of it, each with its path.
     """
     path = descriptor_file(path)
     spec = read_yaml(path)
@@ -294,186 +267,372 @@ def builtin_descriptor(name: str) -> Descriptor:
                             builtin=True)
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- the schema
+#
+# A dataset.yaml is the model DescriptorSpec: constraints in its types, one description a field,
+# unknown keys refused (STRICT). A check that needs an earlier key (the format, the landmark
+# count, source_folder) reads it from ValidationInfo.data and is skipped when that key is wrong.
 
 
-def _fail(where: str, key: str, problem: str) -> XLMError:
-    return XLMError(f"{where}: {key}: {problem}")
+def _by_type(**tags: type | tuple[type, ...]) -> Discriminator:
+    """A union validated by the one member its value's Python type picks (the first member for any
+    other type), so that a mistake gets that member's error only; the tag (``~name``) stays out
+    of the error's path."""
+
+    def pick(value: Any) -> str:
+        chosen = (tag for tag, kind in tags.items() if isinstance(value, kind))
+        return f"~{next(chosen, next(iter(tags)))}"
+
+    return Discriminator(pick)
 
 
-def _check_keys(where: str, prefix: str, mapping: dict, allowed: tuple[str, ...]) -> None:
-    unknown = [k for k in mapping if k not in allowed]
-    if unknown:
-        shown = ", ".join(repr(f"{prefix}{k}") for k in unknown)
-        raise XLMError(f"{where}: unknown key {shown}; allowed: {list(allowed)}")
+def _inside_root(path: str) -> str:
+    if Path(path).is_absolute() or ".." in Path(path).parts:
+        raise problem(f"{path!r} must stay inside the dataset root (relative, no '..')")
+    return path
 
 
-def _int(where: str, key: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(where, key, f"expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+def _only_id(pattern: str) -> str:
+    rest = pattern.replace("{id}", "")
+    if "{" in rest or "}" in rest or any(c in pattern for c in "*?["):
+        raise problem(f"{pattern!r}: only the placeholder {{id}} is allowed (no globs)")
+    return pattern
 
 
-def _number(where: str, key: str, value: Any, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(where, key, f"expected a number, got {value!r}")
-    if positive and not float(value) > 0:
-        raise _fail(where, key, f"expected a positive number, got {value!r}")
-    return float(value)
+def _one_folder(name: str) -> str:
+    if not name.strip() or len(Path(name).parts) != 1 or name in (".", ".."):
+        raise problem(f"expected one folder name, got {name!r}")
+    return name
 
 
-def _globs(where: str, key: str, value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(g, str) and g.strip() for g in items):
-        raise _fail(where, key, f"expected a glob or a list of globs, got {value!r}")
-    for glob in items:
-        if Path(glob).is_absolute() or ".." in Path(glob).parts:
-            raise _fail(where, key, f"glob {glob!r} must stay inside the dataset root (relative, no '..')")
-    return tuple(items)
+def _regex_with_group(value: str) -> str:
+    try:
+        groups = re.compile(value).groups
+    except re.error as exc:
+        raise problem(f"{value!r} is not a regular expression: {exc}") from None
+    if groups < 1:
+        raise problem(f"{value!r} has no group '(...)' naming the patient")
+    return value
 
 
-def _pair(where: str, key: str, value: Any, n: int) -> tuple[int, int]:
-    """A 1-based pair from the YAML -> 0-based."""
-    if not isinstance(value, list) or len(value) != 2:
-        raise _fail(where, key, f"expected two 1-based landmark numbers [a, b], got {value!r}")
-    a, b = (_int(where, key, v, 1) for v in value)
-    if a == b or a > n or b > n:
-        raise _fail(where, key, f"expected two different landmark numbers in 1..{n}, got {value!r}")
-    return a - 1, b - 1
+def _count_or_fraction(train: float) -> float:
+    if not (0 < train < 1 or train.is_integer()):
+        raise problem(f"a fraction must lie in (0, 1), got {train!r}")
+    if train < 0:
+        raise problem(f"expected a count >= 0, got {train!r}")
+    return train
 
 
-def _size(where: str, key: str, value: Any) -> tuple[int, int]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise _fail(where, key, f"expected [H, W], got {value!r}")
-    return _int(where, key, value[0], 1), _int(where, key, value[1], 1)
+def _listed_once(what: str, same: Any = str, note: str = "") -> AfterValidator:
+    """A list whose items (compared as ``same(item)``) appear once; a repeat is named at its index."""
+
+    def check(items: list) -> list:
+        seen = [same(v) for v in items]
+        raise_problems(what, [problem_at((i,), f"{v!r} is listed twice{note}", v) for i, v in enumerate(items)
+                              if seen[i] in seen[:i]])
+        return items
+
+    return AfterValidator(check)
 
 
-def _ids(where: str, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _fail(where, key, f"expected a list of image ids, got {value!r}")
-    return tuple(str(v) for v in value)
+def _reserved(key: str, option: str) -> AfterValidator:
+    """A mapping without the key ``key``, which the loader option ``option`` means."""
+
+    def check(mapping: dict) -> dict:
+        if key in mapping:
+            raise_problems(key, [problem_at((key,), f"{key!r} is reserved (option {option}: {key}); "
+                                            "choose another name", mapping[key])])
+        return mapping
+
+    return AfterValidator(check)
 
 
-def _sources(where: str, fmt: str, value: Any) -> dict[str, str]:
-    key = "annotations.sources"
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list):
-        if not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise _fail(where, key, f"expected one or more patterns, got {value!r}")
-        if len(set(value)) != len(value):
-            raise _fail(where, key, "the same source is listed twice")
-        sources = {v: v for v in value}
-    elif isinstance(value, dict) and value:
-        if not all(isinstance(v, str) and v.strip() for v in value.values()):
-            raise _fail(where, key, f"expected {{annotator: pattern}}, got {value!r}")
-        sources = {str(k): v for k, v in value.items()}
-        if "mean" in sources:
-            raise _fail(where, key, "'mean' is reserved (option annotator: mean); rename that source")
-    else:
-        raise _fail(where, key, f"expected a pattern, a list of patterns or {{annotator: pattern}}, got {value!r}")
-    for pattern in sources.values():
-        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-            raise _fail(where, key, f"{pattern!r} must stay inside the dataset root (relative, no '..')")
-        has_id = "{id}" in pattern
-        if fmt in TABLE_FORMATS and has_id:
-            raise _fail(where, key, f"{pattern!r}: a {fmt} source is one table file (no {{id}})")
-        if fmt not in TABLE_FORMATS and not has_id:
-            raise _fail(where, key, f"{pattern!r}: a {fmt} source needs {{id}} (one file per image)")
-        rest = pattern.replace("{id}", "")
-        if "{" in rest or "}" in rest or any(c in pattern for c in "*?["):
-            raise _fail(where, key, f"{pattern!r}: only the placeholder {{id}} is allowed (no globs)")
-    return sources
+def _id_text(value: Any) -> Any:
+    """An id written as a number (``test: [71, 72]``) is its text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _spacing(where: str, value: Any, n: int) -> SpacingRule:
-    key = "spacing_mm"
-    if value is None:
-        return SpacingRule()
-    if isinstance(value, dict):
-        _check_keys(where, "spacing_mm.", value, SPACING_KEYS)
-        if "pair" not in value:
-            raise _fail(where, key, "a mapping needs pair: [a, b] (1-based) and width_mm")
-        pair = _pair(where, "spacing_mm.pair", value["pair"], n)
-        width = _number(where, "spacing_mm.width_mm", value.get("width_mm", 50.0))
-        named_raw = value.get("named_pairs") or {}
-        if not isinstance(named_raw, dict):
-            raise _fail(where, "spacing_mm.named_pairs", f"expected {{name: [a, b]}}, got {named_raw!r}")
-        named = {str(k): _pair(where, f"spacing_mm.named_pairs.{k}", v, n) for k, v in named_raw.items()}
-        return SpacingRule(pair=pair, width_mm=width, named_pairs=named)
-    return SpacingRule(mm_per_px=_number(where, key, value))
+def _as_tuple(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _split(where: str, value: Any) -> tuple:
-    if value is None:
-        return None, None, None, None
-    if not isinstance(value, dict):
-        raise _fail(where, "split", f"expected a mapping such as {{train: 0.8}}, got {value!r}")
-    _check_keys(where, "split.", value, SPLIT_KEYS)
-    train = value.get("train")
-    train_value = train_ids = test_ids = paper = None
-    if isinstance(train, list):
-        train_ids = _ids(where, "split.train", train)
-    elif train is not None:
-        if isinstance(train, bool) or not isinstance(train, (int, float)):
-            raise _fail(where, "split.train", f"expected a count, a fraction or a list of ids, got {train!r}")
-        if isinstance(train, float) and not (0 < train < 1 or train.is_integer()):
-            raise _fail(where, "split.train", f"a fraction must lie in (0, 1), got {train!r}")
-        if train < 0:
-            raise _fail(where, "split.train", f"expected a count >= 0, got {train!r}")
-        train_value = train
-    if "test" in value:
-        test_ids = _ids(where, "split.test", value["test"])
-        if train_value is not None:
-            raise _fail(where, "split.test", "an explicit test list goes with train: [ids] or alone")
-    if "paper" in value:
-        raw = value["paper"]
-        if not isinstance(raw, list) or len(raw) != 2:
-            raise _fail(where, "split.paper", f"expected [train count, total count], got {raw!r}")
-        paper = (_int(where, "split.paper", raw[0], 0), _int(where, "split.paper", raw[1], 1))
-        if train is not None or test_ids is not None:
-            raise _fail(where, "split.paper", "give either paper or train/test")
-    if train_ids is not None and test_ids is not None and set(train_ids) & set(test_ids):
-        shown = sorted(set(train_ids) & set(test_ids))[:5]
-        raise _fail(where, "split", f"ids in both train and test: {shown}")
-    return train_value, train_ids, test_ids, paper
+def _zero_based(pair: tuple[int, int]) -> tuple[int, int]:
+    return pair[0] - 1, pair[1] - 1
 
 
-def _exclude(where: str, value: Any) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    if value is None:
-        return (), {}
-    if isinstance(value, dict):
-        return (), {str(k): _ids(where, f"exclude.{k}", v) for k, v in value.items()}
-    return _ids(where, "exclude", value), {}
+def _landmark_count(info: ValidationInfo) -> int | None:
+    """L, from the ``landmarks`` already validated (None when it is wrong)."""
+    value = info.data.get("landmarks")
+    return value if isinstance(value, int) or value is None else len(value)
 
 
-def _repository(where: str, value: Any, source_folder: str | None) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _fail(where, "repository", f"expected a mapping {{url: ..., commit: ...}}, got {value!r}")
-    _check_keys(where, "repository.", value, REPOSITORY_KEYS)
-    url, commit = value.get("url"), value.get("commit")
-    if not isinstance(url, str) or not url.strip():
-        raise _fail(where, "repository.url", f"expected the repository's address, got {url!r}")
-    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
-        raise _fail(where, "repository.commit", f"expected a full commit id (40 or 64 lower-case "
-                    f"hex digits), got {commit!r}")
-    if source_folder is None:
-        raise _fail(where, "repository", "needs source_folder: the repository's folder that holds the set")
-    return url.strip(), commit
+Text = Annotated[str, Field(pattern=r"\S")]  # not blank
+InRoot = Annotated[Text, AfterValidator(_inside_root)]  # a path relative to the dataset root
+Globs = Annotated[
+    Annotated[InRoot, Tag("~glob")] | Annotated[list[InRoot], Field(min_length=1), Tag("~globs")],
+    _by_type(glob=str, globs=list),
+]
+Pattern = Annotated[InRoot, AfterValidator(_only_id)]
+Id = Annotated[str, BeforeValidator(_id_text, json_schema_input_type=str | int)]
+Ids = list[Id]
+Positive = Annotated[float, Field(gt=0)]
+Number1 = Annotated[int, Field(ge=1)]
+# a YAML list of two (strict tuples take Python tuples only; the items stay strict)
+Pair = Size = Annotated[tuple[Number1, Number1], Strict(False)]
+Names = Annotated[list[Text], Field(min_length=1),
+                  _listed_once("landmarks", lambda v: v.strip().lower(), " (names are unique in any case)")]
 
 
-def _landmarks(where: str, value: Any) -> tuple[tuple[str, ...], bool]:
-    if isinstance(value, list):
-        names = [str(v).strip() for v in value]
-        if not names or not all(names):
-            raise _fail(where, "landmarks", "expected a count or a non-empty list of names")
-        if len({n.lower() for n in names}) != len(names):
-            raise _fail(where, "landmarks", "landmark names must be unique (case-insensitive)")
-        return tuple(names), True
-    count = _int(where, "landmarks", value, 1)
-    return tuple(f"L{i}" for i in range(1, count + 1)), False
+class _Keys(BaseModel):
+    model_config = STRICT
+
+
+class Annotations(_Keys):
+    """The landmark files: how they are written and where each annotator's are."""
+
+    format: Literal[FORMATS] = Field(
+        description="labelme: a LabelMe JSON an image (point shapes labelled with a landmark name or a 1-based "
+        "number 7, l7, L7); landmark_csv: one table image_id,landmark,x,y; isbi_txt: ISBI 2015 text files; "
+        "payer_csv: one table id,x1,y1,... without header; ratio_txt: a count line, then x_ratio y_ratio "
+        "lines; aasce_csv: one header-less row an image, L x ratios then L y ratios (rows named by index)")
+    sources: Annotated[
+        Annotated[Pattern, Tag("~pattern")]
+        | Annotated[list[Pattern], Field(min_length=1), _listed_once("sources"), Tag("~patterns")]
+        | Annotated[dict[str, Pattern], Field(min_length=1), _reserved("mean", "annotator"), Tag("~named")],
+        _by_type(pattern=str, patterns=list, named=dict),
+    ] = Field(description="each annotator's files: a pattern with {id} (reader_a/{id}.json), or the table file "
+              "of landmark_csv, payer_csv, aasce_csv; a list of several (ground truth: their mean), or "
+              "{annotator name: pattern} (the option annotator picks one)")
+    units: Literal[UNITS] | None = Field(
+        None, description="px: pixels; ratio: fractions of the image width and height (default: ratio for "
+        "ratio_txt and aasce_csv, which hold nothing else, px for the other formats)")
+    index: InRoot | None = Field(
+        None, validate_default=True, description="aasce_csv only: the file naming the image of each table "
+        "row, one a line (e.g. labels/training/filenames.csv)")
+    require_all: bool = Field(
+        False, description="true: an image needs every annotator's file, complete (the ISBI rule); false: a "
+        "missing or broken file is reported and left out of the mean")
+
+    @field_validator("sources")
+    @classmethod
+    def _per_format(cls, sources: Any, info: ValidationInfo) -> Any:
+        fmt = info.data.get("format")  # None: the format itself is wrong
+        items = ({(): sources} if isinstance(sources, str) else {(k,): v for k, v in sources.items()}
+                 if isinstance(sources, dict) else {(i,): v for i, v in enumerate(sources)})
+        errors = []
+        for loc, pattern in items.items() if fmt is not None else ():
+            if fmt in TABLE_FORMATS and "{id}" in pattern:
+                errors.append(problem_at(loc, f"{pattern!r}: a {fmt} source is one table file (no {{id}})"))
+            elif fmt not in TABLE_FORMATS and "{id}" not in pattern:
+                errors.append(problem_at(loc, f"{pattern!r}: a {fmt} source needs {{id}} (one file per image)"))
+        raise_problems("sources", errors)
+        return sources
+
+    @field_validator("units")
+    @classmethod
+    def _ratio_formats(cls, units: str | None, info: ValidationInfo) -> str | None:
+        fmt = info.data.get("format")
+        if fmt in RATIO_FORMATS and units not in (None, "ratio"):
+            raise problem(f"{fmt} files hold ratios (units: ratio), got {units!r}")
+        return units
+
+    @field_validator("index")
+    @classmethod
+    def _indexed(cls, index: str | None, info: ValidationInfo) -> str | None:
+        fmt = info.data.get("format")
+        if fmt in INDEXED_FORMATS and index is None:
+            raise problem(f"a {fmt} table needs index: the file naming the image of each row "
+                          "(e.g. labels/training/filenames.csv)")
+        if fmt is not None and fmt not in INDEXED_FORMATS and index is not None:
+            raise problem(f"only {list(INDEXED_FORMATS)} tables take an index file, got {index!r}")
+        return index
+
+
+class SpacingPair(_Keys):
+    """mm from a landmark pair of known width (the hand's wrist rule)."""
+
+    pair: Pair = Field(description="two landmark numbers [a, b] (1-based) whose distance is width_mm")
+    width_mm: Positive = Field(50.0, description="the pair's distance in mm")
+    named_pairs: dict[str, Pair] | None = Field(
+        None, description="other pairs the option wrist_pair may name: {name: [a, b]} (1-based)")
+
+
+class Split(_Keys):
+    """Which images train and which test."""
+
+    train: Annotated[
+        Annotated[int, Field(ge=0), Tag("~count")]
+        | Annotated[float, AfterValidator(_count_or_fraction),
+                    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
+                    Tag("~fraction")]
+        | Annotated[Ids, Tag("~ids")],
+        _by_type(count=int, fraction=float, ids=list),
+    ] | None = Field(None, description="a count or a fraction in (0, 1) of the ids, the first in natural "
+                     "order, or the list of training ids; the option train overrides it")
+    test: Ids | None = Field(None, description="the list of test ids: alone (every other id trains) or with "
+                             "train: [ids] (ids in neither list are unused)")
+    paper: Annotated[tuple[Annotated[int, Field(ge=0)], Number1], Strict(False)] | None = Field(
+        None, description="[train, total]: the paper's rule, the first train ids of total train (the same "
+        "proportion when the root holds another number of images)")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Split:
+        errors = []
+        if self.test is not None and self.train is not None and not isinstance(self.train, list):
+            errors.append(problem_at(("test",), "an explicit test list goes with train: [ids] or alone"))
+        if self.paper is not None and (self.train is not None or self.test is not None):
+            errors.append(problem_at(("paper",), "give either paper or train/test", list(self.paper)))
+        both = set(self.train) & set(self.test) if isinstance(self.train, list) and self.test else set()
+        if both:
+            errors.append(problem_at((), f"ids in both train and test: {sorted(both)[:5]}"))
+        raise_problems("split", errors)
+        return self
+
+
+class Order(_Keys):
+    """An anatomy rule: landmarks in consecutive groups (one structure each, e.g. a vertebra's
+    corners) whose centres increase strictly along an axis; an image breaking it is refused."""
+
+    group: Number1 = Field(description="how many landmarks a group holds (a vertebra: its 4 corners); "
+                           "it cuts the landmarks into two or more equal groups")
+    axis: Literal["x", "y"] = Field(description="the axis along which the groups' centres increase "
+                                    "(y grows downwards)")
+
+
+class Repository(_Keys):
+    """The public git repository holding source_folder at its top."""
+
+    url: Text = Field(description="the repository's address (what git clones)")
+    commit: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="the full commit id that "
+                        "`xlm data fetch` checks out (40 or 64 lower-case hex digits)")
+
+
+class DescriptorSpec(_Keys):
+    """A dataset described in a few lines (book/own_dataset.md). Paths are relative to the
+    dataset root: the descriptor's folder unless root says otherwise."""
+
+    model_config = ConfigDict(title="xlm dataset descriptor (dataset.yaml)")
+
+    name: Text | None = Field(
+        None, description="the dataset's name in results, not one of the built-in descriptors' (head, hand, "
+        "chest, ceph, spine); default: the descriptor's folder name")
+    images: Annotated[
+        Annotated[Globs, Tag("~globs")]
+        | Annotated[dict[str, Globs], Field(min_length=1), _reserved("auto", "image_format"),
+                    Tag("~alternatives")],
+        _by_type(globs=(str, list), alternatives=dict),
+    ] = Field(description="the image files: a glob (an image's id is its file's stem; the extension matches "
+              "in any case), a list of globs (an id found by an earlier glob wins), or {alternative: "
+              "glob(s)}, chosen with the option image_format")
+    annotations: Annotations = Field(description="the landmark files: format, sources, units, index, "
+                                     "require_all")
+    landmarks: Annotated[
+        Annotated[Number1, Tag("~count")]
+        | Annotated[Names, Tag("~names")],
+        _by_type(count=int, names=list),
+    ] = Field(description="a count (names L1, L2, ...) or the list of names in order (unique in any case; "
+              "LabelMe labels may use them)")
+    spacing_mm: Annotated[
+        Annotated[Positive, Tag("~mm_per_px")] | Annotated[SpacingPair, Tag("~pair")],
+        _by_type(mm_per_px=(int, float), pair=dict),
+    ] | None = Field(None, description="mm per original pixel; null: errors in pixels; or {pair: [a, b], "
+                     "width_mm: w}: w mm over the distance between landmarks a and b (1-based)")
+    split: Split | None = Field(None, description="{train: ...}, {test: [ids]}, both lists, or {paper: [train, "
+                                "total]}; default: the first 80 % of the ids in natural order train")
+    exclude: Annotated[
+        Annotated[Ids, Tag("~ids")] | Annotated[dict[str, Ids], Tag("~named")],
+        _by_type(ids=list, named=dict),
+    ] | None = Field(None, description="ids never used, or {name: [ids]}: lists the option exclusion chooses")
+    thresholds: Annotated[list[Positive], Field(min_length=1)] | None = Field(
+        None, description="the SDR thresholds, in the dataset's unit (default 2, 2.5, 3, 4 mm, or 3, 6, 9 px "
+        "without a spacing)")
+    train_size: Size = Field((512, 512), description="[H, W] the network trains at")
+    test_size: Size | None = Field(None, description="[H, W] the network predicts at (default: train_size)")
+    root: str | None = Field(None, description="the dataset root, relative to this file (default: its folder)")
+    source_folder: Annotated[str, AfterValidator(_one_folder)] | None = Field(
+        None, description="the folder name the public source gives the set: a root holding that folder "
+        "means the folder inside it")
+    repository: Repository | None = Field(
+        None, description="{url, commit}: the public git repository holding source_folder at its top, at the "
+        "commit `xlm data fetch` checks out (needs source_folder)")
+    order: Order | None = Field(None, description="{group: G, axis: x|y}: landmarks in consecutive groups of G "
+                                "whose centres must increase strictly along axis; an image breaking it is "
+                                "refused")
+    group_by: Annotated[str, AfterValidator(_regex_with_group)] | None = Field(
+        None, description="a regular expression whose first group names an id's patient: ids of one patient "
+        "never straddle cross-validation folds")
+    description: str | None = Field(None, description="free text")
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, name: str | None, info: ValidationInfo) -> str | None:
+        taken = name is not None and name.strip() in BUILTIN_NAMES
+        if taken and not (info.context or {}).get("builtin"):
+            raise problem(f"{name.strip()!r} is reserved for the built-in descriptor; use "
+                          f"load_dataset({name.strip()!r}, ROOT) or choose another name")
+        return name
+
+    @field_validator("spacing_mm")
+    @classmethod
+    def _pairs_exist(cls, spacing: Any, info: ValidationInfo) -> Any:
+        n = _landmark_count(info)
+        if isinstance(spacing, SpacingPair) and n is not None:
+            named = {("named_pairs", k): p for k, p in (spacing.named_pairs or {}).items()}
+            raise_problems("spacing_mm", [
+                problem_at(loc, f"expected two different landmark numbers in 1..{n}, got {list(p)}", list(p))
+                for loc, p in {("pair",): spacing.pair, **named}.items() if p[0] == p[1] or max(p) > n])
+        return spacing
+
+    @field_validator("order")
+    @classmethod
+    def _groups(cls, order: Order | None, info: ValidationInfo) -> Order | None:
+        n = _landmark_count(info)
+        if order is not None and n is not None and (n % order.group or n // order.group < 2):
+            raise_problems("order", [problem_at(("group",), f"{order.group} does not cut the {n} landmarks "
+                                                "into two or more equal groups", order.group)])
+        return order
+
+    @field_validator("repository")
+    @classmethod
+    def _needs_source_folder(cls, repository: Repository | None, info: ValidationInfo) -> Repository | None:
+        if repository is not None and "source_folder" in info.data and info.data["source_folder"] is None:
+            raise problem("needs source_folder: the repository's folder that holds the set")
+        return repository
+
+    def descriptor(self, where: str, folder: Path | None, builtin: bool, digest: str) -> Descriptor:
+        """The :class:`Descriptor` this describes (``name`` filled in by :func:`parse_descriptor`)."""
+        ann, spacing, split = self.annotations, self.spacing_mm, self.split or Split()
+        images = self.images if isinstance(self.images, dict) else {DEFAULT_ALTERNATIVE: self.images}
+        sources = ann.sources if isinstance(ann.sources, dict) else {p: p for p in _as_tuple(ann.sources)}
+        if isinstance(self.landmarks, int):
+            names = tuple(f"L{i}" for i in range(1, self.landmarks + 1))
+        else:
+            names = tuple(n.strip() for n in self.landmarks)
+        if isinstance(spacing, SpacingPair):
+            rule = SpacingRule(pair=_zero_based(spacing.pair), width_mm=spacing.width_mm,
+                               named_pairs={k: _zero_based(p) for k, p in (spacing.named_pairs or {}).items()})
+        else:
+            rule = SpacingRule(mm_per_px=spacing)
+        exclude = self.exclude if self.exclude is not None else []
+        if folder is not None and self.root:
+            folder = (folder / self.root).resolve()
+        return Descriptor(
+            name=self.name.strip(), where=where, folder=folder,
+            images={k: _as_tuple(v) for k, v in images.items()}, format=ann.format, sources=dict(sources),
+            units=ann.units or ("ratio" if ann.format in RATIO_FORMATS else "px"), index=ann.index,
+            require_all=ann.require_all, landmark_names=names, names_given=not isinstance(self.landmarks, int),
+            spacing=rule, split_train=None if isinstance(split.train, list) else split.train,
+            split_train_ids=tuple(split.train) if isinstance(split.train, list) else None,
+            split_test_ids=None if split.test is None else tuple(split.test), split_paper=split.paper,
+            exclude=() if isinstance(exclude, dict) else tuple(exclude),
+            named_exclusions={k: tuple(v) for k, v in exclude.items()} if isinstance(exclude, dict) else {},
+            thresholds=None if self.thresholds is None else tuple(self.thresholds),
+            train_size=self.train_size, test_size=self.test_size or self.train_size, builtin=builtin,
+            source_folder=self.source_folder, digest=digest,
+            order=None if self.order is None else (self.order.group, "xy".index(self.order.axis)),
+            group_by=self.group_by,
+            repository=None if (repo := self.repository) is None else (repo.url.strip(), repo.commit),
+        )
 
 
 def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool = False) -> Descriptor:
@@ -481,141 +640,38 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
 
     Args:
         spec: the mapping.
-        where: what error messages call it.
-        folder: the default dataset root, or None.
+        where: what error messages call it (the file's path, or "built-in descriptor 'head'").
+        folder: the default dataset root (and name), or None.
         builtin: a packaged descriptor.
 
     Returns:
         The :class:`Descriptor`.
 
     Raises:
-        XLMError: naming ``where`` and the key, for a missing, unknown or invalid key.
+        SettingsError: (an XLMError) naming the file and every problem of it at once, each with
+            its path (``annotations.sources[1]``): a missing, unknown or invalid key.
     """
+    what = where if builtin else f"dataset descriptor {where}"
     if not isinstance(spec, dict):
-        raise XLMError(f"{where}: a dataset descriptor must be a mapping of keys ({list(KEYS)})")
-    _check_keys(where, "", spec, KEYS)
-    missing = [k for k in REQUIRED_KEYS if k not in spec]
-    if missing:
-        raise XLMError(f"{where}: missing key(s) {missing}")
-    name = spec.get("name")
-    if name is None:
-        name = folder.name if folder is not None else "dataset"
-    if not isinstance(name, str) or not name.strip():
-        raise _fail(where, "name", f"expected a text, got {name!r}")
-    name = name.strip()
-    if not builtin and name in BUILTIN_NAMES:
-        raise _fail(where, "name", f"{name!r} is reserved for the built-in descriptor; "
-                    f"use load_dataset({name!r}, ROOT) or choose another name")
-
-    images = spec["images"]
-    if isinstance(images, dict):
-        if not images:
-            raise _fail(where, "images", "expected at least one alternative")
-        alternatives = {str(k): _globs(where, f"images.{k}", v) for k, v in images.items()}
-        if "auto" in alternatives:
-            raise _fail(where, "images", "'auto' is reserved (option image_format: auto)")
-    else:
-        alternatives = {DEFAULT_ALTERNATIVE: _globs(where, "images", images)}
-
-    ann = spec["annotations"]
-    if not isinstance(ann, dict):
-        raise _fail(where, "annotations", f"expected a mapping with format and sources, got {ann!r}")
-    _check_keys(where, "annotations.", ann, ANNOTATION_KEYS)
-    fmt = ann.get("format")
-    if fmt not in FORMATS:
-        raise _fail(where, "annotations.format", f"{fmt!r} is not one of {list(FORMATS)}")
-    if "sources" not in ann:
-        raise _fail(where, "annotations.sources", "missing (one or more annotation files or patterns)")
-    sources = _sources(where, fmt, ann["sources"])
-    units = ann.get("units", "ratio" if fmt in RATIO_FORMATS else "px")
-    if units not in UNITS:
-        raise _fail(where, "annotations.units", f"{units!r} is not one of {list(UNITS)}")
-    if fmt in RATIO_FORMATS and units != "ratio":
-        raise _fail(where, "annotations.units", f"{fmt} files hold ratios (units: ratio)")
-    index = ann.get("index")
-    if fmt in INDEXED_FORMATS:
-        if not isinstance(index, str) or not index.strip():
-            raise _fail(where, "annotations.index", f"a {fmt} table needs index: the file naming "
-                        "the image of each row (e.g. labels/training/filenames.csv)")
-        if Path(index).is_absolute() or ".." in Path(index).parts:
-            raise _fail(where, "annotations.index", f"{index!r} must stay inside the dataset root "
-                        "(relative, no '..')")
-    elif index is not None:
-        raise _fail(where, "annotations.index", f"only {list(INDEXED_FORMATS)} tables take an index file")
-    require_all = ann.get("require_all", False)
-    if not isinstance(require_all, bool):
-        raise _fail(where, "annotations.require_all", f"expected true or false, got {require_all!r}")
-
-    names, names_given = _landmarks(where, spec["landmarks"])
-    spacing = _spacing(where, spec.get("spacing_mm"), len(names))
-    split_train, train_ids, test_ids, paper = _split(where, spec.get("split"))
-    exclude, named_exclusions = _exclude(where, spec.get("exclude"))
-    thresholds = spec.get("thresholds")
-    if thresholds is not None:
-        if not isinstance(thresholds, list) or not thresholds:
-            raise _fail(where, "thresholds", f"expected a list of numbers, got {thresholds!r}")
-        thresholds = tuple(_number(where, "thresholds", t) for t in thresholds)
-    train_size = _size(where, "train_size", spec.get("train_size", [512, 512]))
-    test_size = _size(where, "test_size", spec["test_size"]) if "test_size" in spec else train_size
-    root = spec.get("root")
-    if root is not None and not isinstance(root, str):
-        raise _fail(where, "root", f"expected a folder path, got {root!r}")
-    if folder is not None and root:
-        folder = (folder / root).resolve()
-    source_folder = spec.get("source_folder")
-    if source_folder is not None and (not isinstance(source_folder, str) or not source_folder.strip()
-                                      or len(Path(source_folder).parts) != 1 or source_folder in (".", "..")):
-        raise _fail(where, "source_folder", f"expected one folder name, got {source_folder!r}")
-    description = spec.get("description")
-    if description is not None and not isinstance(description, str):
-        raise _fail(where, "description", f"expected a text, got {description!r}")
-    order = _order(where, spec.get("order"), len(names))
-    group_by = _group_by(where, spec.get("group_by"))
-    repository = _repository(where, spec.get("repository"), source_folder)
-
+        keys = ", ".join(DescriptorSpec.model_fields)
+        raise SettingsError(what, [("", f"expected a mapping of keys ({keys}), got {shown(spec)}")])
+    named = spec if spec.get("name") is not None else {**spec, "name": "dataset" if folder is None else folder.name}
+    try:
+        model = DescriptorSpec.model_validate(named, context={"builtin": builtin})
+    except ValidationError as exc:
+        raise SettingsError(what, problems_of(exc, DescriptorSpec)) from None
     # where the data are published is not what they are: none of these enters the digest
     normalised = {k: v for k, v in spec.items()
                   if k not in ("root", "source_folder", "repository", "description")}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Descriptor(
-        name=name, where=where, folder=folder, images=alternatives, format=fmt, sources=sources,
-        units=units, index=index, require_all=require_all, landmark_names=names, names_given=names_given,
-        spacing=spacing, split_train=split_train, split_train_ids=train_ids, split_test_ids=test_ids,
-        split_paper=paper, exclude=exclude, named_exclusions=named_exclusions, thresholds=thresholds,
-        train_size=train_size, test_size=test_size, builtin=builtin,
-        source_folder=source_folder, digest=digest, repository=repository, order=order, group_by=group_by,
-    )
+    return model.descriptor(where, folder, builtin, digest)
 
 
-def _order(where: str, value: Any, n_landmarks: int) -> tuple[int, int] | None:
-    """``order: {group: G, axis: x|y}`` -> ``(G, 0|1)``; G must divide the landmark count."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _fail(where, "order", f"expected a mapping {{group: N, axis: x|y}}, got {value!r}")
-    _check_keys(where, "order.", value, ORDER_KEYS)
-    group = _int(where, "order.group", value.get("group"), minimum=1)
-    if n_landmarks % group or n_landmarks // group < 2:
-        raise _fail(where, "order.group", f"{group} does not cut the {n_landmarks} landmarks into two or "
-                    "more equal groups")
-    axis = value.get("axis")
-    if axis not in ("x", "y"):
-        raise _fail(where, "order.axis", f"expected x or y, got {axis!r}")
-    return group, "xy".index(axis)
+def descriptor_schema() -> dict:
+    """The JSON Schema of a ``dataset.yaml`` (``xlm data schema``; studies/dataset.schema.json)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **DescriptorSpec.model_json_schema()}
 
 
-def _group_by(where: str, value: Any) -> str | None:
-    """``group_by``: a regex with at least one group."""
-    import re
-
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _fail(where, "group_by", f"expected a regular expression, got {value!r}")
-    try:
-        pattern = re.compile(value)
-    except re.error as exc:
-        raise _fail(where, "group_by", f"{value!r} is not a regular expression: {exc}") from None
-    if pattern.groups < 1:
-        raise _fail(where, "group_by", f"{value!r} has no group '(...)' naming the patient")
-    return value
+def descriptor_schema_text() -> str:
+    """:func:`descriptor_schema` as the checked-in files hold it."""
+    return json.dumps(descriptor_schema(), indent=2) + "\n"
