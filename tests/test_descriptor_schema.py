@@ -39,6 +39,19 @@ def test_the_checked_in_schema_is_the_output_of_xlm_data_schema(path, capsys):
     assert "mm per original pixel" in schema["properties"]["spacing_mm"]["description"]  # the field's description
 
 
+def test_the_reference_page_is_made_from_the_same_descriptions(capsys):
+    assert main(["data", "schema", "--markdown"]) == 0
+    page = capsys.readouterr().out
+    assert page == (REPO / "docs" / "dataset.md").read_text(), \
+        "regenerate: xlm data schema --markdown > docs/dataset.md"
+    schema = json.loads(SCHEMA_FILE.read_text())
+    for model in [schema, *schema["$defs"].values()]:
+        for key in model.get("properties", {}):
+            assert f"| `{key}` |" in page, key
+    assert f"| `spacing_mm` | number > 0 or [SpacingPair](#spacingpair) or null | `null` | " \
+           f"{schema['properties']['spacing_mm']['description']} |" in page
+
+
 @pytest.mark.parametrize("path", BUILTINS, ids=[p.stem for p in BUILTINS])
 def test_every_builtin_descriptor_names_the_schema_and_validates_against_it(path):
     assert path.read_text().splitlines()[0] == FIRST_LINE

@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from xlm_core import XLMError
@@ -61,6 +61,18 @@ def raise_problems(title: str, errors: list[InitErrorDetails]) -> None:
     """Raise every error at once from a validator (pydantic prefixes their paths), if any."""
     if errors:
         raise ValidationError.from_exception_data(title, errors)
+
+
+def by_type(**tags: type | tuple[type, ...]) -> Discriminator:
+    """A union validated by the one member its value's Python type picks (the first member for any
+    other type), so that a mistake gets that member's error only; each member is tagged
+    ``Tag("~name")``, and the tag stays out of the error's path (:func:`yaml_path`)."""
+
+    def pick(value: Any) -> str:
+        chosen = (tag for tag, kind in tags.items() if isinstance(value, kind))
+        return f"~{next(chosen, next(iter(tags)))}"
+
+    return Discriminator(pick)
 
 
 def yaml_path(loc: tuple) -> str:
@@ -200,22 +212,28 @@ def _accepts(p: dict) -> str:
             "null": "null"}.get(p.get("type"), p.get("type", "any"))
     if p.get("type") == "array":
         size = ("non-empty " if p.get("minItems") == 1 else f"{p['minItems']}-item " if
-                p.get("minItems") == p.get("maxItems") else "")
+                "minItems" in p and p["minItems"] == p.get("maxItems") else "")
         kind = (f"[{', '.join(_accepts(q) for q in p['prefixItems'])}]" if "prefixItems" in p else
-                f"{size}list of ({_accepts(p.get('items', {}))})")
+                f"{size}list of {_inner(p.get('items', {}))}")
     elif p.get("type") == "object":
         values = p.get("additionalProperties")
-        kind = f"mapping to {_accepts(values)}" if isinstance(values, dict) else "mapping"
-    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<",
-              "minProperties": "keys >="}
+        kind = ("non-empty " if p.get("minProperties") == 1 else "") + (
+            f"mapping to {_inner(values)}" if isinstance(values, dict) else "mapping")
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
     extra = [f"{op} {p[k]}" for k, op in bounds.items() if k in p]
     extra += [f"matching `{p['pattern']}`"] if "pattern" in p else []
     return " ".join([kind, *extra]).replace("|", "\\|")
+
+
+def _inner(p: dict) -> str:
+    """:func:`_accepts` of an item or a value, in parentheses when it is more than a word."""
+    text = _accepts(p)
+    return f"({text})" if " " in text else text
 
 
 def _default(p: dict) -> str:
     return f"`{json.dumps(p['default'])}`" if "default" in p else ""
 
 
-__all__ = ["PROBLEM", "STRICT", "SettingsError", "keys_at", "problem", "problem_at", "problems_of",
+__all__ = ["PROBLEM", "STRICT", "SettingsError", "by_type", "keys_at", "problem", "problem_at", "problems_of",
            "raise_problems", "schema_markdown", "shown", "yaml_path"]

@@ -110,6 +110,8 @@ def register(subparsers) -> None:
         "the checked-in copies with `xlm data schema | tee studies/dataset.schema.json "
         "> xlm_core/datasets/dataset.schema.json`.",
     )
+    schema.add_argument("--markdown", action="store_true",
+                        help="print every key as a Markdown reference page (docs/dataset.md)")
     schema.set_defaults(func=_schema)
 
 
@@ -214,7 +216,11 @@ def _fetch(args) -> int:
 def _schema(args) -> int:
     import sys
 
-    from xlm_core.datasets.descriptor import descriptor_schema_text
+    from xlm_core.datasets.descriptor import descriptor_schema, descriptor_schema_text
+    from xlm_core.validation import schema_markdown
 
-    sys.stdout.write(descriptor_schema_text())
+    if args.markdown:
+        sys.stdout.write(schema_markdown(descriptor_schema(), "xlm data schema --markdown"))
+    else:
+        sys.stdout.write(descriptor_schema_text())
     return 0

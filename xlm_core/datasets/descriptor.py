@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     Strict,
     Tag,
@@ -42,7 +41,7 @@ from pydantic import (
 )
 
 from xlm_core import XLMError
-from xlm_core.validation import STRICT, SettingsError, problem, problem_at, problems_of, raise_problems, shown
+from xlm_core.validation import STRICT, SettingsError, by_type, problem, problem_at, problems_of, raise_problems, shown
 
 PAPER_NAMES = ("head", "hand", "chest")
 #: the paper's datasets, then public sets large enough to train on (ceph: Hamedan; spine: AASCE)
@@ -274,18 +273,6 @@ def builtin_descriptor(name: str) -> Descriptor:
 # count, source_folder) reads it from ValidationInfo.data and is skipped when that key is wrong.
 
 
-def _by_type(**tags: type | tuple[type, ...]) -> Discriminator:
-    """A union validated by the one member its value's Python type picks (the first member for any
-    other type), so that a mistake gets that member's error only; the tag (``~name``) stays out
-    of the error's path."""
-
-    def pick(value: Any) -> str:
-        chosen = (tag for tag, kind in tags.items() if isinstance(value, kind))
-        return f"~{next(chosen, next(iter(tags)))}"
-
-    return Discriminator(pick)
-
-
 def _inside_root(path: str) -> str:
     if Path(path).is_absolute() or ".." in Path(path).parts:
         raise problem(f"{path!r} must stay inside the dataset root (relative, no '..')")
@@ -370,7 +357,7 @@ Text = Annotated[str, Field(pattern=r"\S")]  # not blank
 InRoot = Annotated[Text, AfterValidator(_inside_root)]  # a path relative to the dataset root
 Globs = Annotated[
     Annotated[InRoot, Tag("~glob")] | Annotated[list[InRoot], Field(min_length=1), Tag("~globs")],
-    _by_type(glob=str, globs=list),
+    by_type(glob=str, globs=list),
 ]
 Pattern = Annotated[InRoot, AfterValidator(_only_id)]
 Id = Annotated[str, BeforeValidator(_id_text, json_schema_input_type=str | int)]
@@ -399,7 +386,7 @@ class Annotations(_Keys):
         Annotated[Pattern, Tag("~pattern")]
         | Annotated[list[Pattern], Field(min_length=1), _listed_once("sources"), Tag("~patterns")]
         | Annotated[dict[str, Pattern], Field(min_length=1), _reserved("mean", "annotator"), Tag("~named")],
-        _by_type(pattern=str, patterns=list, named=dict),
+        by_type(pattern=str, patterns=list, named=dict),
     ] = Field(description="each annotator's files: a pattern with {id} (reader_a/{id}.json), or the table file "
               "of landmark_csv, payer_csv, aasce_csv; a list of several (ground truth: their mean), or "
               "{annotator name: pattern} (the option annotator picks one)")
@@ -466,7 +453,7 @@ class Split(_Keys):
                     WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
                     Tag("~fraction")]
         | Annotated[Ids, Tag("~ids")],
-        _by_type(count=int, fraction=float, ids=list),
+        by_type(count=int, fraction=float, ids=list),
     ] | None = Field(None, description="a count or a fraction in (0, 1) of the ids, the first in natural "
                      "order, or the list of training ids; the option train overrides it")
     test: Ids | None = Field(None, description="the list of test ids: alone (every other id trains) or with "
@@ -520,7 +507,7 @@ class DescriptorSpec(_Keys):
         Annotated[Globs, Tag("~globs")]
         | Annotated[dict[str, Globs], Field(min_length=1), _reserved("auto", "image_format"),
                     Tag("~alternatives")],
-        _by_type(globs=(str, list), alternatives=dict),
+        by_type(globs=(str, list), alternatives=dict),
     ] = Field(description="the image files: a glob (an image's id is its file's stem; the extension matches "
               "in any case), a list of globs (an id found by an earlier glob wins), or {alternative: "
               "glob(s)}, chosen with the option image_format")
@@ -529,19 +516,19 @@ class DescriptorSpec(_Keys):
     landmarks: Annotated[
         Annotated[Number1, Tag("~count")]
         | Annotated[Names, Tag("~names")],
-        _by_type(count=int, names=list),
+        by_type(count=int, names=list),
     ] = Field(description="a count (names L1, L2, ...) or the list of names in order (unique in any case; "
               "LabelMe labels may use them)")
     spacing_mm: Annotated[
         Annotated[Positive, Tag("~mm_per_px")] | Annotated[SpacingPair, Tag("~pair")],
-        _by_type(mm_per_px=(int, float), pair=dict),
+        by_type(mm_per_px=(int, float), pair=dict),
     ] | None = Field(None, description="mm per original pixel; null: errors in pixels; or {pair: [a, b], "
                      "width_mm: w}: w mm over the distance between landmarks a and b (1-based)")
     split: Split | None = Field(None, description="{train: ...}, {test: [ids]}, both lists, or {paper: [train, "
                                 "total]}; default: the first 80 % of the ids in natural order train")
     exclude: Annotated[
         Annotated[Ids, Tag("~ids")] | Annotated[dict[str, Ids], Tag("~named")],
-        _by_type(ids=list, named=dict),
+        by_type(ids=list, named=dict),
     ] | None = Field(None, description="ids never used, or {name: [ids]}: lists the option exclusion chooses")
     thresholds: Annotated[list[Positive], Field(min_length=1)] | None = Field(
         None, description="the SDR thresholds, in the dataset's unit (default 2, 2.5, 3, 4 mm, or 3, 6, 9 px "

@@ -27,7 +27,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     Tag,
     ValidationError,
@@ -41,7 +40,7 @@ from xlm_core import XLMError
 from xlm_core.config import Number, RunSettings, Text, profile_settings
 from xlm_core.models import check_combination
 from xlm_core.registry import LOSS_NAMES as LOSSES
-from xlm_core.validation import STRICT, SettingsError, problem, problem_at, problems_of, raise_problems, shown
+from xlm_core.validation import STRICT, SettingsError, by_type, problem, problem_at, problems_of, raise_problems, shown
 
 DATASET_NAMES = ("head", "hand", "chest")  # the paper's three (phantoms, `chains: all`)
 REAL_SET_NAMES = ("ceph", "spine")  # built-in descriptors of public real sets (data: real only)
@@ -177,15 +176,6 @@ def _known_dataset(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _choose(**tags: Any) -> Any:
-    """A union validated by one branch only (chosen by the value's Python type), so that an
-    error is that branch's, not one per branch; the branch's tag (``~name``) leaves the path."""
-    def pick(value: Any) -> str:
-        return next((f"~{tag}" for tag, test in tags.items() if test(value)), f"~{next(iter(tags))}")
-
-    return Discriminator(pick)
-
-
 def _combination_problem(arch: str, encoder: str) -> str | None:
     """None for a possible pair, else why not (unknown architecture / encoder / impossible pair)."""
     try:
@@ -225,7 +215,7 @@ Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_seeds_once)]
 Names = Annotated[list[str], Field(min_length=1)]
 EncoderWeights = Annotated[
     Annotated[Text, Tag("~one")] | Annotated[dict[str, Text], Field(min_length=1), Tag("~per-encoder")],
-    _choose(one=lambda v: not isinstance(v, dict), **{"per-encoder": lambda v: isinstance(v, dict)}),
+    by_type(one=str, **{"per-encoder": dict}),
 ]
 
 
@@ -264,7 +254,7 @@ class Synthetic(_Section):
 
     n: Annotated[
         Annotated[int, Field(ge=2), Tag("~one")] | Annotated[dict[Literal[DATASET_NAMES], Annotated[int, Field(ge=2)]], Tag("~per-dataset")],
-        _choose(one=lambda v: not isinstance(v, dict), **{"per-dataset": lambda v: isinstance(v, dict)}),
+        by_type(one=int, **{"per-dataset": dict}),
     ] = Field(24, description="phantoms per anatomy: one number, or per anatomy ({head: 24, hand: 30, chest: 24})")
     seed: Seed = Field(0, description="seed of the phantoms")
 
@@ -337,7 +327,7 @@ class Transfer(_Model):
     targets: Names = Field(list(DATASET_NAMES), description="the target datasets")
     chains: Annotated[
         Annotated[Literal["all"], Tag("~all")] | Annotated[list[Chain], Field(min_length=1), Tag("~list")],
-        _choose(all=lambda v: not isinstance(v, list), list=lambda v: isinstance(v, list)),
+        by_type(all=str, list=list),
     ] = Field("all", description="all (the paper's five per target) or [[imagenet, A, B, T], ...], each "
               "starting with imagenet or scratch and ending with its target")
     matched_control: bool = Field(True, description="per target, [imagenet, T, T, T]: as many stages as its "
@@ -417,7 +407,7 @@ class Ablation(_Model):
     losses: Annotated[list[Literal[LOSSES]], Field(min_length=1)] = Field(list(LOSSES), description="the losses")
     lrs: Annotated[
         Annotated[LearningRates, Tag("~grid")] | Annotated[dict[str, LearningRates], Tag("~per-loss")],
-        _choose(grid=lambda v: not isinstance(v, dict), **{"per-loss": lambda v: isinstance(v, dict)}),
+        by_type(grid=list, **{"per-loss": dict}),
     ] = Field([1.0e-3, 1.0e-4], description="learning rates: every loss with every one, or per loss: "
               "{mse: [1.0e-4], ...} (write 1.0e-4, not 1e-4: YAML reads 1e-4 as text)")
     seed: Seed = Field(0, description="the seed of every ablation run")
@@ -454,7 +444,7 @@ class Execution(_Section):
 
     workers: Annotated[
         Annotated[Literal["auto"], Tag("~auto")] | Annotated[int, Field(ge=1), Tag("~count")],
-        _choose(auto=lambda v: isinstance(v, str), count=lambda v: not isinstance(v, str)),
+        by_type(count=int, auto=str),
     ] = Field(1, description="parallel runs when --workers is not given (auto: from the cores and the memory)")
     threads: int | None = Field(None, ge=1, description="torch/OpenMP threads per run (null: torch's default)")
     keep_checkpoints: Literal[KEEP_CHECKPOINTS] = Field(
