@@ -36,7 +36,7 @@ from xlm_core import report
 from xlm_core.report import plots
 
 info = report.load_study(results_dir)
-table1 = report.backbone_table(results_dir, protocol="clean")
+table1 = report.backbone_table(info, protocol="clean")
 report.write_table(table1, Path(results_dir) / "table1_backbones.csv")
 caption = info.label("clean", "held-out CV folds")
 display(Markdown(f"**Table 1** ({caption})."))
@@ -58,7 +58,7 @@ plots.show(plots.plot_backbones(table1, caption=f"Table 1: {caption}"))
 # conventions), never mixed with the clean numbers above:
 
 # %% tags=["hide-input"]
-table1_zhu = report.backbone_table(results_dir, protocol="zhu")
+table1_zhu = report.backbone_table(info, protocol="zhu")
 display(Markdown(f"*{info.label('zhu', 'held-out CV folds')}*"))
 display(report.show_table(report.display_table(table1_zhu, ["arch", "encoder", "start"])))
 

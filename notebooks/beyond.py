@@ -51,7 +51,7 @@ display(Markdown(f"*{info.label()}*"))
 # numbers (`report.transfer_verdicts`), never typed.
 
 # %% tags=["hide-input"]
-table2 = report.transfer_table(results_dir, protocol="clean")
+table2 = report.transfer_table(info, protocol="clean")
 caption = info.label("clean", "test split")
 stats_cols = ["target", "chain", "n_seeds", "n_images", "mre", "mre_std", "unit", "delta_mre",
               "ci_low", "ci_high", "p_value", "p_holm"]
@@ -81,11 +81,11 @@ else:
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each chain against the target trained alone, per target dataset"}}
 cpe_csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
 try:
-    curves = plots.chain_error_curves(results_dir)
+    curves = plots.chain_error_curves(info)
 except XLMError as exc:
     curves = {}
     display(Markdown(f"*No cumulative error curves: {exc}.*"))
-cpe_human = plots.human_limit_errors(results_dir, cpe_csv_dir) if "head" in curves else (None, "")
+cpe_human = plots.human_limit_errors(info, cpe_csv_dir) if "head" in curves else (None, "")
 if cpe_human[0] is None and "head" in curves:
     display(Markdown(f"*Head panels without the human limit: {cpe_human[1]}.*"))
 if curves:
@@ -103,7 +103,7 @@ if curves:
 
 # %% tags=["hide-input"]
 csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
-human_rows, human_source = report.human_limit_for_study(results_dir, csv_dir)
+human_rows, human_source = report.human_limit_for_study(info, csv_dir)
 human = None
 if human_rows is None:
     display(Markdown(f"*{human_source}.*"))
@@ -133,14 +133,14 @@ else:
 # Payer's pair: how much of a published difference the evaluation alone can produce.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "The same predictions scored under each protocol and decoder: MRE per dataset side by side"}}
-protocols = report.study_protocol_table(results_dir, chain="imagenet")
+protocols = report.study_protocol_table(info, chain="imagenet")
 if protocols.empty:
     display(Markdown("*No run of this study has persisted grid predictions "
                      "(`predictions_grid.npz`): retrain or re-evaluate to fill this table.*"))
 else:
     for target, rows in protocols.groupby("target", sort=False):
         rows = rows.dropna(axis=1, how="all")
-        display(Markdown(f"**{target}**, {report.alone_label(results_dir, target)}>{target}, "
+        display(Markdown(f"**{target}**, {report.alone_label(info, target)}>{target}, "
                          "same predictions under each protocol; "
                          f"{rows['n_images'].iloc[0]} test images, mean over {rows['n_seeds'].iloc[0]} "
                          f"seed(s), unit {rows['unit'].iloc[0]} ({info.label(evaluated_on='test split')})"))
@@ -162,8 +162,8 @@ else:
 # from a different data source, labelled as such.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Mean radial error per landmark for each dataset, one bar per landmark number"}}
-per_landmark = report.per_landmark_tables(results_dir, chain="imagenet")
-matrices = report.study_error_matrices(results_dir, chain="imagenet")
+per_landmark = report.per_landmark_tables(info, chain="imagenet")
+matrices = report.study_error_matrices(info, chain="imagenet")
 if per_landmark.empty:
     display(Markdown("*No finished ImageNet -> target run with predictions.*"))
 else:
@@ -183,7 +183,7 @@ else:
     plots.show(plots.plot_landmark_errors(
         {t: m["errors"] for t, m in matrices.items()}, {t: m["unit"] for t, m in matrices.items()},
         reference=reference, caption="Error versus landmark, "
-        + ", ".join(f"{report.alone_label(results_dir, t)}>{t}" for t in matrices) + f": {caption}"))
+        + ", ".join(f"{report.alone_label(info, t)}>{t}" for t in matrices) + f": {caption}"))
 
 # %% [markdown]
 # ## 5. The worst predictions
@@ -193,7 +193,7 @@ else:
 # heatmaps: the model is loaded from the run's checkpoint and run on these images only.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "The worst test images of each dataset with predicted heatmaps, ground truth and predicted landmarks"}}
-runs = report.chain_runs(results_dir, chain="imagenet")
+runs = report.chain_runs(info, chain="imagenet")
 for target, target_runs in runs.items():
     run = target_runs[0]
     path = report.run_dir(results_dir, run["run_id"])
@@ -212,5 +212,5 @@ for target, target_runs in runs.items():
     titles = [f"{w.image_id}: MRE {w.mre:.2f} {unit}, worst landmark {w.worst_landmark} "
               f"({w.max_error:.2f} {unit})" for w in worst.itertuples()]
     plots.show(plots.plot_worst_gallery(examples, titles,
-                                        caption=f"Worst predictions, {report.alone_label(results_dir, target)}"
+                                        caption=f"Worst predictions, {report.alone_label(info, target)}"
                                                 f">{target}: {caption}"))

@@ -38,7 +38,7 @@ display(Markdown(f"*{info.label()}*"))
 plots.show(plots.plot_dataset_examples(examples, caption=f"Figure 1: {info.label()}"))
 
 # %% tags=["hide-input"]
-sizes = report.run_sizes(results_dir)
+sizes = report.run_sizes(info)
 display(Markdown(f"**Datasets** ({info.label()}). Image sizes and the wrist pair are those the "
                  "study's runs recorded; a dataset no run finished on shows `—`."))
 shown, notes = report.datasets_display(counts, sizes)

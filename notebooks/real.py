@@ -51,18 +51,18 @@ from xlm_core.report import plots
 from xlm_core.report import real as chapter
 
 info = report.load_study(results_dir)
-runs = report.collect_runs(results_dir)
-targets = chapter.targets_of(results_dir)
+runs = report.collect_runs(info)
+targets = chapter.targets_of(info)
 roots = {r["dataset"]: Path(r["config"]["root"]) for r in info.runs}
-tested = {t: chapter.tested_images(results_dir, t) for t in targets}
+tested = {t: chapter.tested_images(info, t) for t in targets}
 caption = info.label("clean", "every usable target image, once over 3 folds")
 display(Markdown(f"*{caption}*"))
 
-table2 = report.transfer_table(results_dir, protocol="clean")
+table2 = report.transfer_table(info, protocol="clean")
 table2 = table2[table2["target"].isin(targets)]
-questions = report.questions_table(table2, results_dir, protocol="clean")
-sources = chapter.source_table(results_dir)
-limits = chapter.human_limits(results_dir)  # a target with two readers: one against the mean of both
+questions = report.questions_table(table2, info, protocol="clean")
+sources = chapter.source_table(info)
+limits = chapter.human_limits(info)  # a target with two readers: one against the mean of both
 human = {target: row["mre"] for target, row in limits.items()}
 
 # %% [markdown]
@@ -99,7 +99,7 @@ counts = pd.DataFrame([{"set": name, "images found": len(lset.samples) + len(lse
                         "usable": len(lset.samples), "refused": len(lset.dropped),
                         "tested over the folds": len(tested[name])} for name, lset in sets.items()])
 display(report.show_table(counts, notes=["tested over the folds: the images the runs scored, each in one fold."]))
-display(report.show_table(chapter.fold_table(results_dir)))
+display(report.show_table(chapter.fold_table(info)))
 for name, lset in sets.items():
     shown = "; ".join(f"`{i}`: {why}" for i, why in lset.dropped[:3])
     more = f" ({len(lset.dropped) - 3} more, the same way: `xlm data check {name}`)" if len(lset.dropped) > 3 else ""

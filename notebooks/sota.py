@@ -36,7 +36,7 @@ from xlm_core import report
 from xlm_core.report import plots
 
 info = report.load_study(results_dir)
-table3 = report.sota_table(results_dir)
+table3 = report.sota_table(info)
 report.write_table(table3, Path(results_dir) / "table3_sota.csv")
 display(Markdown(f"**Table 3**. Published rows: *{report.PUBLISHED_LABEL}*. "
                  f"Our rows: {info.label('zhu', 'test split')}."))

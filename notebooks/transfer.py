@@ -52,7 +52,7 @@ from xlm_core import XLMError, report
 from xlm_core.report import plots
 
 info = report.load_study(results_dir)
-table2 = report.transfer_table(results_dir, protocol="clean")
+table2 = report.transfer_table(info, protocol="clean")
 report.write_table(table2, Path(results_dir) / "table2_transfer.csv")
 caption = info.label("clean", "test split")
 display(Markdown(f"**Table 2** ({caption})."))
@@ -90,7 +90,7 @@ for target, rows in table2.groupby("target", sort=False):
 # the rows of one target.
 
 # %% tags=["hide-input"]
-questions = report.questions_table(table2, results_dir, protocol="clean")
+questions = report.questions_table(table2, info, protocol="clean")
 report.write_table(questions, Path(results_dir) / "table2_questions.csv")
 display(Markdown(f"**Paired comparisons** ({caption})."))
 for target, rows in questions.groupby("target", sort=False):
@@ -131,11 +131,11 @@ plots.show(plots.plot_transfer(table2, caption=f"Table 2: {caption}"))
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each transfer chain per target, with the human limit where known"}}
 csv_dir = report.study_settings(results_dir).get("human_limit_csv_dir") or None
 try:
-    curves = plots.chain_error_curves(results_dir)
+    curves = plots.chain_error_curves(info)
 except XLMError as exc:
     curves = {}
     display(Markdown(f"*No cumulative error curves: {exc}.*"))
-human = plots.human_limit_errors(results_dir, csv_dir) if "head" in curves else (None, "")
+human = plots.human_limit_errors(info, csv_dir) if "head" in curves else (None, "")
 if human[0] is None and "head" in curves:
     display(Markdown(f"*Head panel without the human limit: {human[1]}.*"))
 if curves:

@@ -3,8 +3,10 @@
 Every ``import`` and ``from ... import`` of every module under ``xlm_core/`` counts, at module
 level and inside functions alike (relative imports resolved). The test fails naming the cycle,
 the upward arrow (a module importing one on a higher floor) or the module outside
-``xlm_core/report/`` that imports pandas, matplotlib or seaborn. The checker itself is tested on
-small synthetic graphs, so that it can fail.
+``xlm_core/report/`` that imports pandas, matplotlib or seaborn. The book layer reads a study
+once: a call of ``load_study`` in ``xlm_core/report/`` outside :data:`STUDY_LOADERS` fails too
+(every other report function takes the loaded ``StudyInfo``). The checkers themselves are tested
+on small synthetic packages, so that they can fail.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ FLOORS: dict[str, int] = {
 FLOOR_NAMES = ("data", "heatmaps/losses/metrics", "models", "run", "study", "report", "cli")
 BOOK_ONLY = ("pandas", "matplotlib", "seaborn")
 BOOK_LAYER = "xlm_core.report"
+#: the functions of the book layer that load a study from its folder (``load_study``): building
+#: the book from ``results/<study>`` (this study and the real one beside it); every other
+#: report function takes the loaded ``StudyInfo``, as the notebooks hand it on
+STUDY_LOADERS = {"xlm_core.report.book.collect_generated"}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -150,6 +156,30 @@ def upward_arrows(graph: dict[str, set[str]], floors: dict[str, int] = FLOORS) -
             for a in sorted(graph) for b in sorted(graph[a]) if floor_of(b, floors) > floor_of(a, floors)]
 
 
+def load_study_calls(root: Path = PACKAGE) -> list[str]:
+    """Where ``root/report/`` calls ``load_study``: one ``module.function`` per call (``module``
+    alone at module level; a method ``module.Class.method``), however the call reaches it:
+    ``load_study(...)``, ``results.load_study(...)`` or an alias of an import."""
+    calls: list[str] = []
+    for path in sorted((root / "report").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {"load_study"} | {alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                                  for alias in node.names if alias.name == "load_study" and alias.asname}
+
+        def visit(node: ast.AST, scope: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.Call):
+                    func = child.func
+                    if (isinstance(func, ast.Name) and func.id in names
+                            or isinstance(func, ast.Attribute) and func.attr == "load_study"):
+                        calls.append(scope)
+                named = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                visit(child, f"{scope}.{child.name}" if named else scope)
+
+        visit(tree, module_name(path, root))
+    return calls
+
+
 def book_imports_outside_report(outside: dict[str, set[str]]) -> list[str]:
     return [f"{name} imports {', '.join(sorted(outside[name] & set(BOOK_ONLY)))}"
             for name in sorted(outside)
@@ -181,6 +211,14 @@ def test_no_upward_arrow():
 def test_pandas_matplotlib_seaborn_only_in_the_book_layer():
     offenders = book_imports_outside_report(OUTSIDE)
     assert not offenders, "only xlm_core/report/ may import pandas, matplotlib or seaborn:\n" + "\n".join(offenders)
+
+
+def test_the_book_layer_loads_a_study_only_where_it_starts_from_a_folder():
+    calls = load_study_calls()
+    assert "xlm_core.report.book.collect_generated" in calls  # the walk found the entry point
+    others = sorted(set(calls) - STUDY_LOADERS)
+    assert not others, ("these report functions load the study again; take the loaded StudyInfo "
+                        "instead (the notebooks read it once):\n" + "\n".join(others))
 
 
 def test_imports_inside_functions_count():
@@ -227,6 +265,22 @@ def test_checker_finds_pandas_below_the_book_layer(tmp_path):
     root = _package(tmp_path, {"metrics.py": "def f():\n    import matplotlib.pyplot as plt\n"})
     _, outside = import_graph(root)
     assert book_imports_outside_report(outside) == ["xlm_core.metrics imports matplotlib"]
+
+
+def test_checker_finds_every_call_of_load_study_in_the_book_layer(tmp_path):
+    root = _package(tmp_path, {
+        "report/__init__.py": "from xlm_core.report.results import load_study\n",
+        "report/results.py": "def load_study(d):\n    return d\n",  # defined, not called
+        "report/tables.py": ("from xlm_core.report import results\n"
+                             "from xlm_core.report.results import load_study as read\n\n"
+                             "def table(d):\n    return read(d)\n\n"
+                             "class Chapter:\n    def rows(self, d):\n        return results.load_study(d)\n"),
+        "report/book.py": "INFO = load_study('x')\n\ndef collect_generated(d):\n    return load_study(d)\n",
+        "metrics.py": "def f(d):\n    return load_study(d)\n",  # outside the book layer: not its rule
+    })
+    assert sorted(load_study_calls(root)) == ["xlm_core.report.book", "xlm_core.report.book.collect_generated",
+                                              "xlm_core.report.tables.Chapter.rows",
+                                              "xlm_core.report.tables.table"]
 
 
 def test_checker_refuses_a_module_without_a_floor():

@@ -45,8 +45,8 @@ def test_verdict_sentence_wording_from_numbers() -> None:
 
 
 def test_holm_runs_per_target_and_verdicts_come_from_table(tmp_path: Path) -> None:
-    results = write_fake_study(tmp_path / "r")
-    t2 = report.transfer_table(results)
+    study = report.load_study(write_fake_study(tmp_path / "r"))
+    t2 = report.transfer_table(study)
     for target, rows in t2.groupby("target"):
         tested = rows.dropna(subset=["p_value"])
         assert len(tested) == 4  # the four chains other than imagenet
@@ -61,7 +61,7 @@ def test_holm_runs_per_target_and_verdicts_come_from_table(tmp_path: Path) -> No
                                        row["ci_high"], row["p_holm"], "mm")
     assert expected in sentences
     assert "+0.10 mm" in expected  # every image 0.1 worse in the fake results
-    md = report.verdicts_markdown(t2, report.load_study(results))
+    md = report.verdicts_markdown(t2, study)
     assert md.count("\n- ") == 15 and "profile: ci" in md and "2 seed(s)" in md
     assert "no matched control in this study" in md
     assert "small test sets: head 4 (smallest two-sided p 0.12)" in md  # 4 fake test images
@@ -70,8 +70,8 @@ def test_holm_runs_per_target_and_verdicts_come_from_table(tmp_path: Path) -> No
 def test_matched_controls_in_table2_and_the_verdicts(tmp_path: Path) -> None:
     """Each chain against the control with as many stages (known numbers: a control is 0.3
     better than every chain of its length), the best row against the runner-up."""
-    results = write_fake_study(tmp_path / "r", controls=True)
-    t2 = report.transfer_table(results)
+    study = report.load_study(write_fake_study(tmp_path / "r", controls=True))
+    t2 = report.transfer_table(study)
     head = t2[t2["target"] == "head"].set_index("chain")
     assert head.loc["imagenet>head", "is_control"] and head.loc["imagenet>head>head", "is_control"]
     assert not head.loc["imagenet>hand", "is_control"]
@@ -89,18 +89,18 @@ def test_matched_controls_in_table2_and_the_verdicts(tmp_path: Path) -> None:
     assert any(s.startswith("head: imagenet>hand vs its matched control imagenet>head ") and "+0.30 mm" in s
                for s in sentences)
     assert any(s.startswith("head: the best, imagenet>head, vs the runner-up imagenet>head>head") for s in sentences)
-    md = report.verdicts_markdown(t2, report.load_study(results))
+    md = report.verdicts_markdown(t2, study)
     assert "against its matched control" in md and "no matched control" not in md
     shown = report.display_table(t2[t2["target"] == "head"], ["chain"], sdr_std=False)
     assert "Δ vs control (mm)" in shown and "Holm p vs control" in shown
     # the summary says when a control, not a chain, gave the lowest error
-    summary = report.summary_markdown(results)
+    summary = report.summary_markdown(study)
     assert "best `imagenet>head` 1.90 mm" in summary  # 1.8 and 2.0 over the two seeds and "matched control `imagenet>head`" in summary
 
 
 def test_table2_csv_carries_the_paired_columns(tmp_path: Path) -> None:
     results = write_fake_study(tmp_path / "r")
-    path = report.write_table(report.transfer_table(results), results / "table2_transfer.csv")
+    path = report.write_table(report.transfer_table(report.load_study(results)), results / "table2_transfer.csv")
     back = pd.read_csv(path)
     for col in ("n_seeds", "delta_mre", "ci_low", "ci_high", "p_value", "p_holm"):
         assert col in back.columns
@@ -199,29 +199,30 @@ def study_with_grids(tmp_path: Path) -> Path:
 
 
 def test_study_protocol_and_per_landmark_tables(study_with_grids: Path) -> None:
-    table = report.study_protocol_table(study_with_grids)
+    study = report.load_study(study_with_grids)
+    table = report.study_protocol_table(study)
     assert list(dict.fromkeys(table["target"])) == ["head", "hand", "chest"]
     assert set(table["n_seeds"]) == {2} and set(table["profile"]) == {"ci"}
     assert (table["target"] == "hand").sum() == 8 and (table["target"] == "head").sum() == 4
     ref = table[(table["target"] == "chest") & (table["decoding"] == "subpixel") & (table["protocol"] == "clean")]
     assert ref["mre_change_pct"].iloc[0] == pytest.approx(0.0)
     # mean over seeds of the per-run tables
-    runs = report.chain_runs(study_with_grids)["chest"]
+    runs = report.chain_runs(study)["chest"]
     per_run = [analysis.run_protocol_table(report.run_dir(study_with_grids, r["run_id"])) for r in runs]
     sub_clean = [t[(t["decoding"] == "subpixel") & (t["protocol"] == "clean")]["mre"].iloc[0] for t in per_run]
     assert ref["mre"].iloc[0] == pytest.approx(np.mean(sub_clean))
     assert ref["mre_std"].iloc[0] == pytest.approx(np.std(sub_clean, ddof=1))
 
-    lm = report.per_landmark_tables(study_with_grids)
+    lm = report.per_landmark_tables(study)
     head = lm[lm["target"] == "head"]
     assert list(head["landmark"]) == [1, 2, 3] and set(head["n_rows"]) == {8}  # 4 images x 2 seeds
-    m = report.study_error_matrices(study_with_grids)["head"]
+    m = report.study_error_matrices(study)["head"]
     assert m["errors"].shape == (8, 3) and m["unit"] == "mm"
     assert head["mre"].to_numpy() == pytest.approx(m["errors"].mean(axis=0))
 
 
 def test_zhu_paired_stats_from_grid_file(study_with_grids: Path) -> None:
-    run = report.chain_runs(study_with_grids)["head"][0]
+    run = report.chain_runs(report.load_study(study_with_grids))["head"][0]
     series = report.per_image_errors(report.run_dir(study_with_grids, run["run_id"]), "zhu")
     grid = analysis.load_grid_predictions(report.run_dir(study_with_grids, run["run_id"]))
     assert list(series.index) == grid["ids"]
@@ -254,8 +255,8 @@ def test_find_payer_csv_dir(tmp_path: Path) -> None:
 
 
 def test_human_limit_for_study_reproduces_isbi(tmp_path: Path, head_root: Path) -> None:
-    results = write_fake_study(tmp_path / "r")
-    rows, source = report.human_limit_for_study(results, head_root / "payer_setup")
+    study = report.load_study(write_fake_study(tmp_path / "r"))
+    rows, source = report.human_limit_for_study(study, head_root / "payer_setup")
     assert source == analysis.PAYER_SOURCE and "151-400" in source
     frame = analysis.human_limit_frame(rows, source).set_index("comparison")
     assert round(frame.loc["senior vs mean", "mre"], 3) == 1.012
@@ -265,8 +266,7 @@ def test_human_limit_for_study_reproduces_isbi(tmp_path: Path, head_root: Path) 
         [86.80, 91.94, 95.18, 98.27]
     assert analysis.human_per_landmark(rows).shape == (HEAD_SHAPE,)
     # models beside the human rows, each labelled with its own data source
-    beside = report.models_beside_human(report.transfer_table(results), frame.reset_index(),
-                                        report.load_study(results))
+    beside = report.models_beside_human(report.transfer_table(study), frame.reset_index(), study)
     models = beside[beside["who"].str.startswith("model")]
     humans = beside[beside["who"].str.startswith("annotators")]
     assert len(models) == 5 and len(humans) == 3
@@ -275,8 +275,8 @@ def test_human_limit_for_study_reproduces_isbi(tmp_path: Path, head_root: Path) 
 
 
 def test_human_limit_absent_is_said_not_raised(tmp_path: Path) -> None:
-    results = write_fake_study(tmp_path / "r")
-    rows, source = report.human_limit_for_study(results, tmp_path / "none", repo=tmp_path)
+    study = report.load_study(write_fake_study(tmp_path / "r"))
+    rows, source = report.human_limit_for_study(study, tmp_path / "none", repo=tmp_path)
     assert rows is None and "not found" in source and "human_limit_csv_dir" in source
 
 
@@ -297,15 +297,16 @@ def test_human_limit_from_the_dataset_matches_payer(head_root: Path) -> None:
 
 
 def test_figures(study_with_grids: Path) -> None:
-    t2 = report.transfer_table(study_with_grids)
+    study = report.load_study(study_with_grids)
+    t2 = report.transfer_table(study)
     fig = plots.plot_paired_deltas(t2, caption="profile: ci")
     assert len(fig.axes) == 3 and fig.axes[0].get_title() == "target: head"
-    m = report.study_error_matrices(study_with_grids)
+    m = report.study_error_matrices(study)
     fig = plots.plot_landmark_errors({t: v["errors"] for t, v in m.items()}, {t: v["unit"] for t, v in m.items()},
                                      reference={"head": ("annotators", np.ones(3))})
     assert len(fig.axes) == 3
     assert "annotators" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    fig = plots.plot_protocol_spread(report.study_protocol_table(study_with_grids))
+    fig = plots.plot_protocol_spread(report.study_protocol_table(study))
     assert len(fig.axes) == 3
     ex = {"image": np.zeros((8, 6)), "heatmaps": np.random.default_rng(0).random((2, 8, 6)),
           "gt_grid": np.array([[1.0, 1.0], [3.0, 4.0]]), "pred_grid": np.array([[2.0, 1.0], [3.0, 5.0]]),

@@ -42,7 +42,8 @@ def _study(tmp_path: Path, weights: str) -> Path:
 
 def test_chain_curves_read_every_chain_and_name_the_start(tmp_path: Path) -> None:
     results = _study(tmp_path, "none")
-    curves = plots.chain_error_curves(results)
+    study = report.load_study(results)
+    curves = plots.chain_error_curves(study)
     assert list(curves) == ["head", "hand", "chest"]
     head = curves["head"]
     assert head["alone"] == "scratch" and head["unit"] == "mm"
@@ -50,19 +51,19 @@ def test_chain_curves_read_every_chain_and_name_the_start(tmp_path: Path) -> Non
                                     "scratch>chest>hand"]
     assert set(head["seeds"].values()) == {2}
     # the errors are the predictions.csv values of both seeds' runs, test split
-    runs = report.chain_runs(results, "imagenet>hand")["head"]
+    runs = report.chain_runs(study, "imagenet>hand")["head"]
     frames = [pd.read_csv(report.run_dir(results, r["run_id"]) / "predictions.csv") for r in runs]
     expected = np.concatenate([f.sort_values(["image_id", "landmark"])["error"].to_numpy() for f in frames])
     assert np.sort(head["curves"]["scratch>hand"].ravel()) == pytest.approx(np.sort(expected))
 
-    with_weights = plots.chain_error_curves(_study(tmp_path / "b", "imagenet"))
+    with_weights = plots.chain_error_curves(report.load_study(_study(tmp_path / "b", "imagenet")))
     assert with_weights["chest"]["alone"] == "imagenet"
     assert "imagenet>head>hand" in with_weights["chest"]["curves"]
     assert report.start_label("/w/vgg19-dcbb9e9d.pth") == "vgg19-dcbb9e9d.pth"
 
 
 def test_cpe_figures(tmp_path: Path) -> None:
-    curves = plots.chain_error_curves(_study(tmp_path, "none"))
+    curves = plots.chain_error_curves(report.load_study(_study(tmp_path, "none")))
     human = (np.full((2, 3), 0.5), "hand-made annotators")
     fig = plots.plot_cpe_curves(curves, human=human, caption="profile: ci")
     assert len(fig.axes) == 3
@@ -77,10 +78,10 @@ def test_cpe_figures(tmp_path: Path) -> None:
 
 
 def test_human_limit_errors_are_annotator_vs_mean(tmp_path: Path, head_root: Path) -> None:
-    results = _study(tmp_path, "none")
-    errors, source = plots.human_limit_errors(results, head_root / "payer_setup")
+    study = report.load_study(_study(tmp_path, "none"))
+    errors, source = plots.human_limit_errors(study, head_root / "payer_setup")
     assert errors.shape == (250, 19) and "151-400" in source
     # the shared data README: one annotator against the mean of both, 1.012 mm MRE
     assert round(float(errors.mean()), 3) == 1.012
-    missing, why = plots.human_limit_errors(results, tmp_path / "nowhere")
+    missing, why = plots.human_limit_errors(study, tmp_path / "nowhere")
     assert missing is None and "not found" in why

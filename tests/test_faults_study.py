@@ -249,9 +249,9 @@ def test_sigkill_of_a_study_at_each_kill_point_loses_only_the_work_since_the_che
     # the final numbers equal those of the uninterrupted study
     from pandas.testing import assert_frame_equal
 
-    from xlm_core.report import transfer_table
+    from xlm_core.report import load_study, transfer_table
 
-    assert_frame_equal(transfer_table(straight / "k"), transfer_table(killed / "k"))
+    assert_frame_equal(transfer_table(load_study(straight / "k")), transfer_table(load_study(killed / "k")))
     for run in runs.iterdir():
         twin = straight / "k" / "runs" / run.name
         assert _comparable_metrics(twin / "metrics.json") == _comparable_metrics(run / "metrics.json")

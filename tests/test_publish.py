@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import SHARED_DATA
 
-from xlm_core.report import book
+from xlm_core.report import book, load_study
 from xlm_core.report.analysis import human_limit_from_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -211,9 +211,10 @@ def write_fake_real_study(results: Path, ceph_root: Path) -> Path:
 
 
 def test_the_front_page_leads_with_real_x_rays_then_the_labelled_phantoms(tmp_path: Path) -> None:
-    demo = write_fake_study(tmp_path / "results" / "demo")
-    real = write_fake_real_study(tmp_path / "results" / "real", tmp_path / "gone" / "hamedan_university_dataset")
-    page = book.front_page_markdown(demo)
+    demo = load_study(write_fake_study(tmp_path / "results" / "demo"))
+    real = load_study(write_fake_real_study(tmp_path / "results" / "real",
+                                            tmp_path / "gone" / "hamedan_university_dataset"))
+    page = book.front_page_markdown(demo, real)
     assert page.index("### On real x-rays") < page.index("### On synthetic phantoms (the `ci` study)")
     first, phantoms = page.split("### On synthetic phantoms")
     assert "profile: real; data: real" in first and "SYNTHETIC" not in first
@@ -227,23 +228,40 @@ def test_the_front_page_leads_with_real_x_rays_then_the_labelled_phantoms(tmp_pa
     assert "**spine**" not in first  # a source stage, not a target
     assert "Human limit" not in first  # the ceph data the runs read are not on this machine
     assert "synthetic phantoms" in phantoms and "profile **ci**" in phantoms
-    assert book.front_page_markdown(real).count("### ") == 1  # the real study's own book: its answer only
+    assert book.front_page_markdown(real, real).count("### ") == 1  # the real study's own book: its answer only
 
 
 def test_the_front_page_gives_the_human_limit_from_the_readers(tmp_path: Path) -> None:
     ceph_root = SHARED_DATA / "hamedan_university_dataset"
     if not ceph_root.is_dir():
         pytest.skip(f"real samples not found at {ceph_root} (set XLM_SHARED_DATA)")
-    demo = write_fake_study(tmp_path / "results" / "demo")
-    write_fake_real_study(tmp_path / "results" / "real", ceph_root)
+    demo = load_study(write_fake_study(tmp_path / "results" / "demo"))
+    real = load_study(write_fake_real_study(tmp_path / "results" / "real", ceph_root))
     human = human_limit_from_dataset(ceph_root, ids=sum(CEPH_FOLDS, []), dataset="ceph")  # every tested image
     assert (f"Human limit: one reader against the mean of both, {human[0]['mre']:.2f} px on the same images"
-            in book.front_page_markdown(demo))
+            in book.front_page_markdown(demo, real))
+
+
+def test_the_book_reads_its_study_and_the_real_one_beside_it(tmp_path: Path) -> None:
+    """``collect_generated`` loads the study it builds from and ``results/real`` beside it (the
+    study itself when it is the real one; none when absent): the front page it writes is
+    :func:`book.front_page_markdown` of those."""
+    demo_dir = write_fake_study(tmp_path / "results" / "demo")
+    real_dir = write_fake_real_study(tmp_path / "results" / "real", tmp_path / "gone" / "hamedan_university_dataset")
+    demo, real = load_study(demo_dir), load_study(real_dir)
+    summary = tmp_path / "book" / "generated" / "summary.md"
+    book.collect_generated(demo_dir, tmp_path / "book")
+    assert summary.read_text() == book.front_page_markdown(demo, real)
+    book.collect_generated(real_dir, tmp_path / "book")
+    assert summary.read_text() == book.front_page_markdown(real, real)
+    (real_dir / "study.json").unlink()
+    book.collect_generated(demo_dir, tmp_path / "book")
+    assert summary.read_text() == book.front_page_markdown(demo, None)
 
 
 def test_without_real_results_the_front_page_says_where_the_answer_is_in_one_line(tmp_path: Path) -> None:
-    demo = write_fake_study(tmp_path / "results" / "demo")
-    first, rest = book.front_page_markdown(demo).split("\n", 1)
+    demo = load_study(write_fake_study(tmp_path / "results" / "demo"))
+    first, rest = book.front_page_markdown(demo, None).split("\n", 1)
     assert first == book.REAL_ABSENT and "{doc}`/book/real`" in first
     for command in ("xlm data fetch real DIR", "xlm study run real --data-root DIR", "xlm book build"):
         assert command in first

@@ -278,16 +278,16 @@ def _fold_study(tmp_path: Path, folds: dict[str, list[str]], targets=("ceph",)) 
 
 
 def test_tested_images_are_read_from_the_runs_and_checked(tmp_path):
-    from xlm_core.report import real
+    from xlm_core.report import load_study, real
 
-    ok = _fold_study(tmp_path / "a", {"f0-x": ["001", "002"], "f0-y": ["001", "002"], "f1-x": ["003"]})
+    ok = load_study(_fold_study(tmp_path / "a", {"f0-x": ["001", "002"], "f0-y": ["001", "002"], "f1-x": ["003"]}))
     assert real.targets_of(ok) == ["ceph"]
     assert real.tested_images(ok, "ceph") == {"001": 0, "002": 0, "003": 1}  # the source's 071 is not a target image
     assert list(real.fold_table(ok)["test images"]) == [2, 1]
-    twice = _fold_study(tmp_path / "b", {"f0-x": ["001"], "f1-x": ["001"]})
+    twice = load_study(_fold_study(tmp_path / "b", {"f0-x": ["001"], "f1-x": ["001"]}))
     with pytest.raises(ValueError, match="image 001 is in folds 0 and 1"):
         real.tested_images(twice, "ceph")
-    differ = _fold_study(tmp_path / "c", {"f0-x": ["001"], "f0-y": ["002"]})
+    differ = load_study(_fold_study(tmp_path / "c", {"f0-x": ["001"], "f0-y": ["002"]}))
     with pytest.raises(ValueError, match="fold 0 of ceph scored other images"):
         real.tested_images(differ, "ceph")
 

@@ -162,8 +162,14 @@ def fake_results(tmp_path: Path) -> Path:
     return write_fake_study(tmp_path / "results" / "fake")
 
 
-def test_backbone_table_means_and_stds_over_folds(fake_results: Path) -> None:
-    t1 = report.backbone_table(fake_results)
+@pytest.fixture
+def fake_study(fake_results: Path) -> report.StudyInfo:
+    """The fake study as the notebooks hold it: read once, handed to every table."""
+    return report.load_study(fake_results)
+
+
+def test_backbone_table_means_and_stds_over_folds(fake_study: report.StudyInfo) -> None:
+    t1 = report.backbone_table(fake_study)
     assert list(t1["arch"]) == ["unet", "unetplusplus", report.MEAN_SHAPE]
     unet = t1.iloc[0]
     folds = [fake_backbone_mre("unet", f) for f in (0, 1)]
@@ -183,15 +189,15 @@ def test_backbone_table_means_and_stds_over_folds(fake_results: Path) -> None:
 
 def test_missing_run_is_counted_not_dropped(tmp_path: Path) -> None:
     results = write_fake_study(tmp_path / "r", missing="bb-unet-f1")
-    t1 = report.backbone_table(results)
+    t1 = report.backbone_table(report.load_study(results))
     unet = t1[t1["arch"] == "unet"].iloc[0]
     assert unet["n_folds"] == 1 and unet["n_missing"] == 1
     assert unet["mre"] == pytest.approx(fake_backbone_mre("unet", 0))
     assert unet["mre_std"] == 0.0
 
 
-def test_transfer_table_has_every_target_and_chain(fake_results: Path) -> None:
-    t2 = report.transfer_table(fake_results)
+def test_transfer_table_has_every_target_and_chain(fake_study: report.StudyInfo) -> None:
+    t2 = report.transfer_table(fake_study)
     models = t2[t2["chain"] != report.MEAN_SHAPE]
     assert len(models) == 15
     assert (t2["chain"] == report.MEAN_SHAPE).sum() == 3
@@ -209,23 +215,23 @@ def test_transfer_table_has_every_target_and_chain(fake_results: Path) -> None:
         assert col in t2
 
 
-def test_zhu_protocol_is_reported_separately(fake_results: Path) -> None:
-    t2 = report.transfer_table(fake_results, protocol="zhu")
+def test_zhu_protocol_is_reported_separately(fake_study: report.StudyInfo) -> None:
+    t2 = report.transfer_table(fake_study, protocol="zhu")
     assert set(t2["protocol"]) == {"zhu"}
     with pytest.raises(XLMError, match="unknown protocol"):
-        report.transfer_table(fake_results, protocol="mixed")
+        report.transfer_table(fake_study, protocol="mixed")
 
 
-def test_paired_statistics_fill_the_transfer_table(fake_results: Path) -> None:
-    t2 = report.transfer_table(fake_results)
+def test_paired_statistics_fill_the_transfer_table(fake_study: report.StudyInfo) -> None:
+    t2 = report.transfer_table(fake_study)
     row = t2[(t2["target"] == "hand") & (t2["chain"] == "imagenet>head")].iloc[0]
     # every image is worse by exactly 0.1 (one extra stage) in the fake results
     assert row["delta_mre"] == pytest.approx(0.1, abs=1e-9)
     assert row["p_holm"] >= row["p_value"]
 
 
-def test_sota_table_never_mixes_published_and_ours(fake_results: Path) -> None:
-    t3 = report.sota_table(fake_results)
+def test_sota_table_never_mixes_published_and_ours(fake_study: report.StudyInfo) -> None:
+    t3 = report.sota_table(fake_study)
     published = t3[t3["source"] == report.PUBLISHED_LABEL]
     ours = t3[t3["source"] != report.PUBLISHED_LABEL]
     assert len(published) == 12  # rows of the paper's Table 3
@@ -246,8 +252,8 @@ def test_literature_carries_all_three_paper_tables() -> None:
     assert vgg["mre"].iloc[0] == pytest.approx(0.50)
 
 
-def test_write_table_roundtrip(fake_results: Path, tmp_path: Path) -> None:
-    t1 = report.backbone_table(fake_results)
+def test_write_table_roundtrip(fake_study: report.StudyInfo, tmp_path: Path) -> None:
+    t1 = report.backbone_table(fake_study)
     path = report.write_table(t1, tmp_path / "out" / "table1_backbones.csv")
     back = pd.read_csv(path)
     assert list(back.columns) == list(t1.columns)
@@ -266,7 +272,7 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
     results = write_fake_study(tmp_path / "r")
     (results / "runs" / "bb-unet-f0" / "metrics.json").write_text(json.dumps({"mre": 1}))
     with pytest.raises(XLMError, match="bb-unet-f0/metrics.json: missing key 'test'"):
-        report.backbone_table(results)
+        report.backbone_table(report.load_study(results))
 
 
 def test_chain_before_accepts_both_forms() -> None:
@@ -278,11 +284,11 @@ def test_chain_before_accepts_both_forms() -> None:
     assert report.chain_before(control) == ["imagenet", "head"]
 
 
-def test_format_and_display(fake_results: Path) -> None:
+def test_format_and_display(fake_study: report.StudyInfo) -> None:
     assert report.format_mean_std(1.234, 0.056) == "1.23 ± 0.06"
     assert report.format_mean_std(float("nan"), 0.1) == report.DASH
     assert report.format_mean_std(2.0, float("nan")) == "2.00"
-    shown = report.display_table(report.backbone_table(fake_results), ["arch", "encoder"])
+    shown = report.display_table(report.backbone_table(fake_study), ["arch", "encoder"])
     assert list(shown.columns[:3]) == ["arch", "encoder", "MRE (mm)"]
     assert "SDR 10 mm (%)" in shown.columns and "n folds" in shown.columns
     assert list(shown["n folds"]) == ["2", "2", "2"]  # integers as integers, never "2.0"
@@ -303,8 +309,8 @@ def test_show_table_no_index_dash_footnote_scrolls() -> None:
     assert report.DASH_NOTE not in report.show_table(pd.DataFrame({"x": [1]}))._repr_html_()
 
 
-def test_display_table_paired_columns_format_p(fake_results: Path) -> None:
-    t2 = report.transfer_table(fake_results)
+def test_display_table_paired_columns_format_p(fake_study: report.StudyInfo) -> None:
+    t2 = report.transfer_table(fake_study)
     head = t2[t2["target"] == "head"]
     shown = report.display_table(head, ["chain"], sdr_std=False)
     assert {"Δ MRE (mm)", "95 % CI (mm)", "Holm p", "n seeds"} <= set(shown.columns)
@@ -317,8 +323,8 @@ def test_display_table_paired_columns_format_p(fake_results: Path) -> None:
     assert "NaN" not in html and not re.search(r"\de[+-]\d", html)
 
 
-def test_summary_names_profile_and_warns_synthetic(fake_results: Path) -> None:
-    text = report.summary_markdown(fake_results)
+def test_summary_names_profile_and_warns_synthetic(fake_study: report.StudyInfo) -> None:
+    text = report.summary_markdown(fake_study)
     assert "profile **ci**" in text and "synthetic" in text
     assert "{warning}" in text
     # in the fake numbers ImageNet alone is best for every target
@@ -334,12 +340,13 @@ def test_scratch_runs_are_named_scratch_everywhere(tmp_path: Path) -> None:
     """First stages without ImageNet weights: every label says scratch, though the later
     stages' configs (and the profile's chain tokens) say imagenet."""
     results = write_fake_study(tmp_path / "results" / "fake", encoder_weights="none")
-    runs = report.collect_runs(results)
+    study = report.load_study(results)
+    runs = report.collect_runs(study)
     transfer = runs[runs["kind"] == "transfer"]
     assert set(transfer["start"]) == {"scratch"}
     assert all(c.split(">")[0] == "scratch" for c in transfer["chain"])
     assert "imagenet" in set(transfer["profile_chain"])
-    t2 = report.transfer_table(results)
+    t2 = report.transfer_table(study)
     chains = set(t2["chain"]) - {report.MEAN_SHAPE}
     assert chains and not any("imagenet" in c for c in chains)
     assert "scratch>hand>chest" in chains
@@ -349,21 +356,21 @@ def test_scratch_runs_are_named_scratch_everywhere(tmp_path: Path) -> None:
     verdicts = report.transfer_verdicts(t2)
     assert verdicts and all("imagenet" not in v for v in verdicts)
     assert all("vs scratch alone" in v or "vs the runner-up scratch" in v for v in verdicts)
-    summary = report.summary_markdown(results)
+    summary = report.summary_markdown(study)
     assert "imagenet" not in summary.lower().replace("no imagenet weights", "")
     assert "`scratch` alone" in summary
-    t3 = report.sota_table(results)
+    t3 = report.sota_table(study)
     ours = t3[t3["ours_mre"].notna()]
     assert len(ours) and all("scratch>" in m for m in ours["method"])
     # the profile's name still finds the runs
-    assert set(report.chain_runs(results, "imagenet")) == {"head", "hand", "chest"}
-    assert report.chain_runs(results, "imagenet") == report.chain_runs(results, "scratch")
+    assert set(report.chain_runs(study, "imagenet")) == {"head", "hand", "chest"}
+    assert report.chain_runs(study, "imagenet") == report.chain_runs(study, "scratch")
 
 
-def test_imagenet_start_kept_when_weights_were_loaded(fake_results: Path) -> None:
-    runs = report.collect_runs(fake_results)
+def test_imagenet_start_kept_when_weights_were_loaded(fake_study: report.StudyInfo) -> None:
+    runs = report.collect_runs(fake_study)
     assert set(runs.loc[runs["kind"] == "transfer", "start"]) == {"imagenet"}
-    assert "imagenet>hand>chest" in set(report.transfer_table(fake_results)["chain"])
+    assert "imagenet>hand>chest" in set(report.transfer_table(fake_study)["chain"])
 
 
 def test_start_label() -> None:
@@ -372,8 +379,8 @@ def test_start_label() -> None:
     assert report.start_label("/w/vgg19-dcbb9e9d.pth") == "vgg19-dcbb9e9d.pth"
 
 
-def test_sota_side_by_side_same_protocol_and_unit_only(fake_results: Path) -> None:
-    t3 = report.sota_table(fake_results)
+def test_sota_side_by_side_same_protocol_and_unit_only(fake_study: report.StudyInfo) -> None:
+    t3 = report.sota_table(fake_study)
     # hand: published mm, ours zhu mm -> beside; clean row left out with a reason
     hand, notes = report.sota_side_by_side(t3, "hand")
     assert "MRE (mm)" in hand.columns and hand["figures"].str.startswith("this study").sum() == 1
@@ -386,9 +393,9 @@ def test_sota_side_by_side_same_protocol_and_unit_only(fake_results: Path) -> No
     assert "NaN" not in chest.to_string() and "nan" not in chest.to_string()
 
 
-def test_dataset_sizes_come_from_the_runs(fake_results: Path) -> None:
+def test_dataset_sizes_come_from_the_runs(fake_study: report.StudyInfo) -> None:
     """The datasets table shows the grids the runs recorded, not the loaders' paper defaults."""
-    sizes = report.run_sizes(fake_results)
+    sizes = report.run_sizes(fake_study)
     assert sizes["head"]["test_hw"] == "64x64" and sizes["hand"]["wrist_pair"] == "2, 6"
     counts = pd.DataFrame([
         {"dataset": "hand", "data_source": "synthetic", "n_images": 8, "n_landmarks": 37, "n_train": 5,
@@ -444,9 +451,9 @@ def test_transfer_report_shows_no_folder_of_the_build_machine() -> None:
 def test_questions_compare_starts_lengths_and_other_xrays_on_paired_images(tmp_path: Path) -> None:
     """With ImageNet and scratch chains and both controls, each question's comparison has the
     known difference of the fake runs (scratch +1, a control -0.3, a stage +0.1)."""
-    results = write_fake_study(tmp_path / "results" / "fake", controls=True, scratch=True)
-    t2 = report.transfer_table(results)
-    q = report.questions_table(t2, results)
+    study = report.load_study(write_fake_study(tmp_path / "results" / "fake", controls=True, scratch=True))
+    t2 = report.transfer_table(study)
+    q = report.questions_table(t2, study)
     head = q[q["target"] == "head"].set_index(["chain", "reference"])
     expected = {
         ("imagenet", "scratch"): -1.0,                           # what ImageNet buys, one stage
@@ -480,7 +487,7 @@ def test_questions_compare_starts_lengths_and_other_xrays_on_paired_images(tmp_p
     assert "-1.00" in set(shown["Δ MRE"])
 
 
-def test_questions_without_scratch_chains_keep_what_ran(fake_results: Path) -> None:
-    q = report.questions_table(report.transfer_table(fake_results), fake_results)
+def test_questions_without_scratch_chains_keep_what_ran(fake_study: report.StudyInfo) -> None:
+    q = report.questions_table(report.transfer_table(fake_study), fake_study)
     assert len(q) == 0  # no scratch chains, no controls: nothing to compare
     assert "No comparison" in report.questions_markdown(q)

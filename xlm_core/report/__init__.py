@@ -15,9 +15,12 @@ bottom to top:
 - :mod:`~xlm_core.report.plots`: the figures
 - :mod:`~xlm_core.report.book`: building the Jupyter Book (``xlm book``)
 
-The notebooks call the tables and prose through this package (``report.transfer_table(...)``);
-the names below are its public face. The arrays the figures draw (a model's outputs on chosen
-images) are computed below, in :mod:`xlm_core.examples`.
+The notebooks call the tables and prose through this package; the names below are its public
+face. A notebook reads its study once, ``info = report.load_study(results_dir)``, and hands the
+:class:`StudyInfo` on (``report.transfer_table(info)``): no report function loads a study but
+:func:`~xlm_core.report.book.collect_generated`, which builds the book from a results folder.
+The arrays the figures draw (a model's outputs on chosen images) are computed below, in
+:mod:`xlm_core.examples`.
 """
 
 from __future__ import annotations

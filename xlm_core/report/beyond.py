@@ -22,7 +22,6 @@ from xlm_core.report.results import (
     data_roots,
     honest_chain,
     load_metrics,
-    load_study,
     mean_std,
     run_dir,
     single_value,
@@ -33,16 +32,15 @@ from xlm_core.report.results import (
 
 
 
-def chain_runs(results_dir: str | Path, chain: str = "imagenet") -> dict[str, list[dict]]:
-    """Target -> the finished transfer runs of ``chain`` (``"imagenet"``: ImageNet -> target; the
-    profile's label and the label with the real start, ``"scratch"``, both match),
+def chain_runs(study: StudyInfo, chain: str = "imagenet") -> dict[str, list[dict]]:
+    """Target -> the finished transfer runs of ``study``'s ``chain`` (``"imagenet"``: ImageNet ->
+    target; the profile's label and the label with the real start, ``"scratch"``, both match),
     ordered by seed. A run counts as finished when its ``metrics.json`` exists."""
-    study = load_study(results_dir)
     out: dict[str, list[dict]] = {}
     for run in study.runs:
-        if run.get("kind") != "transfer" or chain not in chain_names(results_dir, run, study.runs):
+        if run.get("kind") != "transfer" or chain not in chain_names(study, run):
             continue
-        if not (run_dir(results_dir, run["run_id"]) / "metrics.json").is_file():
+        if not (run_dir(study.results_dir, run["run_id"]) / "metrics.json").is_file():
             continue
         target = str(run.get("dataset") or (run.get("config") or {}).get("dataset"))
         out.setdefault(target, []).append(run)
@@ -51,11 +49,11 @@ def chain_runs(results_dir: str | Path, chain: str = "imagenet") -> dict[str, li
             for t, r in sorted(out.items(), key=lambda kv: order.get(kv[0], 9))}
 
 
-def alone_label(results_dir: str | Path, target: str, chain: str = "imagenet") -> str:
+def alone_label(study: StudyInfo, target: str, chain: str = "imagenet") -> str:
     """The label a target's ``chain`` runs carry in the book, their real start first.
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`~xlm_core.report.results.load_study`).
         target: the target dataset.
         chain: the chain as the profile or the book names it (``imagenet``: the target alone).
 
@@ -63,13 +61,12 @@ def alone_label(results_dir: str | Path, target: str, chain: str = "imagenet") -
         e.g. ``"scratch"`` for ``imagenet`` runs that loaded no ImageNet weights; ``"a/b"`` when
         the seeds started differently; ``chain`` itself when no run of it has finished.
     """
-    study = load_study(results_dir)
-    runs = chain_runs(results_dir, chain).get(target, [])
-    labels = sorted({honest_chain(chain_before(r), chain_start(results_dir, r, study.runs)) for r in runs})
+    runs = chain_runs(study, chain).get(target, [])
+    labels = sorted({honest_chain(chain_before(r), chain_start(study, r)) for r in runs})
     return "/".join(labels) if labels else chain
 
 
-def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd.DataFrame:
+def study_protocol_table(study: StudyInfo, chain: str = "imagenet") -> pd.DataFrame:
     """The same predictions under every decoding x protocol (x wrist pair for the hand), per
     target, mean and std over seeds: :func:`xlm_core.report.analysis.run_protocol_table` on each run's
     ``predictions_grid.npz``.
@@ -81,11 +78,10 @@ def study_protocol_table(results_dir: str | Path, chain: str = "imagenet") -> pd
     """
     from xlm_core.report.analysis import run_protocol_table
 
-    study = load_study(results_dir)
     frames = []
-    for target, runs in chain_runs(results_dir, chain).items():
+    for target, runs in chain_runs(study, chain).items():
         for run in runs:
-            path = run_dir(results_dir, run["run_id"])
+            path = run_dir(study.results_dir, run["run_id"])
             if not (path / "predictions_grid.npz").is_file():
                 continue
             t = run_protocol_table(path, dataset=target)
@@ -158,7 +154,7 @@ def protocol_display(rows: pd.DataFrame, digits: int = 3) -> tuple[pd.DataFrame,
     return out, list(dict.fromkeys(notes))
 
 
-def study_error_matrices(results_dir: str | Path, chain: str = "imagenet") -> dict[str, dict]:
+def study_error_matrices(study: StudyInfo, chain: str = "imagenet") -> dict[str, dict]:
     """Target -> the test errors of ``chain``'s runs (``predictions.csv``, the clean protocol):
     ``errors`` (n_seeds x N, L) in the dataset's unit (seeds stacked, so SDR over the rows is
     the mean SDR over seeds), ``ids`` (one per row), ``seeds``, ``run_ids``, ``unit``,
@@ -166,11 +162,11 @@ def study_error_matrices(results_dir: str | Path, chain: str = "imagenet") -> di
     from xlm_core.report.analysis import read_error_matrix
 
     out: dict[str, dict] = {}
-    for target, runs in chain_runs(results_dir, chain).items():
+    for target, runs in chain_runs(study, chain).items():
         ids, blocks, seeds, run_ids = [], [], [], []
         unit, thresholds = "", []
         for run in runs:
-            path = run_dir(results_dir, run["run_id"])
+            path = run_dir(study.results_dir, run["run_id"])
             if not (path / "predictions.csv").is_file():
                 continue
             metrics = load_metrics(path / "metrics.json")
@@ -183,21 +179,20 @@ def study_error_matrices(results_dir: str | Path, chain: str = "imagenet") -> di
             thresholds = [float(t) for t in metrics.get("thresholds") or thresholds]
         if blocks:
             if len({b.shape[1] for b in blocks}) != 1:
-                raise XLMError(f"{results_dir}: runs of {target!r} differ in landmark count")
+                raise XLMError(f"{study.results_dir}: runs of {target!r} differ in landmark count")
             out[target] = {"errors": np.concatenate(blocks), "ids": ids, "seeds": seeds,
                            "run_ids": run_ids, "unit": unit, "thresholds": thresholds}
     return out
 
 
-def per_landmark_tables(results_dir: str | Path, chain: str = "imagenet") -> pd.DataFrame:
+def per_landmark_tables(study: StudyInfo, chain: str = "imagenet") -> pd.DataFrame:
     """Per-landmark MRE and SDR per target (:func:`xlm_core.report.analysis.per_landmark_table` over the
     seeds' stacked test errors). Columns: target, chain, landmark (1-based), name, n_seeds,
     n_rows (images x seeds), unit, mre, mre_std, median, max, sdr_<t>..., profile, data_source."""
     from xlm_core.report.analysis import per_landmark_table
 
-    study = load_study(results_dir)
     frames = []
-    for target, m in study_error_matrices(results_dir, chain).items():
+    for target, m in study_error_matrices(study, chain).items():
         t = per_landmark_table(m["errors"], m["thresholds"])
         t.insert(0, "target", target)
         t.insert(1, "chain", chain)
@@ -213,7 +208,7 @@ def per_landmark_tables(results_dir: str | Path, chain: str = "imagenet") -> pd.
     return table
 
 
-def human_limit_for_study(results_dir: str | Path, csv_dir: str | Path | None = None,
+def human_limit_for_study(study: StudyInfo, csv_dir: str | Path | None = None,
                           repo: str | Path | None = None) -> tuple[list[dict] | None, str]:
     """The head's inter-observer rows for a study and a sentence saying where they come from.
 
@@ -231,7 +226,6 @@ def human_limit_for_study(results_dir: str | Path, csv_dir: str | Path | None = 
     )
     from xlm_core.report.human_limit import human_limit_from_payer
 
-    study = load_study(results_dir)
     root = data_roots(study).get("head")
     note = ""
     if root and study.data_source == "real":

@@ -29,6 +29,7 @@ from xlm_core.io import atomic_write_text
 from xlm_core.report.display import DASH, format_cell
 from xlm_core.report.prose import real_answer_markdown, summary_markdown
 from xlm_core.report.results import (
+    StudyInfo,
     chain_start,
     collect_runs,
     load_study,
@@ -246,19 +247,19 @@ def _real_chapter(results_dir: Path, generated: Path, replacements: dict[str, st
     return path
 
 
-def front_page_markdown(results_dir: Path) -> str:
-    """The introduction's answer (``generated/summary.md``): the real x-rays' first when
-    ``results/real`` exists (:func:`real_answer_markdown`), then this build's study, labelled
-    (:func:`summary_markdown`); without ``results/real``, one line saying where that answer is."""
-    real_dir = real_results_dir(results_dir)
-    if not (real_dir / "study.json").is_file():
-        return f"{REAL_ABSENT}\n\n{summary_markdown(results_dir)}"
-    parts = ["### On real x-rays", "", real_answer_markdown(real_dir)]
-    if real_dir.resolve() != results_dir.resolve():
-        study = load_study(results_dir)
+def front_page_markdown(study: StudyInfo, real: StudyInfo | None) -> str:
+    """The introduction's answer (``generated/summary.md``): the real x-rays' first when there
+    is a real study (``real``: ``results/real`` beside ``study``, :func:`real_answer_markdown`),
+    then this build's ``study``, labelled (:func:`summary_markdown`); without one (``real`` None),
+    one line saying where that answer is. ``real`` may be ``study`` itself (the real study's
+    own book: its answer only)."""
+    if real is None:
+        return f"{REAL_ABSENT}\n\n{summary_markdown(study)}"
+    parts = ["### On real x-rays", "", real_answer_markdown(real)]
+    if real.results_dir.resolve() != study.results_dir.resolve():
         what = ("On synthetic phantoms" if study.data_source == "synthetic"
                 else f"On the {study.data_source} data")
-        parts += ["", f"### {what} (the `{study.profile}` study)", "", summary_markdown(results_dir)]
+        parts += ["", f"### {what} (the `{study.profile}` study)", "", summary_markdown(study)]
     return "\n".join(parts)
 
 
@@ -266,11 +267,11 @@ def _placeholder(name: str, study: str, why: str) -> str:
     return f"# {name.capitalize()}\n\nNot produced by study `{study}`: {why}\n"
 
 
-def runs_table_markdown(results_dir: Path) -> str:
+def runs_table_markdown(study: StudyInfo) -> str:
     """The appendix's run list: one Markdown row per run, linked to its page when it finished.
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`~xlm_core.report.results.load_study`).
 
     Returns:
         A Markdown table: run (a link to ``generated/runs/<id>`` for a finished run), kind,
@@ -280,7 +281,7 @@ def runs_table_markdown(results_dir: Path) -> str:
     import pandas as pd
 
     try:
-        runs = collect_runs(results_dir)
+        runs = collect_runs(study)
     except XLMError as exc:
         return f"No run list: {exc}\n"
 
@@ -293,7 +294,7 @@ def runs_table_markdown(results_dir: Path) -> str:
         mre = r.get("test_mre")
         mre_text = DASH if format_cell(mre) == DASH else f"{mre:.3f} {r.get('unit')}"
         fold = DASH if pd.isna(r["fold"]) else int(r["fold"])
-        page = run_dir(results_dir, r["run_id"])
+        page = run_dir(study.results_dir, r["run_id"])
         run = (f"{{doc}}`{r['run_id']} </book/generated/runs/{r['run_id']}>`"
                if (page / "run.ipynb").is_file() and r["status"] == "done" else f"`{r['run_id']}`")
         chain = r["chain"]
@@ -314,6 +315,9 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
     - ``runs/<run_id>.ipynb`` for each finished run's notebook (a failed run is listed in the
       run table with its status, not shown);
     - ``summary.md`` (the introduction's answer) and ``runs_table.md`` (the appendix's list).
+
+    Loads the study, and the real study beside it (``results/real``), once: the pages are made
+    from the loaded :class:`StudyInfo`.
     """
     results_dir = Path(results_dir)
     study = load_study(results_dir)
@@ -347,7 +351,7 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
         src = folder / "run.ipynb"
         if src.is_file() and (folder / "metrics.json").is_file():  # finished runs only
             written.append(copy_notebook(src, generated / "runs" / f"{run['run_id']}.ipynb",
-                                         title=run_title(run, chain_start(results_dir, run, study.runs)),
+                                         title=run_title(run, chain_start(study, run)),
                                          replacements=replacements,
                                          rerun={"source": "notebooks/train_evaluate.py",
                                                 "out_name": f"run-{run['run_id']}",
@@ -358,8 +362,12 @@ def collect_generated(results_dir: str | Path, book_dir: str | Path = REPO / "bo
         path = generated / "runs" / "none.md"
         atomic_write_text(path, "# No run notebooks\n\nThis study has no executed run notebook.\n")
         written.append(path)
-    for name, text in (("summary.md", front_page_markdown(results_dir)),
-                       ("runs_table.md", runs_table_markdown(results_dir))):
+    # the real study beside this one (results/real; this one when it is the real study), if run
+    real_dir = real_results_dir(results_dir)
+    real = (study if real_dir.resolve() == results_dir.resolve()
+            else load_study(real_dir) if (real_dir / "study.json").is_file() else None)
+    for name, text in (("summary.md", front_page_markdown(study, real)),
+                       ("runs_table.md", runs_table_markdown(study))):
         atomic_write_text(generated / name, text)
         written.append(generated / name)
     sync_tree(staging, final)

@@ -18,12 +18,12 @@ from xlm_core.report.beyond import chain_runs, study_error_matrices
 from xlm_core.report.results import (
     MEAN_SHAPE,
     PUBLISHED_LABEL,
+    StudyInfo,
     chain_before,
     chain_label,
     chain_start,
     data_roots,
     is_single_stage,
-    load_study,
 )
 
 GT_STYLE = {"marker": "o", "s": 18, "facecolors": "none", "edgecolors": "lime", "linewidths": 1.2}
@@ -375,12 +375,12 @@ def plot_paired_deltas(table2: pd.DataFrame, caption: str | None = None) -> Figu
 # --------------------------------------------------------------------------- cumulative point-error curves
 
 
-def chain_error_curves(results_dir) -> dict[str, dict]:
+def chain_error_curves(study: StudyInfo) -> dict[str, dict]:
     """The test errors of every transfer chain of a study, per target, for the cumulative
     point-error curves (clean protocol: each run's ``predictions.csv``, seeds stacked).
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`~xlm_core.report.results.load_study`).
 
     Returns:
         ``{target: {"unit", "thresholds", "alone": label of the single-stage chain,
@@ -388,14 +388,13 @@ def chain_error_curves(results_dir) -> dict[str, dict]:
         chains with their start named as the runs' metadata says (:func:`chain_start`), e.g.
         ``scratch>hand`` where the profile's ``imagenet`` token ran from random weights.
     """
-    study = load_study(results_dir)
     chains = list(dict.fromkeys(chain_label(chain_before(r))
                                 for r in study.runs if r.get("kind") == "transfer"))
     out: dict[str, dict] = {}
     for chain in sorted(chains, key=lambda c: (c.count(">"), chains.index(c))):
-        runs = chain_runs(results_dir, chain)
-        for target, data in study_error_matrices(results_dir, chain).items():
-            starts = sorted({chain_start(results_dir, r, study.runs) for r in runs.get(target, [])}) or ["?"]
+        runs = chain_runs(study, chain)
+        for target, data in study_error_matrices(study, chain).items():
+            starts = sorted({chain_start(study, r) for r in runs.get(target, [])}) or ["?"]
             stages = chain.split(">")
             label = ">".join(["/".join(starts), *stages[1:]])
             entry = out.setdefault(target, {"unit": data["unit"], "thresholds": data["thresholds"],
@@ -408,13 +407,13 @@ def chain_error_curves(results_dir) -> dict[str, dict]:
     return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], 9)))
 
 
-def human_limit_errors(results_dir, csv_dir=None) -> tuple[np.ndarray | None, str]:
+def human_limit_errors(study: StudyInfo, csv_dir=None) -> tuple[np.ndarray | None, str]:
     """Per-landmark errors ``(N, L)`` in mm of the senior annotator against the mean of both
     (clean protocol), from the same source :func:`xlm_core.report.human_limit_for_study` uses
     (the study's real head data, else Payer et al.'s CSVs, ISBI images 151-400).
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`~xlm_core.report.results.load_study`).
         csv_dir: folder of Payer's ``all_senior.csv`` / ``all_junior.csv`` (None: the default place).
 
     Returns:
@@ -424,7 +423,6 @@ def human_limit_errors(results_dir, csv_dir=None) -> tuple[np.ndarray | None, st
     from xlm_core.report import analysis
     from xlm_core.report.human_limit import load_payer_mm_csv
 
-    study = load_study(results_dir)
     root = data_roots(study).get("head")
     if root and study.data_source == "real":
         from xlm_core.datasets import load_dataset

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,6 @@ from xlm_core.report.results import (
     PROTOCOL_TEXT,
     StudyInfo,
     is_single_stage,
-    load_study,
     single_value,
     start_text,
 )
@@ -185,13 +183,12 @@ def verdicts_markdown(table2: pd.DataFrame, study: StudyInfo | None = None,
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
-    """The introduction's answer, generated from Table 2: per target, best chain vs the target
-    trained alone, each chain named by its real start (``scratch`` or ``imagenet``).
+def summary_markdown(study: StudyInfo, protocol: str = "clean") -> str:
+    """The introduction's answer, generated from ``study``'s Table 2: per target, best chain vs
+    the target trained alone, each chain named by its real start (``scratch`` or ``imagenet``).
 
     Names the profile and the data source; says "synthetic" loudly when it is.
     """
-    study = load_study(results_dir)
     lines = [
         (f"*Generated from `{study.name}` (profile **{study.profile}**, "
         f"**{study.data_source}** data, {PROTOCOL_TEXT[protocol]}).*"),
@@ -208,7 +205,7 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
             "",
         ]
     try:
-        t2 = transfer_table(results_dir, protocol)
+        t2 = transfer_table(study, protocol)
     except XLMError as exc:
         return "\n".join(lines + [f"No transfer results in this study ({exc})."])
     for target, group in t2.groupby("target", sort=False):
@@ -245,16 +242,16 @@ def summary_markdown(results_dir: str | Path, protocol: str = "clean") -> str:
             f"`{best['chain']}` {best['mre']:.2f} {unit} (mean over {int(best['n_seeds'])} "
             f"seed(s)): {verdict}."
         )
-    lines += _imagenet_lines(t2, results_dir, protocol)
+    lines += _imagenet_lines(t2, study, protocol)
     return "\n".join(lines) + "\n"
 
 
-def _imagenet_lines(t2: pd.DataFrame, results_dir: str | Path, protocol: str) -> list[str]:
+def _imagenet_lines(t2: pd.DataFrame, study: StudyInfo, protocol: str) -> list[str]:
     """What ImageNet bought per target (its single stage against the same stage from random
     weights, :func:`xlm_core.report.tables.questions_table`); nothing when no scratch run exists."""
     from xlm_core.report.tables import questions_table
 
-    q = questions_table(t2, results_dir, protocol)
+    q = questions_table(t2, study, protocol)
     q = q[(q["chain"] == "imagenet") & (q["reference"] == "scratch")]
     if not len(q):
         return []
@@ -269,13 +266,13 @@ def _imagenet_lines(t2: pd.DataFrame, results_dir: str | Path, protocol: str) ->
             + ". The transfer chapter sets it beside what the other x-rays and longer training bought."]
 
 
-def real_answer_markdown(real_dir: str | Path, protocol: str = "clean") -> str:
+def real_answer_markdown(study: StudyInfo, protocol: str = "clean") -> str:
     """The front page's answer on real x-rays, from the real study's result files, read as its
     chapter (``notebooks/real.py``) reads them: one paragraph per target
     (:func:`xlm_core.report.real.real_answer`).
 
     Args:
-        real_dir: ``results/real``.
+        study: the real study (``results/real``, :func:`~xlm_core.report.results.load_study`).
         protocol: ``clean`` or ``zhu``.
 
     Returns:
@@ -283,5 +280,4 @@ def real_answer_markdown(real_dir: str | Path, protocol: str = "clean") -> str:
     """
     from xlm_core.report.real import real_answer
 
-    study = load_study(real_dir)
-    return f"*Generated from `{study.name}`: {study.label(protocol)}.*\n\n" + real_answer(real_dir, protocol)
+    return f"*Generated from `{study.name}`: {study.label(protocol)}.*\n\n" + real_answer(study, protocol)

@@ -20,9 +20,9 @@ import pandas as pd
 from xlm_core.report.results import (
     MEAN_SHAPE,
     STEPS_OF,
+    StudyInfo,
     is_compute_control,
     load_metrics,
-    load_study,
     run_dir,
     study_settings,
 )
@@ -43,12 +43,12 @@ def full_chain(chain: str, target: str) -> str:
     return f"{chain}>{target}"
 
 
-def targets_of(results_dir: str | Path) -> list[str]:
+def targets_of(study: StudyInfo) -> list[str]:
     """The study's transfer targets, in the profile's order (``study.json`` settings)."""
-    return list((study_settings(results_dir).get("transfer") or {}).get("targets") or [])
+    return list((study_settings(study.results_dir).get("transfer") or {}).get("targets") or [])
 
 
-def tested_images(results_dir: str | Path, target: str) -> dict[str, int]:
+def tested_images(study: StudyInfo, target: str) -> dict[str, int]:
     """``{image id: fold}`` of every image a target's cross-validated runs scored.
 
     Read from each fold run's ``metrics.json`` (``split.test_ids``); every run of one fold must
@@ -57,12 +57,11 @@ def tested_images(results_dir: str | Path, target: str) -> dict[str, int]:
     Raises:
         ValueError: when two runs of a fold disagree or two folds share an image.
     """
-    study = load_study(results_dir)
     folds: dict[int, list[str]] = {}
     for run in study.runs:
         if run.get("dataset") != target or run.get("fold") is None:
             continue
-        path = run_dir(results_dir, run["run_id"]) / "metrics.json"
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if not path.is_file():
             continue
         ids = list((load_metrics(path).get("split") or {}).get("test_ids") or [])
@@ -79,12 +78,12 @@ def tested_images(results_dir: str | Path, target: str) -> dict[str, int]:
     return out
 
 
-def fold_table(results_dir: str | Path) -> pd.DataFrame:
+def fold_table(study: StudyInfo) -> pd.DataFrame:
     """Per target and fold: the images it held out (from the runs). Columns: target, fold,
     test images, first ids."""
     rows = []
-    for target in targets_of(results_dir):
-        tested = tested_images(results_dir, target)
+    for target in targets_of(study):
+        tested = tested_images(study, target)
         for fold in sorted(set(tested.values())):
             ids = sorted(i for i, f in tested.items() if f == fold)
             rows.append({"target": target, "fold": fold, "test images": len(ids),
@@ -92,20 +91,19 @@ def fold_table(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def source_table(results_dir: str | Path) -> pd.DataFrame:
+def source_table(study: StudyInfo) -> pd.DataFrame:
     """Every source stage: a finished run on its fixed split that a later stage starts from.
 
     Columns: source (its chain, e.g. ``imagenet>spine``), dataset, seed, steps, test images,
     test MRE, mean shape (the mean training shape's MRE on the same images), ratio (MRE / mean
     shape), learned (ratio <= :data:`SOURCE_RATIO`), unit.
     """
-    study = load_study(results_dir)
     parents = {p for r in study.runs for p in (r.get("depends_on") or [])}
     rows = []
     for run in study.runs:
         if run["run_id"] not in parents or run.get("fold") is not None:
             continue
-        path = run_dir(results_dir, run["run_id"]) / "metrics.json"
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if not path.is_file():
             continue
         m = load_metrics(path)
@@ -194,18 +192,17 @@ def answer_paragraphs(table2: pd.DataFrame, questions: pd.DataFrame, sources: pd
     return "\n\n".join(out) + "\n"
 
 
-def human_limits(results_dir: str | Path) -> dict[str, dict]:
+def human_limits(study: StudyInfo) -> dict[str, dict]:
     """Per target with two readers (ceph): one reader against the mean of both on every image the
     target was tested on (:func:`xlm_core.report.analysis.human_limit_from_dataset`), the row
     of the first reader; {} for a target with one reader or whose data are not on this machine."""
     from xlm_core.datasets import builtin_descriptor
     from xlm_core.report.analysis import human_limit_from_dataset
 
-    study = load_study(results_dir)
     out = {}
-    for target in targets_of(results_dir):
+    for target in targets_of(study):
         root = next((r["config"]["root"] for r in study.runs if r.get("dataset") == target), None)
-        tested = tested_images(results_dir, target)
+        tested = tested_images(study, target)
         if len(builtin_descriptor(target).sources) != 2 or not tested or not root or not Path(root).is_dir():
             continue
         rows = human_limit_from_dataset(root, ids=sorted(tested), dataset=target)
@@ -213,16 +210,16 @@ def human_limits(results_dir: str | Path) -> dict[str, dict]:
     return out
 
 
-def real_answer(results_dir: str | Path, protocol: str = "clean") -> str:
+def real_answer(study: StudyInfo, protocol: str = "clean") -> str:
     """:func:`answer_paragraphs` of a real study, read from its result files (the chapter's and
     the front page's answer)."""
     from xlm_core.report.tables import questions_table, transfer_table
 
-    table2 = transfer_table(results_dir, protocol)
-    table2 = table2[table2["target"].isin(targets_of(results_dir))]
-    questions = questions_table(table2, results_dir, protocol)
-    human = {t: h["mre"] for t, h in human_limits(results_dir).items()}
-    return answer_paragraphs(table2, questions, source_table(results_dir), human)
+    table2 = transfer_table(study, protocol)
+    table2 = table2[table2["target"].isin(targets_of(study))]
+    questions = questions_table(table2, study, protocol)
+    human = {t: h["mre"] for t, h in human_limits(study).items()}
+    return answer_paragraphs(table2, questions, source_table(study), human)
 
 
 __all__ = ["SOURCE_RATIO", "answer_paragraphs", "human_limits", "real_answer", "chains_table", "fold_table", "full_chain", "source_table",

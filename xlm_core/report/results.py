@@ -186,9 +186,9 @@ def chain_before(run: dict) -> list[str]:
     return chain
 
 
-def chain_names(results_dir: str | Path, run: dict, runs: list[dict]) -> set[str]:
+def chain_names(study: StudyInfo, run: dict) -> set[str]:
     """A run's chain as the profile names it and with its real start (both match a query)."""
-    return {run_chain(run), run_chain(run, chain_start(results_dir, run, runs))}
+    return {run_chain(run), run_chain(run, chain_start(study, run))}
 
 
 #: how a compute control's label names the chain whose steps it matches
@@ -253,7 +253,7 @@ def _run_metrics_or_none(results_dir: Path, run_id: str) -> dict | None:
         return None
 
 
-def chain_start(results_dir: str | Path, run: dict, runs: list[dict] | None = None) -> str:
+def chain_start(study: StudyInfo, run: dict) -> str:
     """What the first stage of ``run``'s chain really started from, from the runs' metadata.
 
     Walks back from ``run`` through its ``metrics.json`` ``transfer`` report (``source``: the
@@ -263,17 +263,14 @@ def chain_start(results_dir: str | Path, run: dict, runs: list[dict] | None = No
     names the start. The profile's chain token (``imagenet``) is never trusted.
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`load_study`): its folder and all its runs (for ``depends_on``).
         run: one run of ``study.json``'s ``runs``.
-        runs: all of them (for ``depends_on``); read from ``study.json`` when None.
 
     Returns:
         ``imagenet``, ``scratch`` or a weights file's name (:func:`start_label`).
     """
-    results_dir = Path(results_dir)
-    if runs is None:
-        runs = load_study(results_dir).runs
-    by_id = {r["run_id"]: r for r in runs}
+    results_dir = study.results_dir
+    by_id = {r["run_id"]: r for r in study.runs}
     current, seen = run, set()
     while current["run_id"] not in seen:
         seen.add(current["run_id"])
@@ -404,8 +401,9 @@ def run_steps(metrics: dict) -> int:
     return int(metrics.get("epochs_run") or 0) * steps_per_epoch(metrics)
 
 
-def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
-    """One row per run listed in ``study.json`` with its test and held-out scores.
+def collect_runs(study: StudyInfo, protocol: str = "clean") -> pd.DataFrame:
+    """One row per run listed in ``study.json`` (``study``, :func:`load_study`) with its test and
+    held-out scores.
 
     Columns: run_id, kind, dataset, arch, encoder, loss, fold, seed, start (what the chain's
     first stage really started from: ``imagenet`` or ``scratch``, :func:`chain_start`), chain
@@ -417,11 +415,10 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
     """
     if protocol not in PROTOCOLS:
         raise XLMError(f"unknown protocol {protocol!r}; allowed: {list(PROTOCOLS)}")
-    study = load_study(results_dir)
     rows = []
     for run in study.runs:
         cfg = run.get("config") or {}
-        start = chain_start(results_dir, run, study.runs)
+        start = chain_start(study, run)
         row = {
             "run_id": run["run_id"],
             "kind": run["kind"],
@@ -437,7 +434,7 @@ def collect_runs(results_dir: str | Path, protocol: str = "clean") -> pd.DataFra
             "profile_chain": run_chain(run),
             "protocol": protocol,
         }
-        path = run_dir(results_dir, run["run_id"]) / "metrics.json"
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if not path.is_file():
             rows.append({**row, "status": "missing"})
             continue
@@ -491,23 +488,22 @@ def single_value(group: pd.DataFrame, column: str) -> object:
     return values[0] if len(values) == 1 else ("mixed" if len(values) else None)
 
 
-def run_sizes(results_dir: str | Path) -> dict[str, dict]:
+def run_sizes(study: StudyInfo) -> dict[str, dict]:
     """What the study's finished runs recorded per dataset: the grids they trained and tested at
     and the hand's wrist pair, from their ``metrics.json`` (``train_size``, ``test_size``,
     ``wrist_pair``, ``zhu_wrist_pair``, ``scale``).
 
     Args:
-        results_dir: ``results/<study>``.
+        study: the study (:func:`load_study`).
 
     Returns:
         ``{dataset: {"train_hw": "64x64", "test_hw": "64x46", "wrist_pair": "2, 6", "zhu_wrist_pair":
         "1, 5", "scale": ...}}``; a value seen differently in two runs reads ``"mixed"``; a dataset
         without a finished run is absent.
     """
-    study = load_study(results_dir)
     seen: dict[str, dict[str, set]] = {}
     for run in study.runs:
-        metrics = _run_metrics_or_none(Path(results_dir), run["run_id"])
+        metrics = _run_metrics_or_none(study.results_dir, run["run_id"])
         if metrics is None:
             continue
         name = str(metrics.get("dataset") or run.get("dataset"))

@@ -37,7 +37,6 @@ from xlm_core.report.results import (
     is_compute_control,
     is_control,
     is_single_stage,
-    load_study,
     mean_std,
     run_dir,
     sdr_items,
@@ -49,8 +48,9 @@ from xlm_core.report.stats import compare_paired, holm
 # --------------------------------------------------------------------------- Table 1
 
 
-def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
-    """Table 1: one row per (arch, encoder) over the CV folds' held-out parts, then a mean-shape row.
+def backbone_table(study: StudyInfo, protocol: str = "clean") -> pd.DataFrame:
+    """Table 1 of ``study`` (:func:`~xlm_core.report.results.load_study`): one row per (arch,
+    encoder) over the CV folds' held-out parts, then a mean-shape row.
 
     Columns: arch, encoder, start (what the runs really started from: ``imagenet``, ``scratch``
     or a weights file's name, :func:`xlm_core.report.results.chain_start`), dataset, n_folds,
@@ -58,11 +58,10 @@ def backbone_table(results_dir: str | Path, protocol: str = "clean") -> pd.DataF
     thresholds, unit, protocol, evaluated_on, profile, data_source. Mean and std (ddof=1) over
     folds (and seeds when there are several). Runs without metrics are counted in ``n_missing``.
     """
-    study = load_study(results_dir)
-    runs = collect_runs(results_dir, protocol)
+    runs = collect_runs(study, protocol)
     runs = runs[runs["kind"] == "backbone"] if len(runs) else runs
     if len(runs) == 0:
-        raise XLMError(f"{Path(results_dir) / 'study.json'}: no backbone runs in this study")
+        raise XLMError(f"{study.results_dir / 'study.json'}: no backbone runs in this study")
     rows = []
     for (arch, encoder), group in runs.groupby(["arch", "encoder"], sort=False):
         done = group[group["status"] == "done"]
@@ -122,9 +121,10 @@ def _wrist_text(group: pd.DataFrame) -> str | None:
 
 
 def transfer_table(
-    results_dir: str | Path, protocol: str = "clean", with_stats: bool = True
+    study: StudyInfo, protocol: str = "clean", with_stats: bool = True
 ) -> pd.DataFrame:
-    """Table 2: one row per (target, chain), mean and std over seeds on the test split.
+    """Table 2 of ``study`` (:func:`~xlm_core.report.results.load_study`): one row per (target,
+    chain), mean and std over seeds on the test split.
 
     Rows of one target: each chain (``imagenet``, ``imagenet>A``, ..., ``imagenet>B>A``) then a
     ``mean-shape baseline`` row. Columns: target, chain, n_seeds, n_missing, n_images, mre, mre_std, sdr_t1..,
@@ -136,11 +136,10 @@ def transfer_table(
     (``runner_up``, ``*_vs_runner_up``); ``is_control``; ``steps`` (optimiser steps of all the
     chain's stages, mean over seeds: what a matched control matches).
     """
-    study = load_study(results_dir)
-    every_run = collect_runs(results_dir, protocol)
+    every_run = collect_runs(study, protocol)
     runs = target_runs(every_run)
     if len(runs) == 0:
-        raise XLMError(f"{Path(results_dir) / 'study.json'}: no transfer runs in this study")
+        raise XLMError(f"{study.results_dir / 'study.json'}: no transfer runs in this study")
     rows = []
     for target, tgroup in runs.groupby("dataset", sort=False):
         chains = sorted(tgroup["chain"].unique(), key=lambda c: (c.count(">"), c))
@@ -186,13 +185,13 @@ def transfer_table(
     table = pd.DataFrame(rows).drop(columns=["_mean_shape"])
     table["control"] = [control_for(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
     table["is_control"] = [is_control(c, t) for c, t in zip(table["chain"], table["target"], strict=True)]
-    table["steps"] = chain_steps(results_dir, table, runs, every_run)
+    table["steps"] = chain_steps(study, table, runs, every_run)
     for col in STATS_COLUMNS + CONTROL_STATS_COLUMNS + RUNNER_UP_COLUMNS:
         table[col] = math.nan
     table["runner_up"] = None
     table["n_paired_images"] = 0
     if with_stats:
-        table = add_paired_stats(table, runs, results_dir, protocol)
+        table = add_paired_stats(table, runs, study, protocol)
     table["protocol"] = protocol
     table["evaluated_on"] = "test split"
     table["profile"] = study.profile
@@ -287,13 +286,13 @@ def _per_image_from_grid(run_path: Path, protocol: str) -> pd.Series | None:
     return pd.Series(errors.mean(axis=1), index=pd.Index(ids, name="image_id"))
 
 
-def chain_steps(results_dir: str | Path, table: pd.DataFrame, runs: pd.DataFrame,
+def chain_steps(study: StudyInfo, table: pd.DataFrame, runs: pd.DataFrame,
                 every_run: pd.DataFrame | None = None) -> list[float]:
     """Per Table 2 row: optimiser steps of every stage of the chain (the row's run and the runs
     it starts from, through ``depends_on``), mean over the seeds' finished runs; NaN when a
     stage has not finished. ``runs``: the rows' runs (:func:`collect_runs`, its ``steps``
-    column); ``every_run``: where the earlier stages are found (default: ``runs``)."""
-    study = load_study(results_dir)
+    column); ``every_run``: where the earlier stages are found (default: ``runs``); ``study``:
+    their study (its runs' ``depends_on``)."""
     parent = {r["run_id"]: (r.get("depends_on") or [None])[0] for r in study.runs}
     done = runs[runs["status"] == "done"] if len(runs) else runs
     every = every_run if every_run is not None else runs
@@ -357,7 +356,7 @@ QUESTIONS = (
 )
 
 
-def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str = "clean") -> pd.DataFrame:
+def questions_table(table2: pd.DataFrame, study: StudyInfo, protocol: str = "clean") -> pd.DataFrame:
     """The study's three questions per target, as paired comparisons on the test images.
 
     Per target T (k: the stages of its longest chain; ``T*``: T repeated k-1 times in a label):
@@ -371,15 +370,15 @@ def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str
 
     Args:
         table2: :func:`transfer_table` of the same study and protocol (its honest chain labels).
-        results_dir: ``results/<study>``.
+        study: the study (:func:`~xlm_core.report.results.load_study`).
         protocol: ``clean`` or ``zhu``.
 
     Returns:
         Columns: target, question, comparison, chain, reference, mre, reference_mre, delta_mre,
         ci_low, ci_high, p_value, p_holm, n_paired_images, unit, protocol, profile, data_source.
     """
-    runs = target_runs(collect_runs(results_dir, protocol))
-    per_chain = _per_chain_errors(runs, results_dir, protocol) if len(runs) else {}
+    runs = target_runs(collect_runs(study, protocol))
+    per_chain = _per_chain_errors(runs, study.results_dir, protocol) if len(runs) else {}
     rows = []
     for target in dict.fromkeys(table2["target"]):
         t2 = table2[table2["target"] == target]
@@ -416,7 +415,7 @@ def questions_table(table2: pd.DataFrame, results_dir: str | Path, protocol: str
             table.loc[idx, "n_paired_images"] = n_images
         _holm_per_target(table, list(compared), "p_value", "p_holm")
     table["protocol"] = protocol
-    table["profile"] = load_study(results_dir).profile
+    table["profile"] = study.profile
     return table
 
 
@@ -451,7 +450,7 @@ def _holm_per_target(table: pd.DataFrame, rows: list[int], p_col: str, out_col: 
 
 
 def add_paired_stats(
-    table: pd.DataFrame, runs: pd.DataFrame, results_dir: str | Path, protocol: str
+    table: pd.DataFrame, runs: pd.DataFrame, study: StudyInfo, protocol: str
 ) -> pd.DataFrame:
     """Fill delta_mre, ci_low, ci_high, p_value, p_holm: each chain vs the target's single-stage
     chain (``imagenet`` or ``scratch``, whichever really ran: :func:`is_single_stage`); the
@@ -467,7 +466,7 @@ def add_paired_stats(
     targets. ``n_paired_images``: the test images the comparison used (0 when none).
     """
     table = table.copy()
-    per_chain = _per_chain_errors(runs, results_dir, protocol)
+    per_chain = _per_chain_errors(runs, study.results_dir, protocol)
     models = [i for i, r in table.iterrows() if r["chain"] != MEAN_SHAPE]
     vs_start = [(i, _single_stage_for(per_chain, table.loc[i, "target"], table.loc[i, "chain"]))
                 for i in models if not is_single_stage(table.loc[i, "chain"])]
@@ -505,15 +504,15 @@ def load_literature() -> pd.DataFrame:
         return pd.read_csv(fh, dtype={"thresholds": str, "chain": str})
 
 
-def sota_table(results_dir: str | Path) -> pd.DataFrame:
-    """Table 3: the published methods, then ours (the single-stage chain per target, named by its
-    real start, ``imagenet`` or ``scratch``; both protocols; ``grid_hw`` the test grid).
+def sota_table(study: StudyInfo) -> pd.DataFrame:
+    """Table 3 of ``study`` (:func:`~xlm_core.report.results.load_study`): the published methods,
+    then ours (the single-stage chain per target, named by its real start, ``imagenet`` or
+    ``scratch``; both protocols; ``grid_hw`` the test grid).
 
     Published values go in ``published_*`` columns, ours in ``ours_*`` columns: a row never
     holds both. Columns: dataset, method, source, protocol, unit, thresholds, published_mre,
     published_sdr_t1..t4, ours_mre, ours_mre_std, ours_sdr_t1..t4, n_seeds, profile, data_source.
     """
-    study = load_study(results_dir)
     lit = load_literature()
     lit = lit[lit["table"] == 3]
     rows = []
@@ -532,7 +531,7 @@ def sota_table(results_dir: str | Path) -> pd.DataFrame:
         rows.append(row)
     for protocol in PROTOCOLS:
         try:
-            t2 = transfer_table(results_dir, protocol, with_stats=False)
+            t2 = transfer_table(study, protocol, with_stats=False)
         except XLMError:
             continue
         for _, r in t2[t2["chain"].map(is_single_stage)].iterrows():
@@ -663,7 +662,7 @@ def pick_run(study: StudyInfo, kind: str = "transfer", dataset: str | None = Non
             continue
         if dataset is not None and (run.get("dataset") or (run.get("config") or {}).get("dataset")) != dataset:
             continue
-        if chain is not None and chain not in chain_names(study.results_dir, run, study.runs):
+        if chain is not None and chain not in chain_names(study, run):
             continue
         if require_checkpoint and not (run_dir(study.results_dir, run["run_id"]) / "checkpoint.pt").is_file():
             continue
