@@ -38,7 +38,6 @@ from pydantic_core import InitErrorDetails
 
 from xlm_core import XLMError
 from xlm_core.config import Number, RunSettings, Text, profile_settings
-from xlm_core.models import check_combination
 from xlm_core.registry import LOSS_NAMES as LOSSES
 from xlm_core.validation import STRICT, SettingsError, by_type, problem, problem_at, problems_of, raise_problems, shown
 
@@ -178,6 +177,8 @@ def _known_dataset(value: str, info: ValidationInfo) -> str:
 
 def _combination_problem(arch: str, encoder: str) -> str | None:
     """None for a possible pair, else why not (unknown architecture / encoder / impossible pair)."""
+    from xlm_core.models import check_combination  # imports torch: not when the module is
+
     try:
         check_combination(arch, encoder)
     except XLMError as exc:
