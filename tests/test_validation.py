@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xlm_core import XLMError
 from xlm_core.validation import STRICT, SettingsError, problem_at, problems_of, raise_problems
@@ -18,10 +18,16 @@ class Inner(BaseModel):
     loss: Literal["mse", "bce"] = "mse"
 
 
+class PerName(Inner):
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Inner] = Field(init=False)
+
+
 class Outer(BaseModel):
     model_config = STRICT
     run: Inner = Inner()
     per: dict[str, Inner] = {}
+    named: PerName = PerName()
     chains: list[list[str]] | None = None
 
     @model_validator(mode="after")
@@ -38,13 +44,15 @@ def _problems(raw: dict) -> list[tuple[str, str]]:
 
 
 def test_every_problem_at_once_with_its_path_the_message_and_the_value():
-    problems = _problems({"run": {"epochs": 0, "lr": 1, "loss": "l1"}, "per": {"a": {"foo": 1}}, "zz": 1})
+    problems = _problems({"run": {"epochs": 0, "lr": 1, "loss": "l1"}, "per": {"a": {"foo": 1}},
+                          "named": {"epochs": 2, "b": {"bar": 1}}, "zz": 1})
     assert problems == [
         ("run.epochs", "input should be greater than or equal to 1, got int 0"),
         ("run.loss", "input should be 'mse' or 'bce', got str 'l1'"),
         ("run.lr", "unknown key; allowed: epochs, loss"),
         ("per.a.foo", "unknown key; allowed: epochs, loss"),
-        ("zz", "unknown key; allowed: run, per, chains"),
+        ("named.b.bar", "unknown key; allowed: epochs, loss"),  # a key of the model's other keys' kind
+        ("zz", "unknown key; allowed: run, per, named, chains"),
     ]
 
 

@@ -125,14 +125,23 @@ def keys_at(model: Any, loc: tuple) -> tuple[str, ...]:
         nxt = []
         for t in _members(candidates):
             fields = _fields(t)
-            if fields is not None and isinstance(part, str):
-                nxt += [fields[part].annotation] if part in fields else []
+            if fields is not None and isinstance(part, str):  # a field, or a key of its other keys' kind
+                nxt += [fields[part].annotation] if part in fields else _extra_values(t)
             elif typing.get_origin(t) is dict:
                 nxt.append(typing.get_args(t)[1])
             elif typing.get_origin(t) in (list, tuple) and isinstance(part, int):
                 nxt += list(typing.get_args(t)[:1])
         candidates = nxt
     return next((tuple(f) for t in _members(candidates) if (f := _fields(t))), ())
+
+
+def _extra_values(model: type) -> list:
+    """The kind of value a model's other keys hold (``__pydantic_extra__: dict[str, X]``), if any."""
+    try:
+        extra = typing.get_type_hints(model).get("__pydantic_extra__")
+    except (NameError, TypeError):
+        return []
+    return list(typing.get_args(extra)[1:2])
 
 
 def _members(types_: list) -> list:
