@@ -117,11 +117,11 @@ display(Markdown("\n".join(notes) if notes else f"Every run is at or under {abla
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Test error over the mean-shape error against training minutes, replayed from the traced ablation runs"}}
 from xlm_core import XLMError
 
-workers = (report.study_settings(results_dir).get("execution") or {}).get("workers") or 1
+workers = (info.settings.get("execution") or {}).get("workers") or 1
 if workers == "auto":  # the profile sizes itself to the machine: this one's count
     from xlm_core.study.execute import auto_workers
 
-    workers = auto_workers((report.study_settings(results_dir).get("execution") or {}).get("threads"))
+    workers = auto_workers((info.settings.get("execution") or {}).get("threads"))
 try:
     curve = ablation.budget_curve(results_dir, workers=int(workers))
 except XLMError as exc:  # an untraced (or unfinished) study: say so instead of a curve

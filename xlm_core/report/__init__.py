@@ -93,7 +93,6 @@ from xlm_core.report.results import (
     single_value,
     start_label,
     start_text,
-    study_settings,
     thresholds_text,
 )
 from xlm_core.report.tables import (
@@ -176,7 +175,6 @@ __all__ = [
     "start_text",
     "study_error_matrices",
     "study_protocol_table",
-    "study_settings",
     "summary_markdown",
     "thresholds_text",
     "transfer_report_table",
