@@ -63,7 +63,7 @@ BOOK_LAYER = "xlm_core.report"
 #: the functions of the book layer that load a study from its folder (``load_study``): building
 #: the book from ``results/<study>`` (this study and the real one beside it); every other
 #: report function takes the loaded ``StudyInfo``, as the notebooks hand it on
-STUDY_LOADERS = {"xlm_core.report.book.collect_generated"}
+STUDY_LOADERS = {"xlm_core.report.book.collect_generated", "xlm_core.report.book.describe"}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
