@@ -17,8 +17,11 @@ bottom to top:
 
 The notebooks call the tables and prose through this package; the names below are its public
 face. A notebook reads its study once, ``info = report.load_study(results_dir)``, and hands the
-:class:`StudyInfo` on (``report.transfer_table(info)``): no report function loads a study but
-:func:`~xlm_core.report.book.collect_generated`, which builds the book from a results folder.
+:class:`StudyInfo` on (``report.transfer_table(info)``, ``ablation.ablation_table(info)``; the
+profile's recorded settings are ``info.settings``): no report function loads a study but
+:func:`~xlm_core.report.book.collect_generated`, which builds the book from a results folder (and
+:func:`~xlm_core.report.book.describe`, the command line's line about it), and only
+:func:`load_study` parses ``study.json``.
 The arrays the figures draw (a model's outputs on chosen images) are computed below, in
 :mod:`xlm_core.examples`.
 """
