@@ -42,9 +42,9 @@ from xlm_core import report
 from xlm_core.report import ablation, plots
 
 info = report.load_study(results_dir)
-table = ablation.ablation_table(results_dir)
-curves = ablation.ablation_curves(results_dir)
-defaults = ablation.chosen_defaults(results_dir)
+table = ablation.ablation_table(info)
+curves = ablation.ablation_curves(info)
+defaults = ablation.chosen_defaults(info)
 label = info.label(protocol="clean", evaluated_on="test split")
 if len(table):
     first = table.iloc[0]
@@ -89,7 +89,7 @@ display(Markdown("\n".join(lines)))
 # Any run above the floor is listed by id below the summary.
 
 # %% tags=["hide-input"]
-floor = ablation.floor_table(results_dir)
+floor = ablation.floor_table(info)
 display(Markdown(f"*{info.label(protocol='clean', evaluated_on='each run headline split')}*"))
 display(report.show_table(ablation.floor_summary(floor), digits=3))
 misses = floor[(floor["state"] == "done") & ~floor["meets_floor"].astype(bool)]
@@ -117,18 +117,18 @@ display(Markdown("\n".join(notes) if notes else f"Every run is at or under {abla
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Test error over the mean-shape error against training minutes, replayed from the traced ablation runs"}}
 from xlm_core import XLMError
 
-workers = (report.study_settings(results_dir).get("execution") or {}).get("workers") or 1
+workers = (info.settings.get("execution") or {}).get("workers") or 1
 if workers == "auto":  # the profile sizes itself to the machine: this one's count
     from xlm_core.study.execute import auto_workers
 
-    workers = auto_workers((report.study_settings(results_dir).get("execution") or {}).get("threads"))
+    workers = auto_workers((info.settings.get("execution") or {}).get("threads"))
 try:
-    curve = ablation.budget_curve(results_dir, workers=int(workers))
+    curve = ablation.budget_curve(info, workers=int(workers))
 except XLMError as exc:  # an untraced (or unfinished) study: say so instead of a curve
     curve = None
     display(Markdown(f"No budget curve: {exc}"))
 if curve is not None:
-    decoders = ablation.trace_decoders(results_dir)
+    decoders = ablation.trace_decoders(info)
     changed = decoders[decoders["trace_decoder"] != decoders["decoder"]]
     if len(changed):
         display(Markdown(

@@ -79,7 +79,7 @@ else:
 # both, real ISBI annotations).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each chain against the target trained alone, per target dataset"}}
-cpe_csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
+cpe_csv_dir = human_limit_csv_dir or info.settings.get("human_limit_csv_dir") or None
 try:
     curves = plots.chain_error_curves(info)
 except XLMError as exc:
@@ -102,7 +102,7 @@ if curves:
 # the study's data: the `source` column says which, and they are never pooled.
 
 # %% tags=["hide-input"]
-csv_dir = human_limit_csv_dir or report.study_settings(results_dir).get("human_limit_csv_dir") or None
+csv_dir = human_limit_csv_dir or info.settings.get("human_limit_csv_dir") or None
 human_rows, human_source = report.human_limit_for_study(info, csv_dir)
 human = None
 if human_rows is None:

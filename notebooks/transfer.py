@@ -129,7 +129,7 @@ plots.show(plots.plot_transfer(table2, caption=f"Table 2: {caption}"))
 # different data source, named in the legend).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Cumulative point-error curves of each transfer chain per target, with the human limit where known"}}
-csv_dir = report.study_settings(results_dir).get("human_limit_csv_dir") or None
+csv_dir = info.settings.get("human_limit_csv_dir") or None
 try:
     curves = plots.chain_error_curves(info)
 except XLMError as exc:

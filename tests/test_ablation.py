@@ -3,6 +3,7 @@ execution settings, and xlm_core.report.ablation reading the runs back (fake run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from xlm_core import XLMError
-from xlm_core.report import ablation
+from xlm_core.report import ablation, load_study
 from xlm_core.study import expand, load_profile, profile_from_dict
 from xlm_core.study.runner import AGGREGATION_NOTEBOOKS, study_document, thread_limit
 
@@ -135,7 +136,8 @@ def test_table_and_curves_from_runs(tmp_path):
             {"run_id": "x", "kind": "transfer", "dataset": "head"}]
     (results / "study.json").write_text(json.dumps({"study": "s", "runs": runs, "settings": {
         "run": {"loss": "spatial_ce", "lr": 1e-3, "sigma": 1.5}, "transfer": {"finetune": {"epochs": 2}}}}))
-    table = ablation.ablation_table(results)
+    study = load_study(results)
+    table = ablation.ablation_table(study)
     assert list(table["run_id"]) == ["a", "b", "c"]  # loss, then lr descending
     b = table.set_index("run_id").loc["b"]
     assert b["ratio"] == pytest.approx(0.25) and bool(b["meets_floor"])
@@ -143,13 +145,13 @@ def test_table_and_curves_from_runs(tmp_path):
     assert a["ratio"] == pytest.approx(0.75) and not bool(a["meets_floor"])
     assert a["steps_per_epoch"] == 4 and a["steps"] == 12  # 9 fit images // batch 2, 3 epochs
     assert table.set_index("run_id").loc["c", "state"] == "missing"
-    curves = ablation.ablation_curves(results)
+    curves = ablation.ablation_curves(study)
     assert set(curves["run_id"]) == {"a", "b"} and list(curves[curves.run_id == "a"]["step"]) == [4, 8, 12]
     fig = ablation.plot_ablation(curves, table, caption="test")
     assert len(fig.axes) == 3  # one panel per loss + the ratio panel
     shown = ablation.display_table(table)
     assert "MRE / mean shape" in shown.columns
-    assert ablation.chosen_defaults(results)["transfer.finetune"] == {"epochs": 2}
+    assert ablation.chosen_defaults(study)["transfer.finetune"] == {"epochs": 2}
 
 
 def test_traced_runs_draw_the_validation_ratio_on_one_scale(tmp_path):
@@ -161,9 +163,10 @@ def test_traced_runs_draw_the_validation_ratio_on_one_scale(tmp_path):
         "epoch,train_loss,val_loss,lr,seconds,val_mre,val_ratio,test_mre,test_ratio,trace_seconds\n"
         "1,1.0,2.0,0.001,0.1,3.0,1.5,3.2,1.6,0.01\n2,0.5,1.0,0.001,0.1,1.0,0.5,1.2,0.6,0.01\n")
     (results / "study.json").write_text(json.dumps({"study": "s", "runs": [run]}))
-    curves = ablation.ablation_curves(results)
+    study = load_study(results)
+    curves = ablation.ablation_curves(study)
     assert list(curves["val_ratio"]) == [1.5, 0.5]
-    fig = ablation.plot_ablation(curves, ablation.ablation_table(results))
+    fig = ablation.plot_ablation(curves, ablation.ablation_table(study))
     panel = fig.axes[0]
     assert panel.get_yscale() == "log" and "MRE / mean shape" in panel.get_title()
     assert list(panel.lines[0].get_ydata()) == [1.5, 0.5]
@@ -190,7 +193,8 @@ def test_budget_curve_replays_the_checkpoint_choice_of_a_shorter_run(tmp_path):
     a = write_traced(results, "a", "transfer", [3, 2, 2.5, 1], [2.0, 0.5, 0.4, 0.3], 10, 100, 0.3)  # overhead 56
     b = write_traced(results, "b", "ablation", [1, 2], [0.9, 0.1], 5, 30, 0.9)  # overhead 18
     (results / "study.json").write_text(json.dumps({"study": "s", "runs": [a, b]}))
-    curve = ablation.budget_curve(results, fractions=(0.5, 0.75, 1.0), workers=2).set_index("fraction")
+    study = load_study(results)
+    curve = ablation.budget_curve(study, fractions=(0.5, 0.75, 1.0), workers=2).set_index("fraction")
     assert list(curve["worst_ratio"]) == [0.5, 0.5, 0.3]  # 0.75: epoch 3's 0.4 is not the checkpoint
     assert list(curve["ablation_worst"]) == [0.9, 0.9, 0.9]  # epoch 2's val loss never improved
     assert curve.loc[0.5, "worker_minutes"] == pytest.approx((20 + 56 + 5 + 18) / 60)
@@ -198,7 +202,7 @@ def test_budget_curve_replays_the_checkpoint_choice_of_a_shorter_run(tmp_path):
     assert list(curve["above_floor"]) == [1, 1, 0] and set(curve["table_runs"]) == {1}
     assert list(curve["worst_unet"]) == [0.5, 0.5, 0.3]  # per architecture, table runs only
     assert len(ablation.plot_budget_curve(curve.reset_index()).axes[0].lines) >= 2
-    floor = ablation.floor_table(results).set_index("run_id")
+    floor = ablation.floor_table(study).set_index("run_id")
     assert bool(floor.loc["a", "meets_floor"]) and not bool(floor.loc["b", "meets_floor"])
     summary = ablation.floor_summary(floor.reset_index()).set_index("kind")
     assert summary.loc["ablation", f"above {ablation.FLOOR}"] == 1 and summary.loc["transfer", "worst ratio"] == 0.3
@@ -217,7 +221,8 @@ def test_a_study_that_traces_only_its_plateau_ablation_draws_the_curve_from_thos
     untraced = write_run(results, "plain", "spatial_ce", 1e-3, 1.5)
     (results / "study.json").write_text(json.dumps({
         "study": "s", "runs": [ce, mse, cosine, untraced], "settings": {"run": {"loss": "spatial_ce"}}}))
-    curve = ablation.budget_curve(results, fractions=(1 / 3, 1.0), workers=1)
+    study = load_study(results)
+    curve = ablation.budget_curve(study, fractions=(1 / 3, 1.0), workers=1)
     assert list(curve["worst_ratio"]) == [2.0, 0.3] and list(curve["worst_unet"]) == [2.0, 0.3]
     assert list(curve["ablation_worst"]) == [9.0, 7.0]
     # each: 3 epochs x 10 s + its overhead (100 s notebook - 33 s trained and traced); not the cosine run
@@ -231,13 +236,26 @@ def test_an_untraced_study_has_no_budget_curve(tmp_path):
     run = write_run(results, "a", "mse", 1e-3, 1.5)
     (results / "runs" / "a" / "status.json").write_text(json.dumps({"state": "done", "seconds": 1}))
     (results / "study.json").write_text(json.dumps({"study": "s", "runs": [run]}))
+    study = load_study(results)
     with pytest.raises(XLMError, match="trace_mre"):
-        ablation.budget_curve(results)
+        ablation.budget_curve(study)
 
 
-def test_missing_study_names_the_file(tmp_path):
-    with pytest.raises(XLMError, match="study.json"):
-        ablation.ablation_table(tmp_path)
+def test_the_ablation_reads_the_loaded_study_and_names_its_file(tmp_path):
+    """The grid (``ablation_runs``) and the settings come from the loaded study (load_study names
+    study.json when it is absent); a grid naming a run the study lacks names study.json."""
+    with pytest.raises(XLMError, match="study.json: not found"):
+        load_study(tmp_path)
+    results = tmp_path / "s"
+    runs = [write_run(results, "a", "mse", 1e-3, 1.5), {"run_id": "t", "kind": "transfer", "dataset": "hand"}]
+    (results / "study.json").write_text(json.dumps({"study": "s", "runs": runs, "ablation_runs": ["t", "a"]}))
+    study = load_study(results)
+    assert study.ablation_runs == ["t", "a"] and study.settings == {}
+    assert [r["run_id"] for r in ablation.ablation_runs(study)] == ["t", "a"]  # the grid's order, any kind
+    assert ablation.chosen_defaults(study)["loss"] is None
+    broken = dataclasses.replace(study, ablation_runs=["a", "gone"])
+    with pytest.raises(XLMError, match=r"s/study\.json: ablation_runs names run\(s\) not in runs: \['gone'\]"):
+        ablation.ablation_table(broken)
 
 
 def test_the_notebook_runs_on_fake_runs(tmp_path):
@@ -290,9 +308,10 @@ def test_budget_minutes_come_from_the_notebook_run_that_trained_and_decoders_are
         path = results / "runs" / run_id / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
     (results / "study.json").write_text(json.dumps({"study": "s", "runs": [a, b]}))
-    curve = ablation.budget_curve(results, fractions=(1.0,), workers=1)
+    study = load_study(results)
+    curve = ablation.budget_curve(study, fractions=(1.0,), workers=1)
     # each: 2 epochs x 10 s + overhead (100 s notebook - 22 s trained and traced); not 7 s for run a
     assert curve["worker_minutes"].iloc[0] == pytest.approx(2 * (20 + 78) / 60)
-    decoders = ablation.trace_decoders(results)
+    decoders = ablation.trace_decoders(study)
     assert decoders.to_dict("records") == [{"trace_decoder": "newton", "decoder": "newton", "runs": 1},
                                            {"trace_decoder": "newton", "decoder": "softargmax-r5", "runs": 1}]

@@ -5,14 +5,16 @@ level and inside functions alike (relative imports resolved). The test fails nam
 the upward arrow (a module importing one on a higher floor) or the module outside
 ``xlm_core/report/`` that imports pandas, matplotlib or seaborn. The book layer reads a study
 once: a call of ``load_study`` in ``xlm_core/report/`` outside :data:`STUDY_LOADERS` fails too
-(every other report function takes the loaded ``StudyInfo``). The checkers themselves are tested
-on small synthetic packages, so that they can fail.
+(every other report function takes the loaded ``StudyInfo``), and so does a path to
+``study.json`` that a function of ``xlm_core/report/`` other than :data:`STUDY_READERS` builds to
+read it (``_read_json(d / "study.json")``, ``open``, ``read_text``...). The checkers themselves are
+tested on small synthetic packages, so that they can fail.
 """
 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -61,9 +63,20 @@ FLOOR_NAMES = ("data", "heatmaps/losses/metrics", "models", "run", "study", "rep
 BOOK_ONLY = ("pandas", "matplotlib", "seaborn")
 BOOK_LAYER = "xlm_core.report"
 #: the functions of the book layer that load a study from its folder (``load_study``): building
-#: the book from ``results/<study>`` (this study and the real one beside it); every other
-#: report function takes the loaded ``StudyInfo``, as the notebooks hand it on
-STUDY_LOADERS = {"xlm_core.report.book.collect_generated"}
+#: the book from ``results/<study>`` (this study and the real one beside it) and the line
+#: ``xlm book`` prints about it; every other report function takes the loaded ``StudyInfo``, as
+#: the notebooks hand it on
+STUDY_LOADERS = {"xlm_core.report.book.collect_generated", "xlm_core.report.book.describe"}
+#: the one function of the book layer that parses ``study.json``; the ``StudyInfo`` it returns
+#: carries what the others need (runs, settings, the ablation's grid)
+STUDY_READERS = {"xlm_core.report.results.load_study"}
+STUDY_FILE = "study.json"
+#: a name that stands for the file name (``xlm_core.study.runner.STUDY_JSON``)
+STUDY_FILE_NAMES = {"STUDY_JSON"}
+#: what a path to study.json may be used for outside STUDY_READERS: asking whether it is there
+EXISTENCE_CHECKS = {"is_file", "exists"}
+#: calls that only join a path (the path to study.json goes through them)
+PATH_JOINS = {"Path", "PurePath", "PurePosixPath", "joinpath"}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -180,6 +193,65 @@ def load_study_calls(root: Path = PACKAGE) -> list[str]:
     return calls
 
 
+def _names_study_file(node: ast.AST, aliases: set[str]) -> bool:
+    """``node`` is the file name ``study.json``: a string that is a path ending in it (prose, a
+    docstring, has spaces), or a name that stands for it."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return not any(c.isspace() for c in node.value) and PurePosixPath(node.value).name == STUDY_FILE
+    return (isinstance(node, ast.Name) and node.id in aliases
+            or isinstance(node, ast.Attribute) and node.attr in STUDY_FILE_NAMES)
+
+
+def _only_asks_or_says(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """The path ``node`` names is only formatted into a message (``f"{d / 'study.json'}: ..."``;
+    an f-string's own text that ends in study.json, ``f"{d}/study.json"``, builds a path) or
+    asked whether it exists (``(d / "study.json").is_file()``, through ``/``, ``Path(...)`` and
+    ``joinpath``)."""
+    up = node
+    while up in parents:
+        up = parents[up]
+        if isinstance(up, ast.FormattedValue):
+            return True
+    while True:
+        parent = parents.get(node)
+        if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div):
+            node = parent
+        elif isinstance(parent, ast.Call) and node in parent.args and (
+                isinstance(parent.func, ast.Name) and parent.func.id in PATH_JOINS
+                or isinstance(parent.func, ast.Attribute) and parent.func.attr in PATH_JOINS):
+            node = parent
+        else:
+            break
+    call = parents.get(parent)
+    return (isinstance(parent, ast.Attribute) and parent.attr in EXISTENCE_CHECKS
+            and isinstance(call, ast.Call) and call.func is parent)
+
+
+def study_file_reads(root: Path = PACKAGE) -> list[str]:
+    """Where ``root/report/`` builds a path to ``study.json`` for anything but asking whether it
+    exists or naming it in a message: one ``module.function`` per use (``module`` alone at module
+    level, ``module.Class.method`` in a method). The file name counts as a string literal
+    (``"study.json"``, ``"results/demo/study.json"``) or a name standing for it (``STUDY_JSON``,
+    an alias of its import); a docstring that mentions study.json is prose, not a path."""
+    uses: list[str] = []
+    for path in sorted((root / "report").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        aliases = set(STUDY_FILE_NAMES) | {
+            alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            for alias in node.names if alias.name in STUDY_FILE_NAMES and alias.asname}
+
+        def visit(node: ast.AST, scope: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if _names_study_file(child, aliases) and not _only_asks_or_says(child, parents):
+                    uses.append(scope)
+                named = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                visit(child, f"{scope}.{child.name}" if named else scope)
+
+        visit(tree, module_name(path, root))
+    return uses
+
+
 def book_imports_outside_report(outside: dict[str, set[str]]) -> list[str]:
     return [f"{name} imports {', '.join(sorted(outside[name] & set(BOOK_ONLY)))}"
             for name in sorted(outside)
@@ -219,6 +291,14 @@ def test_the_book_layer_loads_a_study_only_where_it_starts_from_a_folder():
     others = sorted(set(calls) - STUDY_LOADERS)
     assert not others, ("these report functions load the study again; take the loaded StudyInfo "
                         "instead (the notebooks read it once):\n" + "\n".join(others))
+
+
+def test_the_book_layer_reads_study_json_only_in_load_study():
+    reads = study_file_reads()
+    assert "xlm_core.report.results.load_study" in reads  # the walk found the reader
+    others = sorted(set(reads) - STUDY_READERS)
+    assert not others, ("these report functions read study.json themselves; take the loaded StudyInfo "
+                        "instead (load_study parses it once; a new field goes there):\n" + "\n".join(others))
 
 
 def test_imports_inside_functions_count():
@@ -281,6 +361,35 @@ def test_checker_finds_every_call_of_load_study_in_the_book_layer(tmp_path):
     assert sorted(load_study_calls(root)) == ["xlm_core.report.book", "xlm_core.report.book.collect_generated",
                                               "xlm_core.report.tables.Chapter.rows",
                                               "xlm_core.report.tables.table"]
+
+
+def test_checker_finds_every_read_of_study_json_in_the_book_layer(tmp_path):
+    root = _package(tmp_path, {
+        "report/__init__.py": '"""Reads results/<study>/study.json once."""\n',  # prose
+        "report/results.py": ("def load_study(d):\n"
+                              "    path = d / 'study.json'\n    return _read_json(path)\n"),
+        "report/tables.py": ('"""Tables from study.json (a docstring)."""\n'
+                             "def table(study):\n"
+                             "    raise ValueError(f\"{study.results_dir / 'study.json'}: no runs\")\n\n"
+                             "def there(d):\n"
+                             "    return (d / 'study.json').is_file() or Path(d, 'study.json').exists()\n"),
+        "report/ablation.py": ("import json, os\n"
+                               "from xlm_core.study.runner import STUDY_JSON as NAME\n\n"
+                               "def runs(d):\n    return _read_json(Path(d) / 'study.json')['runs']\n\n"
+                               "def settings(d):\n    return json.loads((d / NAME).read_text())\n\n"
+                               "def grid(d):\n    return _read_json(Path(f'{d}/study.json'))\n\n"
+                               "class Grid:\n    def ids(self, d):\n"
+                               "        with open(os.path.join(d, 'study.json')) as f:\n"
+                               "            return f.read()\n"),
+        "report/book.py": ("from xlm_core.study import runner\n"
+                           "DEMO = 'results/demo/study.json'\n\n"
+                           "def describe(d):\n    return (d / runner.STUDY_JSON).read_text()\n"),
+        "study/runner.py": "STUDY_JSON = 'study.json'\n",  # outside the book layer: not its rule
+    })
+    assert sorted(study_file_reads(root)) == [
+        "xlm_core.report.ablation.Grid.ids", "xlm_core.report.ablation.grid", "xlm_core.report.ablation.runs",
+        "xlm_core.report.ablation.settings", "xlm_core.report.book", "xlm_core.report.book.describe",
+        "xlm_core.report.results.load_study"]
 
 
 def test_checker_refuses_a_module_without_a_floor():

@@ -275,6 +275,20 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
         report.backbone_table(report.load_study(results))
 
 
+def test_the_study_carries_its_recorded_settings(fake_study: report.StudyInfo) -> None:
+    """study.json is read once (load_study): its settings ({} when absent or not a mapping) and
+    the ablation's grid (None when absent) come with the loaded study."""
+    assert fake_study.settings == {} and fake_study.ablation_runs is None
+    path = fake_study.results_dir / "study.json"
+    doc = json.loads(path.read_text())
+    settings = {"transfer": {"targets": ["head"]}, "human_limit_csv_dir": "csv"}
+    path.write_text(json.dumps({**doc, "settings": settings, "ablation_runs": []}))
+    again = report.load_study(fake_study.results_dir)
+    assert again.settings == settings and again.ablation_runs == []
+    path.write_text(json.dumps({**doc, "settings": ["not", "a", "mapping"]}))
+    assert report.load_study(fake_study.results_dir).settings == {}
+
+
 def test_chain_before_accepts_both_forms() -> None:
     assert report.chain_before({"dataset": "head", "chain": ["imagenet", "hand", "head"]}) == ["imagenet", "hand"]
     assert report.chain_before({"dataset": "head", "chain": ["imagenet", "hand"]}) == ["imagenet", "hand"]

@@ -17,8 +17,11 @@ bottom to top:
 
 The notebooks call the tables and prose through this package; the names below are its public
 face. A notebook reads its study once, ``info = report.load_study(results_dir)``, and hands the
-:class:`StudyInfo` on (``report.transfer_table(info)``): no report function loads a study but
-:func:`~xlm_core.report.book.collect_generated`, which builds the book from a results folder.
+:class:`StudyInfo` on (``report.transfer_table(info)``, ``ablation.ablation_table(info)``; the
+profile's recorded settings are ``info.settings``): no report function loads a study but
+:func:`~xlm_core.report.book.collect_generated`, which builds the book from a results folder (and
+:func:`~xlm_core.report.book.describe`, the command line's line about it), and only
+:func:`load_study` parses ``study.json``.
 The arrays the figures draw (a model's outputs on chosen images) are computed below, in
 :mod:`xlm_core.examples`.
 """
@@ -93,7 +96,6 @@ from xlm_core.report.results import (
     single_value,
     start_label,
     start_text,
-    study_settings,
     thresholds_text,
 )
 from xlm_core.report.tables import (
@@ -176,7 +178,6 @@ __all__ = [
     "start_text",
     "study_error_matrices",
     "study_protocol_table",
-    "study_settings",
     "summary_markdown",
     "thresholds_text",
     "transfer_report_table",

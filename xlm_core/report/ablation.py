@@ -3,7 +3,9 @@
 A profile's ``ablation:`` section (see :mod:`xlm_core.study.profile`) expands into runs of
 kind ``"ablation"``: one run per (loss, learning rate) on one dataset and seed, trained on
 the full training split and scored on the test split like every other run. This module
-reads them back (``study.json``, ``runs/<id>/{metrics.json, history.csv}``) into
+reads them back from the loaded study (:class:`~xlm_core.report.results.StudyInfo`: its runs,
+their ``ablation_runs`` grid and its settings) and the run folders
+(``runs/<id>/{metrics.json, history.csv, status.json}``) into
 
 - :func:`ablation_table`: one row per run, its test MRE beside the mean-shape baseline's
   on the same images (``ratio`` = MRE / mean-shape MRE; the study's quality floor is
@@ -27,7 +29,7 @@ from matplotlib.figure import Figure
 
 from xlm_core import XLMError
 from xlm_core.metrics import baseline_ratio
-from xlm_core.report.results import steps_per_epoch
+from xlm_core.report.results import StudyInfo, run_dir, steps_per_epoch
 
 FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
 TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
@@ -36,6 +38,7 @@ TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss"
 
 
 def _read_json(path: Path) -> dict:
+    """One file of a run folder (``metrics.json``, ``status.json``)."""
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
@@ -47,25 +50,21 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def ablation_runs(results_dir: str | Path) -> list[dict]:
-    """The ablation's runs from ``results_dir/study.json`` (may be empty).
+def ablation_runs(study: StudyInfo) -> list[dict]:
+    """The ablation's runs of ``study`` (:func:`~xlm_core.report.results.load_study`; may be empty).
 
-    ``ablation_runs`` (a list of run ids, written by the runner) when present: a grid point
+    ``study.ablation_runs`` (a list of run ids, written by the runner) when present: a grid point
     with the very settings of another run of the study (the default loss and lr) is that run,
     whatever its kind; else every run of kind ``"ablation"``.
     """
-    path = Path(results_dir) / "study.json"
-    study = _read_json(path)
-    runs = study.get("runs")
-    if not isinstance(runs, list):
-        raise XLMError(f"{path}: 'runs' must be a list")
-    ids = study.get("ablation_runs")
+    ids = study.ablation_runs
     if ids is None:
-        return [r for r in runs if isinstance(r, dict) and r.get("kind") == "ablation"]
-    by_id = {r.get("run_id"): r for r in runs if isinstance(r, dict)}
+        return [r for r in study.runs if r.get("kind") == "ablation"]
+    by_id = {r.get("run_id"): r for r in study.runs}
     unknown = [i for i in ids if i not in by_id]
     if unknown:
-        raise XLMError(f"{path}: ablation_runs names run(s) not in runs: {unknown[:3]}")
+        raise XLMError(f"{study.results_dir / 'study.json'}: ablation_runs names run(s) not in runs: "
+                       f"{unknown[:3]}")
     return [by_id[i] for i in ids]
 
 
@@ -80,20 +79,20 @@ def _floor_fields(metrics: dict, floor: float) -> dict:
             "train_seconds": metrics.get("train_seconds"), "decoder": scored_decoder(metrics)}
 
 
-def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
-    """One row per ablation run (columns :data:`TABLE_COLUMNS`), sorted by loss then lr.
+def ablation_table(study: StudyInfo, floor: float = FLOOR) -> pd.DataFrame:
+    """One row per ablation run of ``study`` (columns :data:`TABLE_COLUMNS`), sorted by loss then lr.
 
     ``ratio`` = test MRE / mean-shape MRE (clean protocol, same images); ``meets_floor`` =
     ``ratio <= floor``; ``steps`` = ``epochs_run`` x :func:`steps_per_epoch`.
     """
     rows = []
-    for run in ablation_runs(results_dir):
+    for run in ablation_runs(study):
         cfg = run.get("config") or {}
         row = {"run_id": run["run_id"], "state": "missing", "dataset": run.get("dataset"),
                "arch": run.get("arch"), "encoder": run.get("encoder"), "seed": run.get("seed"),
                "loss": cfg.get("loss", run.get("loss")), "lr": cfg.get("lr", run.get("lr")),
                "sigma": cfg.get("sigma")}
-        path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if path.is_file():
             m = _read_json(path)
             spe = steps_per_epoch(m)
@@ -107,8 +106,8 @@ def ablation_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFram
     return table
 
 
-def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
-    """Learning curves of the finished ablation runs, long form.
+def ablation_curves(study: StudyInfo) -> pd.DataFrame:
+    """Learning curves of the finished ablation runs of ``study``, long form.
 
     Columns: ``run_id, loss, lr, epoch, step, train_loss, val_loss, val_ratio`` (``step`` =
     optimiser steps done at the end of ``epoch``; ``val_ratio``: validation MRE / mean-shape
@@ -116,8 +115,8 @@ def ablation_curves(results_dir: str | Path) -> pd.DataFrame:
     absence shows in :func:`ablation_table`).
     """
     frames = []
-    for run in ablation_runs(results_dir):
-        folder = Path(results_dir) / "runs" / run["run_id"]
+    for run in ablation_runs(study):
+        folder = run_dir(study.results_dir, run["run_id"])
         hist_path, metrics_path = folder / "history.csv", folder / "metrics.json"
         if not hist_path.is_file():
             continue
@@ -213,15 +212,15 @@ def _what(run: dict) -> str:
     return f"{cfg.get('loss')} lr {cfg.get('lr'):g}, seed {run.get('seed')}"
 
 
-def floor_table(results_dir: str | Path, floor: float = FLOOR) -> pd.DataFrame:
-    """Every run of the study against the quality floor (columns :data:`FLOOR_COLUMNS`):
+def floor_table(study: StudyInfo, floor: float = FLOOR) -> pd.DataFrame:
+    """Every run of ``study`` against the quality floor (columns :data:`FLOOR_COLUMNS`):
     ``ratio`` = its headline MRE (``metrics.json`` ``mre``) / the mean-shape MRE on the same
     images. A run without ``metrics.json`` has ``state = "missing"``."""
     rows = []
-    for run in _read_json(Path(results_dir) / "study.json").get("runs") or []:
+    for run in study.runs:
         row = {"run_id": run["run_id"], "kind": run.get("kind"), "run": _what(run),
                "dataset": run.get("dataset"), "state": "missing"}
-        path = Path(results_dir) / "runs" / run["run_id"] / "metrics.json"
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if path.is_file():
             row.update(_floor_fields(_read_json(path), floor))
         rows.append(row)
@@ -262,17 +261,16 @@ def best_epoch_within(history: pd.DataFrame, epochs: int) -> int:
     return stopper.best_epoch
 
 
-def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
-    """How the study's traced runs were decoded: one row per (``trace_decoder``, ``decoder``)
+def trace_decoders(study: StudyInfo) -> pd.DataFrame:
+    """How the traced runs of ``study`` were decoded: one row per (``trace_decoder``, ``decoder``)
     pair with its number of runs. ``trace_decoder`` decoded history.csv's trace (the budget
     curve), ``decoder`` the final metrics; they differ for a run scored again after the
     decoder changed. metrics.json without them predates named decoders: ``newton``."""
     from xlm_core.registry import scored_decoder
 
-    results_dir = Path(results_dir)
     counts: dict[tuple[str, str], int] = {}
-    for run in _read_json(results_dir / "study.json").get("runs") or []:
-        path = results_dir / "runs" / run["run_id"] / "metrics.json"
+    for run in study.runs:
+        path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if not path.is_file():
             continue
         m = _read_json(path)
@@ -285,9 +283,9 @@ def trace_decoders(results_dir: str | Path) -> pd.DataFrame:
                         columns=["trace_decoder", "decoder", "runs"])
 
 
-def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+def budget_curve(study: StudyInfo, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                  workers: int = 2, floor: float = FLOOR) -> pd.DataFrame:
-    """Minutes against quality, measured from ONE study whose runs traced their MRE
+    """Minutes against quality, measured from ONE study (``study``) whose runs traced their MRE
     (``trace_mre``: every epoch's test MRE / mean-shape MRE in ``history.csv``).
 
     Training is a prefix of itself: the plateau schedule and early stopping look only at the
@@ -309,12 +307,10 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
     architecture are over the ablation's runs of the study's loss. ``curve.attrs["runs"]``
     says which runs the curve is made of.
     """
-    results_dir = Path(results_dir)
-    study = _read_json(results_dir / "study.json")
-    study_loss = ((study.get("settings") or {}).get("run") or {}).get("loss")
+    study_loss = (study.settings.get("run") or {}).get("loss")
     runs, skipped = [], 0
-    for run in study.get("runs") or []:
-        folder = results_dir / "runs" / run["run_id"]
+    for run in study.runs:
+        folder = run_dir(study.results_dir, run["run_id"])
         hist = _history(folder / "history.csv")
         config = run.get("config") or {}
         # only a traced run on a schedule that never looks at its budget replays shorter budgets
@@ -328,7 +324,7 @@ def budget_curve(results_dir: str | Path, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.
                      "overhead_s": max(0.0, float(status.get("first_done_seconds") or status.get("seconds", traced_s))
                                        - traced_s)})
     if not runs:
-        raise XLMError(f"{results_dir}: no run traced its MRE on the plateau schedule (`trace_mre: true`, "
+        raise XLMError(f"{study.results_dir}: no run traced its MRE on the plateau schedule (`trace_mre: true`, "
                        "`lr_schedule: plateau`), so no budget can be replayed")
     # the ratios summarised: the runs feeding the tables when they were traced, else the ablation's
     # runs of the study's loss (the others show whether a loss learns at all, not how fast)
@@ -384,12 +380,11 @@ def plot_budget_curve(curve: pd.DataFrame, caption: str | None = None, floor: fl
     return fig
 
 
-def chosen_defaults(results_dir: str | Path) -> dict:
-    """The run settings the study's other runs use (``settings.run`` of study.json): the
-    defaults the ablation justifies (loss, lr, sigma, epochs, train_size) and the transfer
-    stages' ``finetune`` overrides."""
-    study = _read_json(Path(results_dir) / "study.json")
-    settings = study.get("settings") or {}
+def chosen_defaults(study: StudyInfo) -> dict:
+    """The run settings the study's other runs use (``study.settings["run"]``): the defaults the
+    ablation justifies (loss, lr, sigma, epochs, train_size) and the transfer stages'
+    ``finetune`` overrides."""
+    settings = study.settings
     run = settings.get("run") or {}
     out = {k: run.get(k) for k in ("loss", "lr", "sigma", "epochs", "patience", "train_size", "batch_size")}
     transfer = settings.get("transfer") or {}

@@ -469,10 +469,11 @@ def study_results_dir(study: str, results_root: str | Path = REPO / "results") -
 
 
 def describe(results_dir: str | Path, repo: str | Path = REPO) -> str:
-    """One line for the command line: which study, how many notebooks went into the book."""
+    """One line for the command line: which study (loaded from ``results_dir``), how many
+    notebooks went into the book."""
     generated = Path(repo) / "book" / "generated"
     n_nb = len(list(generated.glob("*.ipynb")))
     n_runs = len(list((generated / "runs").glob("*.ipynb")))
-    meta = json.loads((Path(results_dir) / "study.json").read_text())
-    return (f"book built from {results_dir} (profile {meta.get('profile', '?')}): "
+    study = load_study(results_dir)
+    return (f"book built from {results_dir} (profile {study.profile}): "
             f"{n_nb} aggregation notebooks, {n_runs} run notebooks")

@@ -24,7 +24,6 @@ from xlm_core.report.results import (
     is_compute_control,
     load_metrics,
     run_dir,
-    study_settings,
 )
 
 #: a source stage that learned its own task scores at most this fraction of its mean shape
@@ -44,8 +43,8 @@ def full_chain(chain: str, target: str) -> str:
 
 
 def targets_of(study: StudyInfo) -> list[str]:
-    """The study's transfer targets, in the profile's order (``study.json`` settings)."""
-    return list((study_settings(study.results_dir).get("transfer") or {}).get("targets") or [])
+    """The study's transfer targets, in the profile's order (its recorded settings)."""
+    return list((study.settings.get("transfer") or {}).get("targets") or [])
 
 
 def tested_images(study: StudyInfo, target: str) -> dict[str, int]:

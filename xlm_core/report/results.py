@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -67,7 +67,7 @@ def _read_json(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class StudyInfo:
-    """What a study says about itself (from ``study.json``)."""
+    """What a study says about itself (from ``study.json``, read by :func:`load_study`)."""
 
     name: str
     profile: str
@@ -75,6 +75,10 @@ class StudyInfo:
     data_source: str  # "synthetic" | "real" | "mixed"
     runs: list[dict]
     results_dir: Path
+    #: the profile's settings as the study recorded them (``settings``; {} when absent)
+    settings: dict = field(default_factory=dict)
+    #: the ablation's grid, run ids in order (``ablation_runs``, written by the runner; None when absent)
+    ablation_runs: list[str] | None = None
 
     def label(self, protocol: str | None = None, evaluated_on: str | None = None) -> str:
         """One line naming the profile, the data and the protocol: every table's caption."""
@@ -103,7 +107,9 @@ def _data_source(raw: object) -> str:
 
 
 def load_study(results_dir: str | Path) -> StudyInfo:
-    """Read ``results_dir/study.json``. Raises XLMError naming the file when absent or malformed."""
+    """Read ``results_dir/study.json``, the one place the book layer parses it: every report
+    function takes the :class:`StudyInfo` it returns. Raises XLMError naming the file when absent
+    or malformed."""
     results_dir = Path(results_dir)
     path = results_dir / "study.json"
     obj = _read_json(path)
@@ -115,6 +121,7 @@ def load_study(results_dir: str | Path) -> StudyInfo:
             raise XLMError(f"{path}: runs[{i}] needs at least 'run_id' and 'kind'")
     name = str(obj.get("study") or obj.get("name") or results_dir.name)
     profile = str(obj.get("profile") or name)
+    settings = obj.get("settings")
     return StudyInfo(
         name=name,
         profile=profile,
@@ -122,14 +129,9 @@ def load_study(results_dir: str | Path) -> StudyInfo:
         data_source=_data_source(obj.get("data_source", "unknown")),
         runs=runs,
         results_dir=results_dir,
+        settings=dict(settings) if isinstance(settings, dict) else {},
+        ablation_runs=obj.get("ablation_runs"),
     )
-
-
-def study_settings(results_dir: str | Path) -> dict:
-    """The profile settings recorded in ``study.json`` (``settings``; {} when absent)."""
-    obj = _read_json(Path(results_dir) / "study.json")
-    settings = obj.get("settings")
-    return dict(settings) if isinstance(settings, dict) else {}
 
 
 def run_dir(results_dir: str | Path, run_id: str) -> Path:
