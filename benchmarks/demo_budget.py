@@ -346,9 +346,10 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from xlm_core.report.ablation import budget_curve
+    from xlm_core.report.results import load_study
 
     fractions = [float(v) for v in args.fractions.split(",")]
-    rows = budget_curve(args.results, fractions, args.workers).to_dict("records")
+    rows = budget_curve(load_study(args.results), fractions, args.workers).to_dict("records")
     print(f"{args.results}: budget = a fraction of every run's epochs; ratio = test MRE / mean-shape "
           f"MRE at the best-validation epoch within the budget (traced); minutes = those epochs + each "
           f"run's measured overhead, over {args.workers} workers. Transfer stages after the first are "

@@ -103,8 +103,9 @@ def run_records(results: Path) -> dict:
 
 def floor_report(results: Path) -> str:
     from xlm_core.report import ablation
+    from xlm_core.report.results import load_study
 
-    table = ablation.floor_table(results)
+    table = ablation.floor_table(load_study(results))
     summary = ablation.floor_summary(table)
     misses = table[(table["state"] == "done") & ~table["meets_floor"].astype(bool)]
     text = summary.to_string(index=False)
@@ -123,10 +124,11 @@ def targets_report(first_s: float, disk: float, peak: float, again_s: float, res
     from xlm_core.report import ablation
     from xlm_core.report.results import load_study
 
-    table = ablation.floor_table(results)
+    study = load_study(results)
+    table = ablation.floor_table(study)
     tables = table[table["kind"].isin(["backbone", "transfer"])]
     worst = float(tables["ratio"].max()) if len(tables) else float("nan")
-    runs = load_study(results).runs
+    runs = study.runs
     transfer = [r for r in runs if r["kind"] == "transfer"]
     seeds = sorted({int(r["seed"]) for r in transfer})
     finals = {(tuple(r["chain"]), r["dataset"]) for r in transfer}
