@@ -45,7 +45,6 @@ from xlm_core.metrics import (
     default_scale,
     errors_zhu,
     evaluate_clean,
-    evaluate_zhu,  # noqa: F401  (re-exported for callers of this module)
     landmark_array,
     score_errors,
     threshold_key,

@@ -222,7 +222,7 @@ EncoderWeights = Annotated[
 
 class RunLayer(RunSettings):
     """Run settings of a layer of the profile (``run``, ``datasets.<d>``, ``<section>.run``):
-    any of RunConfig's run settings; ``encoder_weights`` also per encoder. null: none."""
+    any of RunConfig's run settings; ``encoder_weights`` also per encoder (``run: null``: none)."""
 
     encoder_weights: EncoderWeights = Field(
         "none", description="imagenet, none or a weights file PATH, or one of these per encoder: "
