@@ -67,3 +67,16 @@ def test_a_long_value_is_shortened_and_the_error_names_the_file():
     assert isinstance(error, XLMError)
     assert str(error).splitlines() == ["study profile a.yaml: 2 problems", f"study profile a.yaml: run.epochs: {text}",
                                        "study profile a.yaml: nothing to run"]
+
+
+def test_the_reference_page_escapes_a_bar_once_however_deep_it_stands():
+    from typing import Annotated
+
+    from xlm_core.validation import schema_output
+
+    class Axes(BaseModel):
+        model_config = STRICT
+        axes: list[Annotated[str, Field(pattern="^(x|y)$")]] = Field([], description="x|y, each")
+
+    page = schema_output(Axes, "xlm test schema", markdown=True)
+    assert "| `axes` | list of (text matching `^(x\\|y)$`) | `[]` | x\\|y, each |" in page, page

@@ -164,7 +164,14 @@ def _fields(t: Any) -> dict | None:
     return getattr(t, "__pydantic_fields__", None) if isinstance(t, type) else None
 
 
-# ---------------------------------------------------------------------- the reference page
+# ---------------------------------------------------------------------- the schema and its page
+
+
+def schema_output(model: type[BaseModel], command: str, markdown: bool = False) -> str:
+    """What ``command`` (``xlm study schema``, ``xlm data schema``) prints: the JSON Schema of a
+    settings file (draft 2020-12), as checked in, or with ``markdown`` its reference page."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+    return schema_markdown(schema, f"{command} --markdown") if markdown else json.dumps(schema, indent=2) + "\n"
 
 
 def schema_markdown(schema: dict, command: str) -> str:
@@ -185,7 +192,7 @@ def schema_markdown(schema: dict, command: str) -> str:
             lines += [f"Other keys: {_accepts(model['additionalProperties'])}.", ""]
         if props:
             lines += ["| key | accepts | default | what |", "|---|---|---|---|"]
-            lines += [f"| `{key}` | {_accepts(p)} | {_default(p)} | {_words(p.get('description'))} |"
+            lines += [f"| `{key}` | {_cell(_accepts(p))} | {_default(p)} | {_words(p.get('description'))} |"
                       for key, p in props.items()]
             lines.append("")
     return "\n".join(lines).replace("\n\n\n", "\n\n")
@@ -193,7 +200,12 @@ def schema_markdown(schema: dict, command: str) -> str:
 
 def _words(text: str | None) -> str:
     """A description on one line, ``<d>`` kept visible (Markdown reads it as an HTML tag)."""
-    return " ".join((text or "").split()).replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return _cell(" ".join((text or "").split()).replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _cell(text: str) -> str:
+    """Text in a Markdown table's cell: a ``|`` of its own does not end the cell."""
+    return text.replace("|", "\\|")
 
 
 def _base(model: dict, defs: dict) -> str | None:
@@ -231,7 +243,7 @@ def _accepts(p: dict) -> str:
     bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
     extra = [f"{op} {p[k]}" for k, op in bounds.items() if k in p]
     extra += [f"matching `{p['pattern']}`"] if "pattern" in p else []
-    return " ".join([kind, *extra]).replace("|", "\\|")
+    return " ".join([kind, *extra])
 
 
 def _inner(p: dict) -> str:
@@ -245,4 +257,4 @@ def _default(p: dict) -> str:
 
 
 __all__ = ["PROBLEM", "STRICT", "SettingsError", "by_type", "keys_at", "problem", "problem_at", "problems_of",
-           "raise_problems", "schema_markdown", "shown", "yaml_path"]
+           "raise_problems", "schema_markdown", "schema_output", "shown", "yaml_path"]

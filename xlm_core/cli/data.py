@@ -216,11 +216,8 @@ def _fetch(args) -> int:
 def _schema(args) -> int:
     import sys
 
-    from xlm_core.datasets.descriptor import descriptor_schema, descriptor_schema_text
-    from xlm_core.validation import schema_markdown
+    from xlm_core.datasets.descriptor import DescriptorSpec
+    from xlm_core.validation import schema_output
 
-    if args.markdown:
-        sys.stdout.write(schema_markdown(descriptor_schema(), "xlm data schema --markdown"))
-    else:
-        sys.stdout.write(descriptor_schema_text())
+    sys.stdout.write(schema_output(DescriptorSpec, "xlm data schema", args.markdown))
     return 0

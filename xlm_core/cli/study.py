@@ -116,13 +116,10 @@ def _status(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import sys
 
-    from xlm_core.study.profile import profile_schema, profile_schema_text
-    from xlm_core.validation import schema_markdown
+    from xlm_core.study.profile import StudyProfile
+    from xlm_core.validation import schema_output
 
-    if args.markdown:
-        sys.stdout.write(schema_markdown(profile_schema(), "xlm study schema --markdown"))
-    else:
-        sys.stdout.write(profile_schema_text())
+    sys.stdout.write(schema_output(StudyProfile, "xlm study schema", args.markdown))
     return 0
 
 

@@ -652,13 +652,3 @@ def parse_descriptor(spec: Any, where: str, folder: Path | None, builtin: bool =
                   if k not in ("root", "source_folder", "repository", "description")}
     digest = hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return model.descriptor(where, folder, builtin, digest)
-
-
-def descriptor_schema() -> dict:
-    """The JSON Schema of a ``dataset.yaml`` (``xlm data schema``; studies/dataset.schema.json)."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **DescriptorSpec.model_json_schema()}
-
-
-def descriptor_schema_text() -> str:
-    """:func:`descriptor_schema` as the checked-in files hold it."""
-    return json.dumps(descriptor_schema(), indent=2) + "\n"

@@ -15,7 +15,6 @@ entry for the stage's dataset). ``options`` dictionaries are merged key by key.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -552,16 +551,6 @@ def validate_profile(raw: Any, source: str, default_name: str | None) -> dict:
     except ValidationError as exc:
         raise ProfileError(source, problems_of(exc, StudyProfile)) from None
     return model.settings()
-
-
-def profile_schema() -> dict:
-    """The JSON Schema of a study profile (``xlm study schema``; studies/profile.schema.json)."""
-    schema = StudyProfile.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
-
-
-def profile_schema_text() -> str:
-    return json.dumps(profile_schema(), indent=2) + "\n"
 
 
 def is_control_chain(chain: list[str] | tuple[str, ...]) -> bool:
