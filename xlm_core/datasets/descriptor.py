@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from xlm_core import XLMError
+from xlm_core.config import Size
 from xlm_core.validation import STRICT, SettingsError, by_type, problem, problem_at, problems_of, raise_problems, shown
 
 PAPER_NAMES = ("head", "hand", "chest")
@@ -365,7 +366,7 @@ Ids = list[Id]
 Positive = Annotated[float, Field(gt=0)]
 Number1 = Annotated[int, Field(ge=1)]
 # a YAML list of two (strict tuples take Python tuples only; the items stay strict)
-Pair = Size = Annotated[tuple[Number1, Number1], Strict(False)]
+Pair = Annotated[tuple[Number1, Number1], Strict(False)]
 Names = Annotated[list[Text], Field(min_length=1),
                   _listed_once("landmarks", lambda v: v.strip().lower(), " (names are unique in any case)")]
 
