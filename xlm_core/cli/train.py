@@ -97,8 +97,6 @@ def config_from_args(args: argparse.Namespace):
         raise XLMError(f"--root is needed for dataset {args.dataset!r} (the folder holding it); "
                        "a dataset.yaml names its own")
     values.setdefault("root", "")
-    if (args.folds is None) != (args.fold is None):
-        raise XLMError("cross-validation needs both --folds N and --fold K")
     if args.options:
         values["extra"] = dict(args.options)
     return RunConfig.from_dict(values)
