@@ -7,7 +7,7 @@ the upward arrow (a module importing one on a higher floor) or the module outsid
 once: a call of ``load_study`` in ``xlm_core/report/`` outside :data:`STUDY_LOADERS` fails too
 (every other report function takes the loaded ``StudyInfo``), and so does a path to
 ``study.json`` that a function of ``xlm_core/report/`` other than :data:`STUDY_READERS` builds to
-read it (``_read_json(d / "study.json")``, ``open``, ``read_text``...). The checkers themselves are
+read it (``read_json(d / "study.json")``, ``open``, ``read_text``...). The checkers themselves are
 tested on small synthetic packages, so that they can fail.
 """
 

@@ -20,7 +20,6 @@ A run that has not finished is listed with ``state = "missing"`` (never silently
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -29,25 +28,12 @@ from matplotlib.figure import Figure
 
 from xlm_core import XLMError
 from xlm_core.metrics import baseline_ratio
-from xlm_core.report.results import StudyInfo, run_dir, steps_per_epoch
+from xlm_core.report.results import StudyInfo, read_json, run_dir, steps_per_epoch
 
 FLOOR = 0.35  # the demo's quality floor: test MRE <= FLOOR x mean-shape MRE
 TABLE_COLUMNS = ("run_id", "state", "dataset", "arch", "encoder", "seed", "loss", "lr", "sigma", "mre",
                  "mean_shape_mre", "ratio", "unit", "meets_floor", "epochs_run", "best_epoch",
                  "steps_per_epoch", "steps", "train_seconds", "decoder")
-
-
-def _read_json(path: Path) -> dict:
-    """One file of a run folder (``metrics.json``, ``status.json``)."""
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise XLMError(f"{path}: not found (run `xlm study run` first)") from None
-    except (OSError, ValueError) as exc:
-        raise XLMError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise XLMError(f"{path}: expected a JSON object, found {type(obj).__name__}")
-    return obj
 
 
 def ablation_runs(study: StudyInfo) -> list[dict]:
@@ -94,7 +80,7 @@ def ablation_table(study: StudyInfo, floor: float = FLOOR) -> pd.DataFrame:
                "sigma": cfg.get("sigma")}
         path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if path.is_file():
-            m = _read_json(path)
+            m = read_json(path)
             spe = steps_per_epoch(m)
             row.update({**_floor_fields(m, floor), "epochs_run": m.get("epochs_run"),
                         "best_epoch": m.get("best_epoch"), "steps_per_epoch": spe,
@@ -127,7 +113,7 @@ def ablation_curves(study: StudyInfo) -> pd.DataFrame:
         missing = {"epoch", "train_loss", "val_loss"} - set(hist.columns)
         if missing:
             raise XLMError(f"{hist_path}: missing column(s) {sorted(missing)}")
-        spe = steps_per_epoch(_read_json(metrics_path)) if metrics_path.is_file() else 1
+        spe = steps_per_epoch(read_json(metrics_path)) if metrics_path.is_file() else 1
         cfg = run.get("config") or {}
         frames.append(pd.DataFrame({
             "run_id": run["run_id"], "loss": cfg.get("loss"), "lr": cfg.get("lr"),
@@ -222,7 +208,7 @@ def floor_table(study: StudyInfo, floor: float = FLOOR) -> pd.DataFrame:
                "dataset": run.get("dataset"), "state": "missing"}
         path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if path.is_file():
-            row.update(_floor_fields(_read_json(path), floor))
+            row.update(_floor_fields(read_json(path), floor))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(FLOOR_COLUMNS))
 
@@ -273,7 +259,7 @@ def trace_decoders(study: StudyInfo) -> pd.DataFrame:
         path = run_dir(study.results_dir, run["run_id"]) / "metrics.json"
         if not path.is_file():
             continue
-        m = _read_json(path)
+        m = read_json(path)
         decoder = scored_decoder(m)
         if "trace_decoder" in m and m["trace_decoder"] is None:
             continue  # not traced
@@ -317,7 +303,7 @@ def budget_curve(study: StudyInfo, fractions=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
         if "test_ratio" not in hist or config.get("lr_schedule", "plateau") != "plateau":
             skipped += 1
             continue
-        status = _read_json(folder / "status.json")
+        status = read_json(folder / "status.json")
         traced_s = float(hist["seconds"].sum() + hist["trace_seconds"].fillna(0).sum())
         runs.append({"kind": run.get("kind"), "arch": run.get("arch"), "loss": config.get("loss"),
                      "epochs": int((run.get("config") or {})["epochs"]), "hist": hist,

@@ -51,11 +51,15 @@ ALPHA = 0.05
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object of a results folder (``study.json``, a run's ``metrics.json`` or
+    ``status.json``); XLMError naming the file when it is absent, unreadable or not an object."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise XLMError(f"{path}: not found") from None
+        raise XLMError(f"{path}: not found (run `xlm study run` first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XLMError(f"{path}: not readable ({exc})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -112,7 +116,7 @@ def load_study(results_dir: str | Path) -> StudyInfo:
     or malformed."""
     results_dir = Path(results_dir)
     path = results_dir / "study.json"
-    obj = _read_json(path)
+    obj = read_json(path)
     runs = obj.get("runs")
     if not isinstance(runs, list):
         raise XLMError(f"{path}: 'runs' must be a list of run descriptions")
@@ -141,7 +145,7 @@ def run_dir(results_dir: str | Path, run_id: str) -> Path:
 def load_metrics(path: str | Path) -> dict:
     """Read one run's ``metrics.json`` and check the keys the tables need."""
     path = Path(path)
-    obj = _read_json(path)
+    obj = read_json(path)
     for key in ("test", "unit"):
         if key not in obj:
             raise XLMError(f"{path}: missing key {key!r} (see xlm_core.config for the schema)")
@@ -250,7 +254,7 @@ def _run_metrics_or_none(results_dir: Path, run_id: str) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return _read_json(path)
+        return read_json(path)
     except XLMError:
         return None
 
@@ -510,9 +514,9 @@ def run_sizes(study: StudyInfo) -> dict[str, dict]:
             continue
         name = str(metrics.get("dataset") or run.get("dataset"))
         entry = seen.setdefault(name, {})
-        for key, field in (("train_hw", "train_size"), ("test_hw", "test_size")):
-            if metrics.get(field):
-                entry.setdefault(key, set()).add("x".join(str(int(v)) for v in metrics[field]))
+        for key, size in (("train_hw", "train_size"), ("test_hw", "test_size")):
+            if metrics.get(size):
+                entry.setdefault(key, set()).add("x".join(str(int(v)) for v in metrics[size]))
         for key in ("wrist_pair", "zhu_wrist_pair"):
             if metrics.get(key):
                 entry.setdefault(key, set()).add(", ".join(str(int(v)) for v in metrics[key]))
