@@ -169,6 +169,18 @@ def upward_arrows(graph: dict[str, set[str]], floors: dict[str, int] = FLOORS) -
             for a in sorted(graph) for b in sorted(graph[a]) if floor_of(b, floors) > floor_of(a, floors)]
 
 
+def scoped_nodes(tree: ast.AST, module: str):
+    """Every node of a module's ``tree`` with the scope it stands in: ``module.function``
+    (``module`` alone at module level; a method ``module.Class.method``)."""
+    def visit(node: ast.AST, scope: str):
+        for child in ast.iter_child_nodes(node):
+            yield child, scope
+            named = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            yield from visit(child, f"{scope}.{child.name}" if named else scope)
+
+    yield from visit(tree, module)
+
+
 def load_study_calls(root: Path = PACKAGE) -> list[str]:
     """Where ``root/report/`` calls ``load_study``: one ``module.function`` per call (``module``
     alone at module level; a method ``module.Class.method``), however the call reaches it:
@@ -178,18 +190,10 @@ def load_study_calls(root: Path = PACKAGE) -> list[str]:
         tree = ast.parse(path.read_text())
         names = {"load_study"} | {alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                                   for alias in node.names if alias.name == "load_study" and alias.asname}
-
-        def visit(node: ast.AST, scope: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.Call):
-                    func = child.func
-                    if (isinstance(func, ast.Name) and func.id in names
-                            or isinstance(func, ast.Attribute) and func.attr == "load_study"):
-                        calls.append(scope)
-                named = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                visit(child, f"{scope}.{child.name}" if named else scope)
-
-        visit(tree, module_name(path, root))
+        calls += [scope for node, scope in scoped_nodes(tree, module_name(path, root))
+                  if isinstance(node, ast.Call) and (isinstance(node.func, ast.Name) and node.func.id in names
+                                                     or isinstance(node.func, ast.Attribute)
+                                                     and node.func.attr == "load_study")]
     return calls
 
 
@@ -240,15 +244,8 @@ def study_file_reads(root: Path = PACKAGE) -> list[str]:
         aliases = set(STUDY_FILE_NAMES) | {
             alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
             for alias in node.names if alias.name in STUDY_FILE_NAMES and alias.asname}
-
-        def visit(node: ast.AST, scope: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if _names_study_file(child, aliases) and not _only_asks_or_says(child, parents):
-                    uses.append(scope)
-                named = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                visit(child, f"{scope}.{child.name}" if named else scope)
-
-        visit(tree, module_name(path, root))
+        uses += [scope for node, scope in scoped_nodes(tree, module_name(path, root))
+                 if _names_study_file(node, aliases) and not _only_asks_or_says(node, parents)]
     return uses
 
 
