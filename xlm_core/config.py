@@ -267,5 +267,5 @@ RunSettings = create_model(
        for name in profile_settings()})
 
 
-__all__ = ["Flag", "Number", "no_yaml_text", "Plan", "RunConfig", "RunSettings", "RunSettingsBase", "SettingError", "Size", "Text",
-           "field_names", "marker", "profile_settings", "run_schema"]
+__all__ = ["Flag", "Number", "Plan", "RunConfig", "RunSettings", "RunSettingsBase", "SettingError", "Size", "Text",
+           "field_names", "marker", "no_yaml_text", "profile_settings", "run_schema"]
